@@ -1,0 +1,1 @@
+//! goro-channel (placeholder, filled by its issue).

@@ -1,0 +1,1 @@
+//! goro-net (placeholder, filled by its issue).

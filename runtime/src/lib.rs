@@ -1,0 +1,1 @@
+//! goro-runtime (placeholder, filled by its issue).

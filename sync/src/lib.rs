@@ -1,0 +1,1 @@
+//! goro-sync (placeholder, filled by its issue).
