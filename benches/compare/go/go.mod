@@ -1,0 +1,3 @@
+module goro.invalid/benches/compare
+
+go 1.19

@@ -1,0 +1,164 @@
+//! The blocking pool: threads for calls that would block a worker (DNS,
+//! file IO, third-party blocking libraries).
+//!
+//! # Invariants
+//!
+//! 1. A coroutine that calls [`blocking`] stays parked until its job has
+//!    run to completion (or panicked) on a pool thread, so the job may
+//!    borrow from the coroutine's stack: the coroutine cannot return, and is
+//!    never unwound, while it waits.
+//! 2. The pool grows by one thread when a job arrives and no thread is
+//!    idle (up to `MAX_THREADS`, beyond which jobs queue), and a thread
+//!    exits after `KEEP_ALIVE` without work, so an idle runtime holds no
+//!    blocking threads.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::park::{self, Unparker};
+use crate::{context, scheduler};
+
+/// Most blocking threads at once (Go's default thread limit is 10,000;
+/// tokio's blocking pool defaults to 512; this matches tokio).
+pub const MAX_THREADS: usize = 512;
+/// How long an idle blocking thread waits for work before exiting.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+struct State {
+    queue: VecDeque<Job>,
+    idle: usize,
+}
+
+pub(crate) struct BlockingPool {
+    state: Mutex<State>,
+    cond: Condvar,
+    threads: AtomicUsize,
+}
+
+impl BlockingPool {
+    pub(crate) fn new() -> BlockingPool {
+        BlockingPool {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                idle: 0,
+            }),
+            cond: Condvar::new(),
+            threads: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.threads.load(Ordering::Relaxed)
+    }
+
+    fn submit(&'static self, job: Job) {
+        let mut st = self.state.lock();
+        st.queue.push_back(job);
+        if st.idle > 0 {
+            self.cond.notify_one();
+            return;
+        }
+        if self.threads.load(Ordering::Relaxed) >= MAX_THREADS {
+            return;
+        }
+        self.threads.fetch_add(1, Ordering::Relaxed);
+        drop(st);
+        let spawned = std::thread::Builder::new()
+            .name("goro-blocking".into())
+            .spawn(move || self.thread_main());
+        if spawned.is_err() {
+            self.threads.fetch_sub(1, Ordering::Relaxed);
+            // Run it here rather than lose it: only reachable when the OS
+            // refuses threads, and never from a coroutine waiting on it
+            // (`blocking` runs inline when the pool has no threads at all).
+            if let Some(job) = self.state.lock().queue.pop_back() {
+                job();
+            }
+        }
+    }
+
+    fn thread_main(&'static self) {
+        let mut st = self.state.lock();
+        loop {
+            if let Some(job) = st.queue.pop_front() {
+                drop(st);
+                job();
+                st = self.state.lock();
+                continue;
+            }
+            st.idle += 1;
+            let timed_out = self.cond.wait_for(&mut st, KEEP_ALIVE).timed_out();
+            st.idle -= 1;
+            if timed_out && st.queue.is_empty() {
+                self.threads.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+struct Slot<T> {
+    done: AtomicBool,
+    value: UnsafeCell<Option<std::thread::Result<T>>>,
+    waiter: Unparker,
+}
+
+// SAFETY: `value` is written by the pool thread before `done` is set
+// (Release) and read by the caller after it saw `done` (Acquire).
+unsafe impl<T: Send> Sync for Slot<T> {}
+
+/// Runs `f` on the blocking pool and parks the calling coroutine until it
+/// returns; the worker runs other coroutines meanwhile. On a plain thread
+/// `f` simply runs on the caller (blocking it is what the caller asked for).
+///
+/// A panic in `f` is resumed in the caller.
+///
+/// ```
+/// let h = goro_runtime::spawn(|| {
+///     goro_runtime::blocking(|| std::fs::read_to_string("/proc/self/status").map(|s| s.len()))
+/// });
+/// assert!(h.join().unwrap().unwrap() > 0);
+/// ```
+pub fn blocking<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    if context::current_task().is_none() {
+        return f();
+    }
+    let pool = &scheduler::get().blocking;
+    let slot = Arc::new(Slot {
+        done: AtomicBool::new(false),
+        value: UnsafeCell::new(None),
+        waiter: park::current(),
+    });
+    let theirs = slot.clone();
+    let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
+        let r = catch_unwind(AssertUnwindSafe(f));
+        // SAFETY: see `Slot`: we write before publishing `done`.
+        unsafe { *theirs.value.get() = Some(r) };
+        theirs.done.store(true, Ordering::Release);
+        theirs.waiter.unpark();
+    });
+    // SAFETY: invariant 1: we park below until the job has run, so what it
+    // borrows outlives it.
+    let job: Job = unsafe { std::mem::transmute(job) };
+    pool.submit(job);
+    while !slot.done.load(Ordering::Acquire) {
+        park::park();
+    }
+    // SAFETY: `done` was observed with Acquire.
+    match unsafe { (*slot.value.get()).take() }.expect("blocking job result") {
+        Ok(v) => v,
+        Err(p) => resume_unwind(p),
+    }
+}

@@ -1,0 +1,234 @@
+//! Runtime configuration: `Config` in code, `GORO_WORKERS` and
+//! `GORO_STACK_SIZE` in the environment.
+//!
+//! Values set with [`Config::apply`] win over the environment; the
+//! environment fills what was not set; defaults fill the rest. Configuration
+//! is read exactly once, when the runtime starts (on first use), and an
+//! unparseable environment value stops start-up with a message naming the
+//! variable and the value, rather than silently falling back to a default.
+
+use std::fmt;
+
+use parking_lot::Mutex;
+
+use crate::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+
+/// The most workers a runtime may have.
+pub const MAX_WORKERS: usize = 1024;
+
+/// Runtime settings, applied before the runtime starts.
+///
+/// ```
+/// // In main, before anything spawns:
+/// let _ = goro_runtime::Config::new().workers(2).stack_size(128 << 10).apply();
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    workers: Option<usize>,
+    stack_size: Option<usize>,
+}
+
+/// Why [`Config::apply`] refused a configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The runtime already started (something spawned, slept or parked
+    /// first), so the configuration can no longer change.
+    AlreadyStarted,
+    /// The worker count is 0 or above [`MAX_WORKERS`].
+    InvalidWorkers(usize),
+    /// The stack size is outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
+    InvalidStackSize(usize),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::AlreadyStarted => write!(
+                f,
+                "the goro runtime has already started; apply Config before the first spawn, sleep or park"
+            ),
+            ConfigError::InvalidWorkers(n) => {
+                write!(f, "invalid worker count {n}: expected 1 to {MAX_WORKERS}")
+            }
+            ConfigError::InvalidStackSize(n) => write!(
+                f,
+                "invalid stack size {n} bytes: expected {MIN_STACK_SIZE} to {MAX_STACK_SIZE}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+struct Pending {
+    config: Config,
+    started: bool,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    config: Config {
+        workers: None,
+        stack_size: None,
+    },
+    started: false,
+});
+
+impl Config {
+    /// A configuration that changes nothing.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Number of worker threads (default: `GORO_WORKERS`, else the
+    /// available parallelism).
+    pub fn workers(mut self, n: usize) -> Config {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Default coroutine stack size in bytes (default: `GORO_STACK_SIZE`,
+    /// else 64 KiB). Rounded up to whole pages.
+    pub fn stack_size(mut self, bytes: usize) -> Config {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Makes this configuration the one the runtime will start with.
+    pub fn apply(self) -> Result<(), ConfigError> {
+        if let Some(n) = self.workers
+            && !(1..=MAX_WORKERS).contains(&n)
+        {
+            return Err(ConfigError::InvalidWorkers(n));
+        }
+        if let Some(s) = self.stack_size
+            && !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&s)
+        {
+            return Err(ConfigError::InvalidStackSize(s));
+        }
+        let mut p = PENDING.lock();
+        if p.started {
+            return Err(ConfigError::AlreadyStarted);
+        }
+        if self.workers.is_some() {
+            p.config.workers = self.workers;
+        }
+        if self.stack_size.is_some() {
+            p.config.stack_size = self.stack_size;
+        }
+        Ok(())
+    }
+}
+
+/// The configuration the runtime runs with.
+pub(crate) struct Resolved {
+    pub(crate) workers: usize,
+    pub(crate) stack_size: usize,
+}
+
+/// Resolves the configuration and forbids later `apply` calls.
+pub(crate) fn resolve_and_lock() -> Result<Resolved, String> {
+    let mut p = PENDING.lock();
+    p.started = true;
+    let workers = match p.config.workers {
+        Some(n) => n,
+        None => match std::env::var("GORO_WORKERS") {
+            Ok(v) => parse_workers(&v)?,
+            Err(std::env::VarError::NotPresent) => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_WORKERS),
+            Err(e) => return Err(format!("GORO_WORKERS is not valid Unicode: {e}")),
+        },
+    };
+    let stack_size = match p.config.stack_size {
+        Some(n) => n,
+        None => match std::env::var("GORO_STACK_SIZE") {
+            Ok(v) => parse_stack_size(&v)?,
+            Err(std::env::VarError::NotPresent) => DEFAULT_STACK_SIZE,
+            Err(e) => return Err(format!("GORO_STACK_SIZE is not valid Unicode: {e}")),
+        },
+    };
+    Ok(Resolved {
+        workers,
+        stack_size,
+    })
+}
+
+pub(crate) fn parse_workers(v: &str) -> Result<usize, String> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "GORO_WORKERS={v:?} is not a valid worker count (expected an integer from 1 to {MAX_WORKERS})"
+        )),
+    }
+}
+
+/// Parses a byte count with an optional `k`/`K`, `m`/`M` or `g`/`G` suffix
+/// (powers of 1024).
+pub(crate) fn parse_stack_size(v: &str) -> Result<usize, String> {
+    let bad = || {
+        format!(
+            "GORO_STACK_SIZE={v:?} is not a valid stack size (expected bytes from {MIN_STACK_SIZE} to {MAX_STACK_SIZE}, \
+             optionally with a K, M or G suffix, e.g. 64K)"
+        )
+    };
+    let t = v.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: usize = digits.parse().map_err(|_| bad())?;
+    let bytes = n
+        .checked_shl(shift)
+        .filter(|b| b >> shift == n)
+        .ok_or_else(bad)?;
+    if (MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_parse_or_name_the_variable() {
+        assert_eq!(parse_workers("4"), Ok(4));
+        assert!(
+            parse_workers("0")
+                .unwrap_err()
+                .contains("GORO_WORKERS=\"0\"")
+        );
+        assert!(
+            parse_workers("lots")
+                .unwrap_err()
+                .contains("GORO_WORKERS=\"lots\"")
+        );
+        assert_eq!(parse_stack_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_stack_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_stack_size("65536"), Ok(65536));
+        assert!(
+            parse_stack_size("4k")
+                .unwrap_err()
+                .contains("GORO_STACK_SIZE=\"4k\"")
+        );
+        assert!(parse_stack_size("12q").is_err());
+        assert!(parse_stack_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn apply_validates_its_input() {
+        assert_eq!(
+            Config::new().workers(0).apply(),
+            Err(ConfigError::InvalidWorkers(0))
+        );
+        assert_eq!(
+            Config::new().stack_size(100).apply(),
+            Err(ConfigError::InvalidStackSize(100))
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! Thread-local runtime context: which worker this thread is, and which
+//! coroutine it is running.
+//!
+//! # Invariants
+//!
+//! 1. `WORKER` is set once, when a worker thread starts, and points at that
+//!    worker's leaked, thread-owned state for the rest of the process.
+//! 2. `CURRENT` is non-null exactly while a worker is inside
+//!    `Coroutine::resume` for that task; the worker holds a strong reference
+//!    to the task for that whole time, so the pointer stays valid.
+//! 3. Every read goes through an `#[inline(never)]` accessor. A coroutine
+//!    never migrates after it starts (see the crate docs), but runtime code
+//!    that reads TLS on both sides of a stack switch must not let LLVM cache
+//!    a thread-local address across the switch; a call boundary that cannot
+//!    be inlined guarantees a fresh lookup.
+
+use std::cell::Cell;
+use std::ptr;
+
+use crate::scheduler::worker::WorkerLocal;
+use crate::task::Task;
+
+thread_local! {
+    static WORKER: Cell<*const WorkerLocal> = const { Cell::new(ptr::null()) };
+    static CURRENT: Cell<*const Task> = const { Cell::new(ptr::null()) };
+}
+
+/// The worker state of this thread, if it is a worker thread.
+#[inline(never)]
+pub(crate) fn worker() -> Option<&'static WorkerLocal> {
+    let p = WORKER.with(Cell::get);
+    // SAFETY: by invariant 1 a non-null pointer refers to a leaked
+    // `WorkerLocal` that lives for the rest of the process and is only ever
+    // used from this, its own, thread.
+    unsafe { p.as_ref() }
+}
+
+/// Marks this thread as the worker that owns `local` (invariant 1).
+pub(crate) fn set_worker(local: &'static WorkerLocal) {
+    WORKER.with(|w| w.set(local));
+}
+
+/// The task running on this thread, if the caller is inside a coroutine.
+#[inline(never)]
+pub(crate) fn current_task() -> Option<&'static Task> {
+    let p = CURRENT.with(Cell::get);
+    // SAFETY: by invariant 2 a non-null pointer refers to the task whose
+    // coroutine is running on this thread, and the caller is that
+    // coroutine. The task stays alive at least until the coroutine returns
+    // (the registry holds it), and the coroutine never leaves this thread,
+    // so the reference stays valid for as long as the caller can use it,
+    // across its own suspensions too.
+    unsafe { p.as_ref() }
+}
+
+/// Records which task the worker is about to resume (null when it returns).
+#[inline(never)]
+pub(crate) fn set_current_task(task: *const Task) {
+    CURRENT.with(|c| c.set(task));
+}

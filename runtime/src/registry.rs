@@ -1,0 +1,83 @@
+//! The registry of live coroutines: what `goro::coroutines()` lists, and
+//! what keeps a parked coroutine's task alive when nobody else holds it
+//! (task invariant 5).
+//!
+//! Sharded by spawning worker so that spawns on different workers do not
+//! contend for one lock. A task records its shard and slot in
+//! `registry_key` so removal is O(1).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use parking_lot::Mutex;
+
+use crate::context;
+use crate::task::Task;
+
+struct Shard {
+    slots: Vec<Option<Arc<Task>>>,
+    free: Vec<u32>,
+}
+
+pub(crate) struct Registry {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl Registry {
+    pub(crate) fn new(shards: usize) -> Registry {
+        Registry {
+            shards: (0..shards.max(1))
+                .map(|_| {
+                    Mutex::new(Shard {
+                        slots: Vec::new(),
+                        free: Vec::new(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn insert(&self, task: &Arc<Task>) {
+        let shard_index = match context::worker() {
+            Some(w) => w.index % self.shards.len(),
+            None => self.shards.len() - 1,
+        };
+        let mut shard = self.shards[shard_index].lock();
+        let slot = match shard.free.pop() {
+            Some(i) => {
+                shard.slots[i as usize] = Some(task.clone());
+                i
+            }
+            None => {
+                shard.slots.push(Some(task.clone()));
+                (shard.slots.len() - 1) as u32
+            }
+        };
+        task.registry_key.store(
+            ((shard_index as u64) << 32) | slot as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub(crate) fn remove(&self, task: &Task) {
+        let key = task.registry_key.load(Ordering::Relaxed);
+        let (shard_index, slot) = ((key >> 32) as usize, (key & 0xffff_ffff) as u32);
+        let removed = {
+            let mut shard = self.shards[shard_index].lock();
+            let removed = shard.slots[slot as usize].take();
+            shard.free.push(slot);
+            removed
+        };
+        drop(removed);
+    }
+
+    /// Calls `f` for every live task (a snapshot per shard).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Task)) {
+        for shard in self.shards.iter() {
+            let tasks: Vec<Arc<Task>> = shard.lock().slots.iter().flatten().cloned().collect();
+            for t in &tasks {
+                f(t);
+            }
+        }
+    }
+}

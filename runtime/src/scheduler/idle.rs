@@ -1,0 +1,192 @@
+//! Idle workers: how they sleep, and how they are woken.
+//!
+//! # Goal
+//!
+//! An idle runtime uses no CPU (no periodic polling), yet work never waits
+//! for a sleeping worker when one could run it, and a burst of spawns wakes
+//! workers one at a time instead of all at once.
+//!
+//! # The protocol
+//!
+//! 1. A worker with nothing to run first tries to become the *reactor
+//!    owner* (at most one at a time). The owner sleeps in `epoll_wait` with
+//!    a timeout set by the earliest timer of all wheels; the others sleep
+//!    in `thread::park` with no timeout.
+//! 2. Before sleeping it publishes `sleep` (`POLLING` or `PARKED`) and joins
+//!    the sleeper list, then issues a SeqCst fence and looks at every queue
+//!    once more. Anyone who queues work does the mirror image: push, SeqCst
+//!    fence, read the sleeper's state. Either the sleeper sees the work or
+//!    the waker sees the sleeper (Dekker), so no wake-up is lost.
+//! 3. Pinned work (a task woken for its home worker) wakes exactly that
+//!    worker: `unpark` for `PARKED`, `Poller::notify` for `POLLING`.
+//! 4. Stealable work (fresh tasks) calls `notify`: if no worker is already
+//!    *searching*, one sleeper is taken off the list, marked searching, and
+//!    woken. While a searcher exists nobody else is woken (no thundering
+//!    herd). A searcher that finds work hands the search to one more
+//!    sleeper (there may be more work); one that finds none stops searching
+//!    *before* its final re-check in step 2, so work queued meanwhile is
+//!    seen either by it or by a waker that now sees no searcher.
+//! 5. When the reactor owner wakes and leaves to run work while timers are
+//!    pending and another worker sleeps in `park`, it wakes one such worker
+//!    to take over the reactor, so timers of a busy runtime keep firing.
+//!
+//! Rejected: a dedicated timer/IO thread (an extra context switch on every
+//! timer and every readiness event, which DESIGN.md rules out); waking all
+//! sleepers on every spawn (measured as a thundering herd on spawn loops);
+//! idle workers spinning briefly before sleeping (on this 2-core machine a
+//! spinning worker steals the CPU from the one doing the work).
+
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+
+use super::Shared;
+use super::worker::WorkerLocal;
+
+pub(crate) const AWAKE: u8 = 0;
+pub(crate) const PARKED: u8 = 1;
+pub(crate) const POLLING: u8 = 2;
+
+pub(crate) struct Idle {
+    sleepers: Mutex<Vec<usize>>,
+    num_sleepers: AtomicUsize,
+    searching: AtomicUsize,
+    reactor_owned: AtomicBool,
+    /// The tick the reactor owner will wake at by itself; 0 when nobody
+    /// sleeps in the reactor (so no timer insert needs to notify it).
+    reactor_wake: AtomicU64,
+}
+
+impl Idle {
+    pub(crate) fn new() -> Idle {
+        Idle {
+            sleepers: Mutex::new(Vec::new()),
+            num_sleepers: AtomicUsize::new(0),
+            searching: AtomicUsize::new(0),
+            reactor_owned: AtomicBool::new(false),
+            reactor_wake: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn try_own_reactor(&self) -> bool {
+        !self.reactor_owned.load(Ordering::Relaxed)
+            && self
+                .reactor_owned
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    pub(crate) fn release_reactor(&self) {
+        self.reactor_owned.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn reactor_wake_tick(&self) -> u64 {
+        self.reactor_wake.load(Ordering::SeqCst)
+    }
+
+    /// Step 4: stealable work was queued.
+    pub(crate) fn notify(&self, rt: &Shared) {
+        fence(Ordering::SeqCst);
+        if self.num_sleepers.load(Ordering::SeqCst) == 0
+            || self.searching.load(Ordering::SeqCst) > 0
+        {
+            return;
+        }
+        self.wake_searcher(rt);
+    }
+
+    fn wake_searcher(&self, rt: &Shared) {
+        let index = {
+            let mut s = self.sleepers.lock();
+            // Re-check under the lock: another notifier may have won.
+            if self.searching.load(Ordering::SeqCst) > 0 {
+                return;
+            }
+            let Some(i) = s.pop() else { return };
+            self.num_sleepers.fetch_sub(1, Ordering::SeqCst);
+            self.searching.fetch_add(1, Ordering::SeqCst);
+            i
+        };
+        rt.workers[index].searching.store(true, Ordering::Release);
+        rt.wake_worker(index);
+    }
+
+    /// A searcher stopped searching; if it found work and was the last one,
+    /// wake another to keep looking (step 4).
+    pub(crate) fn searcher_done(&self, rt: &Shared, found: bool) {
+        let last = self.searching.fetch_sub(1, Ordering::SeqCst) == 1;
+        if found && last && self.num_sleepers.load(Ordering::SeqCst) > 0 {
+            self.wake_searcher(rt);
+        }
+    }
+
+    fn add_sleeper(&self, index: usize) {
+        let mut s = self.sleepers.lock();
+        s.push(index);
+        self.num_sleepers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn remove_sleeper(&self, index: usize) {
+        let mut s = self.sleepers.lock();
+        if let Some(pos) = s.iter().position(|&i| i == index) {
+            s.swap_remove(pos);
+            self.num_sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A worker parked in `thread::park`, if any (for the hand-off in step 5).
+    fn parked_sleeper(&self, rt: &Shared) -> Option<usize> {
+        let s = self.sleepers.lock();
+        s.iter()
+            .copied()
+            .find(|&i| rt.workers[i].sleep.load(Ordering::SeqCst) == PARKED)
+    }
+}
+
+/// Puts the calling worker to sleep until there may be work (steps 1-2, 5).
+pub(crate) fn sleep(local: &'static WorkerLocal) {
+    let rt = local.shared;
+    let idle = &rt.idle;
+    let me = &rt.workers[local.index];
+    let owner = idle.try_own_reactor();
+    me.sleep
+        .store(if owner { POLLING } else { PARKED }, Ordering::SeqCst);
+    idle.add_sleeper(local.index);
+    if me.searching.swap(false, Ordering::AcqRel) {
+        idle.searcher_done(rt, false);
+    }
+    fence(Ordering::SeqCst);
+    let due = owner && rt.next_timer_tick() <= rt.clock.now_tick();
+    if !local.work_visible() && !due {
+        if owner {
+            let next = rt.next_timer_tick();
+            idle.reactor_wake.store(next, Ordering::SeqCst);
+            // Re-read after publishing: a timer inserted meanwhile either
+            // saw our wake tick (and notified) or is visible now.
+            let next = next.min(rt.next_timer_tick());
+            let timeout = if next == u64::MAX {
+                None
+            } else {
+                Some(
+                    rt.clock
+                        .instant_of(next)
+                        .saturating_duration_since(std::time::Instant::now()),
+                )
+            };
+            rt.reactor.poll(timeout);
+            idle.reactor_wake.store(0, Ordering::SeqCst);
+        } else {
+            std::thread::park();
+        }
+    }
+    me.sleep.store(AWAKE, Ordering::SeqCst);
+    idle.remove_sleeper(local.index);
+    if owner {
+        rt.fire_all_timers();
+        idle.release_reactor();
+        if (rt.next_timer_tick() != u64::MAX || rt.reactor.has_sources())
+            && let Some(other) = idle.parked_sleeper(rt)
+        {
+            rt.wake_worker(other);
+        }
+    }
+}

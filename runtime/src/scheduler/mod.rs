@@ -1,0 +1,256 @@
+//! The M:N scheduler.
+//!
+//! # Glossary
+//!
+//! - **task**: one coroutine's shared header (`task.rs`), held by `Arc`.
+//! - **worker**: an OS thread that runs tasks; there are `GORO_WORKERS` of
+//!   them (default: the available parallelism). Each has thread-owned state
+//!   (`WorkerLocal`, in `worker.rs`) and shared state (`WorkerShared`).
+//! - **fresh** task: spawned, never resumed. It has no stack and no home
+//!   and may run on any worker: fresh tasks sit in the global *injector*
+//!   (spawned from outside a worker) or in a worker's stealable *fresh*
+//!   deque (spawned from a worker), and idle workers steal them in batches.
+//! - **started** task: resumed at least once. It is pinned to its *home*
+//!   worker for life (the soundness rule below) and is queued only there:
+//!   in the home's `runnext` slot, its `ready` queue, or its `inbox` (wakes
+//!   from other threads).
+//!
+//! # Soundness before speed: why started coroutines never migrate
+//!
+//! Rust code keeps references into thread-local storage across ordinary
+//! calls (`thread_rng()`, `LocalKey::with` bodies, errno), and LLVM may
+//! cache a thread-local address within a function. A coroutine moved to
+//! another thread while suspended would resume with such a cached address
+//! pointing at the *old* thread's storage: a data race that safe code cannot
+//! see. So work stealing moves only fresh tasks, which have no frames yet.
+//! The price is that a started task waits for its own worker even when
+//! another is idle; the runnext slot and the fact that most wake-ups happen
+//! on the waker's own worker keep that cheap in practice.
+//!
+//! # Where a worker looks for work (`WorkerLocal::next_task`)
+//!
+//! 1. `runnext`: the task the running coroutine just woke (Go's runnext).
+//!    A ping-pong pair hands the worker back and forth through it without
+//!    touching a queue. At most `MAX_LIFO_STREAK` picks in a row come from
+//!    it, so such a pair cannot starve the rest of the queue.
+//! 2. The `inbox`, drained into `ready`.
+//! 3. Every `GLOBAL_INTERVAL` picks, the global injector first, so spawns
+//!    from outside are not starved by a busy worker.
+//! 4. `ready` and the local `fresh` deque, alternating which goes first, so
+//!    neither a yield loop nor a spawn loop starves the other.
+//! 5. The injector, then stealing half of another worker's fresh deque.
+//! 6. Nothing: go idle (`idle.rs`).
+
+mod idle;
+pub(crate) mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+use std::time::Instant;
+
+use crossbeam_deque::{Injector, Stealer, Worker};
+use crossbeam_utils::CachePadded;
+
+pub(crate) use idle::Idle;
+use worker::WorkerLocal;
+
+use crate::blocking::BlockingPool;
+use crate::config::Resolved;
+use crate::reactor::Reactor;
+use crate::registry::Registry;
+use crate::stack::Pool;
+use crate::task::{State, Task};
+use crate::timer::{Clock, TimerKey, Timers};
+use crate::{context, stack};
+
+/// Counters one worker owns (relaxed; summed by `stats()`).
+#[derive(Default)]
+pub(crate) struct WorkerCounters {
+    pub(crate) spawned: AtomicU64,
+    pub(crate) finished: AtomicU64,
+    pub(crate) steals: AtomicU64,
+    /// Parked tasks homed here (incremented by this worker, decremented by
+    /// whoever wakes them).
+    pub(crate) parked: AtomicI64,
+}
+
+/// The part of a worker other threads may touch.
+pub(crate) struct WorkerShared {
+    /// Started tasks homed here, woken by other threads.
+    pub(crate) inbox: Injector<Arc<Task>>,
+    /// Steals fresh tasks from this worker's deque.
+    pub(crate) stealer: Stealer<Arc<Task>>,
+    pub(crate) timers: Timers,
+    /// `idle::AWAKE`, `idle::PARKED` or `idle::POLLING`.
+    pub(crate) sleep: AtomicU8,
+    /// Set by `Idle::notify` when it wakes this worker to look for work.
+    pub(crate) searching: AtomicBool,
+    pub(crate) thread: OnceLock<Thread>,
+    pub(crate) counters: CachePadded<WorkerCounters>,
+}
+
+/// Runtime-wide state. Created once, leaked, never torn down: the workers
+/// live as long as the process.
+pub(crate) struct Shared {
+    pub(crate) workers: Box<[WorkerShared]>,
+    pub(crate) injector: Injector<Arc<Task>>,
+    pub(crate) idle: Idle,
+    pub(crate) reactor: Reactor,
+    pub(crate) clock: Clock,
+    pub(crate) default_pool: &'static Pool,
+    pub(crate) default_stack_size: usize,
+    pub(crate) blocking: BlockingPool,
+    pub(crate) registry: Registry,
+    /// Spawns from threads that are not workers.
+    pub(crate) outside_spawned: CachePadded<AtomicU64>,
+}
+
+static RUNTIME: OnceLock<&'static Shared> = OnceLock::new();
+
+/// The runtime, started on first use.
+///
+/// # Panics
+///
+/// If the runtime cannot start: a bad `GORO_WORKERS` or `GORO_STACK_SIZE`,
+/// or the OS refusing threads or a poller. The message says which.
+pub(crate) fn get() -> &'static Shared {
+    if let Some(rt) = RUNTIME.get() {
+        return rt;
+    }
+    RUNTIME.get_or_init(start)
+}
+
+fn start() -> &'static Shared {
+    let cfg: Resolved = match crate::config::resolve_and_lock() {
+        Ok(c) => c,
+        Err(msg) => panic!("goro: cannot start the runtime: {msg}"),
+    };
+    stack::install_handler();
+    crate::spawn::install_panic_hook();
+    let deques: Vec<Worker<Arc<Task>>> = (0..cfg.workers).map(|_| Worker::new_fifo()).collect();
+    let workers = deques
+        .iter()
+        .map(|d| WorkerShared {
+            inbox: Injector::new(),
+            stealer: d.stealer(),
+            timers: Timers::new(),
+            sleep: AtomicU8::new(idle::AWAKE),
+            searching: AtomicBool::new(false),
+            thread: OnceLock::new(),
+            counters: CachePadded::new(WorkerCounters::default()),
+        })
+        .collect();
+    let reactor = Reactor::new().unwrap_or_else(|e| {
+        panic!("goro: cannot start the runtime: cannot create the IO poller: {e}")
+    });
+    let shared: &'static Shared = Box::leak(Box::new(Shared {
+        workers,
+        injector: Injector::new(),
+        idle: Idle::new(),
+        reactor,
+        clock: Clock::new(),
+        default_pool: stack::pool_for(cfg.stack_size),
+        default_stack_size: cfg.stack_size,
+        blocking: BlockingPool::new(),
+        registry: Registry::new(cfg.workers + 1),
+        outside_spawned: CachePadded::new(AtomicU64::new(0)),
+    }));
+    for (index, deque) in deques.into_iter().enumerate() {
+        let handle = std::thread::Builder::new()
+            .name(format!("goro-worker-{index}"))
+            .spawn(move || WorkerLocal::launch(shared, index, deque))
+            .unwrap_or_else(|e| {
+                panic!("goro: cannot start the runtime: cannot spawn worker thread {index}: {e}")
+            });
+        let _ = shared.workers[index].thread.set(handle.thread().clone());
+    }
+    shared
+}
+
+impl Shared {
+    /// Queues a task that has not started (spawn).
+    pub(crate) fn push_fresh(&self, task: Arc<Task>) {
+        match context::worker() {
+            Some(w) if std::ptr::eq(w.shared, self) => {
+                w.push_fresh(task);
+                w.counters().spawned.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                self.injector.push(task);
+                self.outside_spawned.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.idle.notify(self);
+    }
+
+    /// Wakes worker `index` if it sleeps (it has pinned work in its inbox).
+    pub(crate) fn wake_worker(&self, index: usize) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let w = &self.workers[index];
+        match w.sleep.load(Ordering::SeqCst) {
+            idle::PARKED => {
+                if let Some(t) = w.thread.get() {
+                    t.unpark();
+                }
+            }
+            idle::POLLING => self.reactor.notify(),
+            _ => {}
+        }
+    }
+
+    /// The earliest timer tick over all workers (`u64::MAX` if none).
+    pub(crate) fn next_timer_tick(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.timers.next_tick())
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Fires due timers on every wheel; returns how many fired.
+    pub(crate) fn fire_all_timers(&self) -> usize {
+        let now = self.clock.now_tick();
+        self.workers
+            .iter()
+            .map(|w| w.timers.fire_due(now, false))
+            .sum()
+    }
+}
+
+/// Schedules a woken, started task on its home worker (park protocol step 3).
+pub(crate) fn schedule_woken(task: Arc<Task>) {
+    let rt = get();
+    let home = task.home() as usize;
+    task.set_state(State::Runnable);
+    rt.workers[home]
+        .counters
+        .parked
+        .fetch_sub(1, Ordering::Relaxed);
+    match context::worker() {
+        Some(w) if w.index == home => w.push_woken(task),
+        _ => {
+            rt.workers[home].inbox.push(task);
+            rt.wake_worker(home);
+        }
+    }
+}
+
+/// Puts a timer for the running coroutine on its worker's wheel.
+pub(crate) fn insert_timer(deadline: Instant, task: Arc<Task>) -> TimerKey {
+    let w = context::worker().expect("goro: timer from a coroutine outside a worker");
+    let rt = w.shared;
+    let tick = rt.clock.deadline_tick(deadline);
+    let (key, earliest) = rt.workers[w.index].timers.insert(tick, task);
+    if earliest && tick < rt.idle.reactor_wake_tick() {
+        // The worker sleeping in the reactor would wake too late for this.
+        rt.reactor.notify();
+    }
+    key
+}
+
+/// Cancels a timer of the running coroutine (same worker as the insert).
+pub(crate) fn cancel_timer(key: TimerKey) {
+    let w = context::worker().expect("goro: timer from a coroutine outside a worker");
+    w.shared.workers[w.index].timers.cancel(key);
+}

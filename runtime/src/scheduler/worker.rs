@@ -1,0 +1,308 @@
+//! A worker: the run loop of one scheduler thread.
+//!
+//! # Invariants
+//!
+//! 1. `WorkerLocal` is touched only by its own thread (it is reached through
+//!    the thread-local context). Code running inside a coroutine on this
+//!    worker may use it too, because the run loop holds no borrow of it
+//!    across `resume`.
+//! 2. A task popped from any queue is owned by this worker until it is
+//!    queued again, marked parked, or finished; only then can another
+//!    thread schedule it.
+//! 3. Fresh tasks get their home and their stack here, at first resume.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use corosensei::{CoroutineResult, Yielder};
+use crossbeam_deque::{Steal, Worker};
+
+use super::{Shared, WorkerCounters};
+use crate::context;
+use crate::stack::{self, Stack};
+use crate::task::{Body, Coroutine, Request, State, Task};
+
+/// Consecutive picks allowed from `runnext` before the rest of the queue
+/// gets a turn. High enough that a ping-pong pair runs without queue
+/// traffic, low enough that a third runnable task waits at most a few
+/// microseconds (each pick is a few hundred nanoseconds).
+const MAX_LIFO_STREAK: u32 = 64;
+/// Every this many picks, look at the global injector first (a prime, as in
+/// Go's `schedule`, so it does not beat in step with other periodic work).
+const GLOBAL_INTERVAL: u32 = 61;
+/// Every this many picks, advance timers and poll IO without blocking, so a
+/// busy worker never starves timers or sockets.
+const MAINTENANCE_INTERVAL: u32 = 61;
+/// Inbox entries moved to `ready` per pick.
+const INBOX_BATCH: usize = 128;
+
+/// The part of a worker only its own thread touches.
+pub(crate) struct WorkerLocal {
+    pub(crate) index: usize,
+    pub(crate) shared: &'static Shared,
+    runnext: Cell<Option<Arc<Task>>>,
+    ready: RefCell<VecDeque<Arc<Task>>>,
+    fresh: Worker<Arc<Task>>,
+    tick: Cell<u32>,
+    lifo_streak: Cell<u32>,
+}
+
+impl WorkerLocal {
+    /// Entry point of a worker thread.
+    pub(crate) fn launch(shared: &'static Shared, index: usize, fresh: Worker<Arc<Task>>) {
+        stack::prepare_thread();
+        let local: &'static WorkerLocal = Box::leak(Box::new(WorkerLocal {
+            index,
+            shared,
+            runnext: Cell::new(None),
+            ready: RefCell::new(VecDeque::new()),
+            fresh,
+            tick: Cell::new(0),
+            lifo_streak: Cell::new(0),
+        }));
+        context::set_worker(local);
+        local.run();
+    }
+
+    pub(crate) fn counters(&self) -> &WorkerCounters {
+        &self.shared.workers[self.index].counters
+    }
+
+    /// Queues a fresh task spawned on this worker.
+    pub(crate) fn push_fresh(&self, task: Arc<Task>) {
+        self.fresh.push(task);
+    }
+
+    /// Queues a woken task homed here. From inside a coroutine the task
+    /// goes to `runnext` (it was woken by the running coroutine and should
+    /// run next); from the run loop itself (timers, IO) to `ready`.
+    pub(crate) fn push_woken(&self, task: Arc<Task>) {
+        if context::current_task().is_some() {
+            if let Some(old) = self.runnext.replace(Some(task)) {
+                self.ready.borrow_mut().push_back(old);
+            }
+        } else {
+            self.ready.borrow_mut().push_back(task);
+        }
+    }
+
+    fn run(&'static self) -> ! {
+        loop {
+            let tick = self.tick.get().wrapping_add(1);
+            self.tick.set(tick);
+            if tick % MAINTENANCE_INTERVAL == 0 {
+                self.maintenance();
+            }
+            match self.next_task(tick) {
+                Some(task) => {
+                    self.found_work();
+                    self.run_task(task);
+                }
+                None => self.idle(),
+            }
+        }
+    }
+
+    /// See "Where a worker looks for work" in `scheduler/mod.rs`.
+    fn next_task(&self, tick: u32) -> Option<Arc<Task>> {
+        if let Some(t) = self.runnext.take() {
+            let streak = self.lifo_streak.get();
+            if streak < MAX_LIFO_STREAK {
+                self.lifo_streak.set(streak + 1);
+                return Some(t);
+            }
+            self.ready.borrow_mut().push_back(t);
+        }
+        self.lifo_streak.set(0);
+        self.drain_inbox();
+        if tick % GLOBAL_INTERVAL == 0
+            && let Some(t) = self.from_injector()
+        {
+            return Some(t);
+        }
+        let from_ready = || self.ready.borrow_mut().pop_front();
+        let picked = if tick % 2 == 0 {
+            self.fresh.pop().or_else(from_ready)
+        } else {
+            from_ready().or_else(|| self.fresh.pop())
+        };
+        picked
+            .or_else(|| self.from_injector())
+            .or_else(|| self.steal())
+    }
+
+    fn drain_inbox(&self) {
+        let inbox = &self.shared.workers[self.index].inbox;
+        if inbox.is_empty() {
+            return;
+        }
+        let mut ready = self.ready.borrow_mut();
+        for _ in 0..INBOX_BATCH {
+            match inbox.steal() {
+                Steal::Success(t) => ready.push_back(t),
+                Steal::Empty => break,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    fn from_injector(&self) -> Option<Arc<Task>> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.fresh) {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    fn steal(&self) -> Option<Arc<Task>> {
+        let n = self.shared.workers.len();
+        if n < 2 {
+            return None;
+        }
+        let start = fastrand::usize(0..n);
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.index {
+                continue;
+            }
+            loop {
+                match self.shared.workers[victim]
+                    .stealer
+                    .steal_batch_and_pop(&self.fresh)
+                {
+                    Steal::Success(t) => {
+                        self.counters().steals.fetch_add(1, Ordering::Relaxed);
+                        return Some(t);
+                    }
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether any queue this worker could take from holds work.
+    pub(crate) fn work_visible(&self) -> bool {
+        let rt = self.shared;
+        let ready_or_next = {
+            let next = self.runnext.take();
+            let has = next.is_some();
+            self.runnext.set(next);
+            has
+        };
+        ready_or_next
+            || !self.ready.borrow().is_empty()
+            || !self.fresh.is_empty()
+            || !rt.workers[self.index].inbox.is_empty()
+            || !rt.injector.is_empty()
+            || rt.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+
+    /// Timers and IO for a busy worker, without blocking.
+    fn maintenance(&self) {
+        let rt = self.shared;
+        let now = rt.clock.now_tick();
+        rt.workers[self.index].timers.fire_due(now, true);
+        if rt.idle.try_own_reactor() {
+            rt.reactor.poll(Some(std::time::Duration::ZERO));
+            rt.fire_all_timers();
+            rt.idle.release_reactor();
+        }
+    }
+
+    /// A woken searcher found work: let another sleeper take over the
+    /// search if it was the last one (Go's "spinning" hand-off).
+    fn found_work(&self) {
+        let me = &self.shared.workers[self.index];
+        if me.searching.load(Ordering::Relaxed) && me.searching.swap(false, Ordering::AcqRel) {
+            self.shared.idle.searcher_done(self.shared, true);
+        }
+    }
+
+    fn idle(&'static self) {
+        super::idle::sleep(self);
+    }
+
+    /// Runs `task` until it yields, parks or finishes.
+    fn run_task(&self, task: Arc<Task>) {
+        // SAFETY: invariant 2: this worker owns the task now, so nothing
+        // else touches its body.
+        let body = unsafe { &mut *task.body.get() };
+        if let Body::Fresh(_) = body {
+            self.start(&task, body);
+        }
+        let Body::Running(co) = body else {
+            unreachable!("goro: scheduled a finished task");
+        };
+        let raw = task.raw_stack.get();
+        loop {
+            task.set_state(State::Running);
+            context::set_current_task(Arc::as_ptr(&task));
+            stack::enter(&raw, &task);
+            let result = co.resume(());
+            stack::leave();
+            context::set_current_task(std::ptr::null());
+            stack::check_canary(&raw, &task);
+            match result {
+                CoroutineResult::Yield(Request::Yield) => {
+                    task.set_state(State::Runnable);
+                    self.ready.borrow_mut().push_back(task);
+                }
+                CoroutineResult::Yield(Request::Park) => {
+                    task.set_state(State::Parked);
+                    self.counters().parked.fetch_add(1, Ordering::Relaxed);
+                    if !task.try_mark_parked() {
+                        // The token arrived while it switched out: run it
+                        // again now, as `park` would have returned at once.
+                        self.counters().parked.fetch_sub(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                CoroutineResult::Return(()) => self.finish(&task, body),
+            }
+            return;
+        }
+    }
+
+    /// Binds a stack and makes the coroutine (invariant 3).
+    fn start(&self, task: &Arc<Task>, body: &mut Body) {
+        let Body::Fresh(entry) = std::mem::replace(body, Body::Done) else {
+            unreachable!()
+        };
+        task.set_home(self.index as u32);
+        let raw = task.pool.take();
+        task.raw_stack.set(raw);
+        let task_addr = Arc::as_ptr(task) as usize;
+        let co = Coroutine::with_stack(Stack { raw }, move |y: &Yielder<(), Request>, ()| {
+            // SAFETY: the worker holds an `Arc` to the task while it
+            // resumes the coroutine, which is the only time this runs.
+            let task = unsafe { &*(task_addr as *const Task) };
+            task.set_yielder(y);
+            // `entry` catches the user's panics; this catches what could
+            // escape from dropping a result or a coroutine-local, so that
+            // nothing unwinds into the worker.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(entry)).is_err() {
+                eprintln!(
+                    "goro: a panic escaped while coroutine {} was finishing; ignored",
+                    task.id()
+                );
+            }
+        });
+        *body = Body::Running(co);
+    }
+
+    fn finish(&self, task: &Arc<Task>, body: &mut Body) {
+        let Body::Running(co) = std::mem::replace(body, Body::Done) else {
+            unreachable!()
+        };
+        task.pool.release(co.into_stack().raw);
+        task.set_state(State::Done);
+        self.shared.registry.remove(task);
+        self.counters().finished.fetch_add(1, Ordering::Relaxed);
+    }
+}

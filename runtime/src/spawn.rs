@@ -1,0 +1,247 @@
+//! Spawning coroutines, and the calls a coroutine makes about itself.
+
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::join::{JoinHandle, Packet};
+use crate::stack::{self, MAX_STACK_SIZE, MIN_STACK_SIZE};
+use crate::task::{Request, Task};
+use crate::{context, local, park, scheduler};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Configures a coroutine before spawning it: name and stack size.
+///
+/// ```
+/// let h = goro_runtime::Builder::new()
+///     .name("worker-7")
+///     .stack_size(128 << 10)
+///     .spawn(|| 1 + 1)
+///     .expect("spawn");
+/// assert_eq!(h.join().unwrap(), 2);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the runtime's default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the coroutine (shown in panic messages, overflow reports and
+    /// `coroutines()`).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the stack size in bytes, rounded up to whole pages. Must be
+    /// within `MIN_STACK_SIZE..=MAX_STACK_SIZE` (16 KiB to 1 GiB), or
+    /// [`spawn`](Builder::spawn) fails with `InvalidInput`.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the coroutine.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a stack size out of range; the OS error (usually
+    /// `OutOfMemory`) when no stack can be mapped. The runtime keeps
+    /// serving the coroutines it has either way.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // SAFETY: `F` and `T` are `'static`, so nothing they hold can be
+        // outlived by the coroutine.
+        unsafe { self.spawn_unchecked(f, Arc::new(Packet::new(None))) }
+    }
+
+    /// Spawns without requiring `'static`.
+    ///
+    /// # Safety
+    ///
+    /// Everything `f` and its result borrow must outlive the coroutine and
+    /// the drop of `packet` (what `scope` guarantees).
+    pub(crate) unsafe fn spawn_unchecked<'a, F, T>(
+        self,
+        f: F,
+        packet: Arc<Packet<T>>,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        let rt = scheduler::get();
+        let pool = match self.stack_size {
+            None => rt.default_pool,
+            Some(s) if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&s) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "goro: stack size {s} bytes is out of range (expected {MIN_STACK_SIZE} to {MAX_STACK_SIZE} bytes)"
+                    ),
+                ));
+            }
+            Some(s) if s == rt.default_stack_size => rt.default_pool,
+            Some(s) => stack::pool_for(s),
+        };
+        pool.reserve()?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let theirs = packet.clone();
+        let entry: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
+            let mut result = catch_unwind(AssertUnwindSafe(f));
+            if let Err(e) = catch_unwind(local::destroy_current) {
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+            theirs.complete(result);
+        });
+        // SAFETY: only the lifetime changes; the caller guarantees that what
+        // `'a` covers outlives the coroutine (this function's contract).
+        let entry: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(entry) };
+        let task = Arc::new(Task::new(
+            id,
+            self.name.map(String::into_boxed_str),
+            pool,
+            entry,
+        ));
+        rt.registry.insert(&task);
+        rt.push_fresh(task);
+        Ok(JoinHandle { packet, id })
+    }
+}
+
+/// Spawns a coroutine running `f` and returns a handle to join it.
+///
+/// Works from coroutines and from plain threads alike; the first spawn
+/// starts the runtime.
+///
+/// # Panics
+///
+/// If the runtime cannot start, or no stack can be had for the coroutine
+/// (use [`Builder::spawn`] to get that as an `io::Error`).
+///
+/// ```
+/// let h = goro_runtime::spawn(|| "hello from a coroutine");
+/// assert_eq!(h.join().unwrap(), "hello from a coroutine");
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new()
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("goro: cannot spawn a coroutine: {e}"))
+}
+
+/// Spawns a coroutine: `go!(closure)` is [`spawn`]`(closure)`.
+///
+/// ```
+/// let h = goro_runtime::go!(move || 40 + 2);
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+#[macro_export]
+macro_rules! go {
+    ($f:expr $(,)?) => {
+        $crate::spawn($f)
+    };
+}
+
+/// Whether the caller runs inside a goro coroutine.
+pub fn is_coroutine() -> bool {
+    context::current_task().is_some()
+}
+
+/// The id of the calling coroutine, or `None` on a plain thread.
+pub fn current_id() -> Option<u64> {
+    context::current_task().map(Task::id)
+}
+
+/// Lets other coroutines on this worker run; on a plain thread, yields the
+/// thread's time slice.
+pub fn yield_now() {
+    match context::current_task() {
+        Some(task) => task.suspend(Request::Yield),
+        None => std::thread::yield_now(),
+    }
+}
+
+/// Sleeps for at least `d`: parks the coroutine (the worker runs others),
+/// or sleeps the thread outside a coroutine.
+///
+/// Like `std::thread::sleep`, it leaves the caller's park token alone: an
+/// `unpark` that arrives during the sleep is still there afterwards.
+pub fn sleep(d: Duration) {
+    let Some(task) = context::current_task() else {
+        std::thread::sleep(d);
+        return;
+    };
+    let Some(deadline) = Instant::now().checked_add(d) else {
+        loop {
+            park::park();
+        }
+    };
+    let mut woken = false;
+    loop {
+        if Instant::now() >= deadline {
+            break;
+        }
+        task.park(Some(deadline));
+        woken |= Instant::now() < deadline;
+    }
+    if woken {
+        // Give back what may have been a real token (a spurious wake-up
+        // later is allowed; a lost one is not).
+        task.unpark();
+    }
+}
+
+/// Installs the hook that reports a coroutine's panic the way std reports
+/// a thread's (`coroutine 'name' (id N) panicked at ...`). Panics outside
+/// coroutines go to the hook that was installed before.
+pub(crate) fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let Some(task) = context::current_task() else {
+            previous(info);
+            return;
+        };
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("Box<dyn Any>");
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        let name = task.name().unwrap_or("<unnamed>");
+        let backtrace = std::backtrace::Backtrace::capture();
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "\ncoroutine '{name}' (id {}) panicked at {location}:\n{msg}",
+            task.id()
+        );
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            let _ = writeln!(err, "stack backtrace:\n{backtrace}");
+        } else {
+            let _ = writeln!(
+                err,
+                "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
+            );
+        }
+    }));
+}

@@ -1,0 +1,289 @@
+//! Stack pools: one per stack size, each a free list over slabs.
+//!
+//! # Invariants
+//!
+//! 1. `available` is the number of stacks on the free list that no spawned,
+//!    not-yet-started coroutine has reserved. `Builder::spawn` reserves
+//!    (decrements) before it queues a coroutine, growing the pool if the
+//!    count went negative, so a failure to map memory is reported to the
+//!    spawner as an `io::Error` and the first resume always finds a stack.
+//! 2. A stack is on the free list, or bound to exactly one coroutine.
+//! 3. Slabs are never unmapped; stacks on the free list may have dirty
+//!    pages from earlier coroutines.
+
+use std::io;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use super::overflow::CANARY;
+
+/// Stacks per slab while the guard budget lasts (each costs two mappings).
+const GUARDED_PER_SLAB: usize = 32;
+/// Stacks per slab beyond the budget (one mapping for the whole slab).
+const UNGUARDED_PER_SLAB: usize = 256;
+/// Bytes kept free at the top of every stack: holds the canary of the
+/// stack above it in an unguarded slab.
+const TOP_RESERVE: usize = 64;
+
+/// Describes one stack's memory.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawStack {
+    /// One past the highest usable byte (16-byte aligned).
+    pub(crate) top: usize,
+    /// Lowest usable byte.
+    pub(crate) bottom: usize,
+    /// Lowest address of the guard page, or `bottom` when there is none.
+    pub(crate) guard: usize,
+    /// Address of this stack's 16-byte canary, or 0 when it has a guard page.
+    pub(crate) canary: usize,
+}
+
+/// Stacks of one size.
+pub(crate) struct Pool {
+    size: usize,
+    free: Mutex<Vec<RawStack>>,
+    available: AtomicIsize,
+    grow_lock: Mutex<()>,
+    total: AtomicUsize,
+}
+
+/// Stacks that may still get their own guard page (two mappings each).
+static GUARD_BUDGET: AtomicIsize = AtomicIsize::new(-1);
+static POOLS: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as usize } else { 4096 }
+}
+
+fn init_guard_budget() {
+    if GUARD_BUDGET.load(Ordering::Relaxed) >= 0 {
+        return;
+    }
+    let max_maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<isize>().ok())
+        .unwrap_or(65_530);
+    // A quarter of the map budget, in stacks (two mappings each): the rest
+    // stays for the heap, thread stacks, files and the application.
+    let _ = GUARD_BUDGET.compare_exchange(-1, max_maps / 8, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// The pool for stacks of `size` usable bytes (rounded up to a page).
+pub(crate) fn pool_for(size: usize) -> &'static Pool {
+    let page = page_size();
+    let size = size.div_ceil(page) * page;
+    let mut pools = POOLS.lock();
+    if let Some(p) = pools.iter().find(|p| p.size == size) {
+        return p;
+    }
+    init_guard_budget();
+    let pool: &'static Pool = Box::leak(Box::new(Pool {
+        size,
+        free: Mutex::new(Vec::new()),
+        available: AtomicIsize::new(0),
+        grow_lock: Mutex::new(()),
+        total: AtomicUsize::new(0),
+    }));
+    pools.push(pool);
+    pool
+}
+
+/// Total stacks mapped by all pools (for stats).
+pub(crate) fn total_stacks() -> usize {
+    POOLS
+        .lock()
+        .iter()
+        .map(|p| p.total.load(Ordering::Relaxed))
+        .sum()
+}
+
+impl Pool {
+    /// Usable bytes per stack.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Reserves a stack for a coroutine about to be queued (invariant 1).
+    pub(crate) fn reserve(&self) -> io::Result<()> {
+        if self.available.fetch_sub(1, Ordering::AcqRel) > 0 {
+            return Ok(());
+        }
+        let _g = self.grow_lock.lock();
+        if self.available.load(Ordering::Acquire) >= 0 {
+            // Someone else grew the pool enough while we waited.
+            return Ok(());
+        }
+        match self.grow() {
+            Ok(n) => {
+                self.available.fetch_add(n as isize, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => {
+                self.available.fetch_add(1, Ordering::AcqRel);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives back a reservation that will not be used.
+    pub(crate) fn unreserve(&self) {
+        self.available.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Takes a reserved stack off the free list.
+    pub(crate) fn take(&self) -> RawStack {
+        self.free
+            .lock()
+            .pop()
+            .expect("goro: a reserved stack is missing from the pool")
+    }
+
+    /// Returns a stack whose coroutine has finished.
+    pub(crate) fn release(&self, raw: RawStack) {
+        self.free.lock().push(raw);
+        self.available.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Maps one slab and puts its stacks on the free list; returns how many.
+    fn grow(&self) -> io::Result<usize> {
+        let guarded = GUARD_BUDGET.fetch_sub(GUARDED_PER_SLAB as isize, Ordering::Relaxed)
+            >= GUARDED_PER_SLAB as isize;
+        if guarded {
+            match self.map_guarded() {
+                Ok(stacks) => return Ok(self.add(stacks)),
+                Err(_) => {
+                    // Most likely the map limit: stop spending the budget
+                    // and fall back to the one-mapping layout.
+                    GUARD_BUDGET.store(0, Ordering::Relaxed);
+                }
+            }
+        } else {
+            GUARD_BUDGET.fetch_add(GUARDED_PER_SLAB as isize, Ordering::Relaxed);
+        }
+        let stacks = self.map_unguarded()?;
+        Ok(self.add(stacks))
+    }
+
+    fn add(&self, stacks: Vec<RawStack>) -> usize {
+        let n = stacks.len();
+        self.free.lock().extend(stacks);
+        self.total.fetch_add(n, Ordering::Relaxed);
+        n
+    }
+
+    /// `[guard][stack][guard][stack]...`: every stack has its own guard page.
+    fn map_guarded(&self) -> io::Result<Vec<RawStack>> {
+        let page = page_size();
+        let stride = page + self.size;
+        let base = map(stride * GUARDED_PER_SLAB)?;
+        let mut stacks = Vec::with_capacity(GUARDED_PER_SLAB);
+        for i in 0..GUARDED_PER_SLAB {
+            let guard = base + i * stride;
+            // SAFETY: `guard..guard + page` lies inside the mapping we just
+            // created and nothing else refers to it yet.
+            if unsafe { libc::mprotect(guard as *mut _, page, libc::PROT_NONE) } != 0 {
+                let err = io::Error::last_os_error();
+                // SAFETY: unmapping our own fresh mapping, which no stack
+                // handle refers to yet.
+                unsafe { libc::munmap(base as *mut _, stride * GUARDED_PER_SLAB) };
+                return Err(err);
+            }
+            let bottom = guard + page;
+            stacks.push(RawStack {
+                top: bottom + self.size - TOP_RESERVE,
+                bottom,
+                guard,
+                canary: 0,
+            });
+        }
+        Ok(stacks)
+    }
+
+    /// `[guard][stack 0][stack 1]...`: one guard under the lowest stack,
+    /// canaries for the others (module docs).
+    fn map_unguarded(&self) -> io::Result<Vec<RawStack>> {
+        let page = page_size();
+        let len = page + self.size * UNGUARDED_PER_SLAB;
+        let base = map(len)?;
+        // SAFETY: the first page of our fresh mapping.
+        if unsafe { libc::mprotect(base as *mut _, page, libc::PROT_NONE) } != 0 {
+            let err = io::Error::last_os_error();
+            // SAFETY: unmapping our own fresh, unshared mapping.
+            unsafe { libc::munmap(base as *mut _, len) };
+            return Err(err);
+        }
+        let mut stacks = Vec::with_capacity(UNGUARDED_PER_SLAB);
+        for i in 0..UNGUARDED_PER_SLAB {
+            let bottom = base + page + i * self.size;
+            let (guard, canary) = if i == 0 {
+                (base, 0)
+            } else {
+                (bottom, bottom - 16)
+            };
+            if canary != 0 {
+                // SAFETY: `canary..canary + 16` is the top reserve of stack
+                // i - 1 in our own writable mapping; no coroutine uses it.
+                unsafe { (canary as *mut [u64; 2]).write(CANARY) };
+            }
+            stacks.push(RawStack {
+                top: bottom + self.size - TOP_RESERVE,
+                bottom,
+                guard,
+                canary,
+            });
+        }
+        Ok(stacks)
+    }
+}
+
+/// Maps `len` bytes of private, lazily committed, non-huge-page memory.
+fn map(len: usize) -> io::Result<usize> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing affects no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: advice on our own fresh mapping; failure only means huge
+    // pages stay possible, which costs memory, not correctness.
+    unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+    Ok(p as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_take_release_accounting() {
+        let pool = pool_for(20 << 10);
+        assert_eq!(pool.size() % page_size(), 0);
+        for _ in 0..100 {
+            pool.reserve().unwrap();
+        }
+        let taken: Vec<_> = (0..100).map(|_| pool.take()).collect();
+        for s in &taken {
+            assert!(s.top > s.bottom && s.top - s.bottom >= (20 << 10) - TOP_RESERVE);
+            assert_eq!(s.top % 16, 0);
+        }
+        let mut tops: Vec<_> = taken.iter().map(|s| s.top).collect();
+        tops.sort_unstable();
+        tops.dedup();
+        assert_eq!(tops.len(), 100, "a stack was handed out twice");
+        for s in taken {
+            pool.release(s);
+        }
+    }
+}

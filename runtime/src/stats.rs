@@ -1,0 +1,90 @@
+//! Observability: a counters snapshot and a coroutine dump (Go's
+//! `runtime.NumGoroutine` and goroutine profile).
+
+use std::sync::atomic::Ordering;
+
+use crate::scheduler;
+pub use crate::task::State;
+
+/// A snapshot of the runtime's counters. Fields may be added.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Worker threads.
+    pub workers: usize,
+    /// Coroutines spawned and not yet finished.
+    pub coroutines: u64,
+    /// Of those, parked (waiting on a channel, lock, timer, IO...).
+    pub parked: u64,
+    /// Of those, runnable or running.
+    pub runnable: u64,
+    /// Coroutines spawned since start.
+    pub spawned: u64,
+    /// Batches of fresh coroutines stolen between workers.
+    pub steals: u64,
+    /// Threads in the blocking pool.
+    pub blocking_threads: usize,
+    /// Coroutine stacks mapped (in use or pooled).
+    pub stacks: usize,
+    /// Pending timers.
+    pub timers: usize,
+}
+
+/// Takes a snapshot of the runtime's counters (starting the runtime if
+/// needed). Counters are read one by one without stopping the world, so
+/// sums can be off by the work in flight.
+///
+/// ```
+/// let s = goro_runtime::stats();
+/// assert!(s.workers >= 1);
+/// ```
+pub fn stats() -> Stats {
+    let rt = scheduler::get();
+    let mut s = Stats {
+        workers: rt.workers.len(),
+        ..Stats::default()
+    };
+    let mut finished = 0u64;
+    let mut parked = 0i64;
+    s.spawned = rt.outside_spawned.load(Ordering::Relaxed);
+    for w in rt.workers.iter() {
+        s.spawned += w.counters.spawned.load(Ordering::Relaxed);
+        finished += w.counters.finished.load(Ordering::Relaxed);
+        s.steals += w.counters.steals.load(Ordering::Relaxed);
+        parked += w.counters.parked.load(Ordering::Relaxed);
+        s.timers += w.timers.len();
+    }
+    s.coroutines = s.spawned.saturating_sub(finished);
+    s.parked = (parked.max(0) as u64).min(s.coroutines);
+    s.runnable = s.coroutines - s.parked;
+    s.blocking_threads = rt.blocking.threads();
+    s.stacks = crate::stack::total_stacks();
+    s
+}
+
+/// One live coroutine, as listed by [`coroutines`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CoroutineInfo {
+    /// Unique id (also `JoinHandle::id`).
+    pub id: u64,
+    /// The name given to `Builder::name`.
+    pub name: Option<String>,
+    /// What it is doing.
+    pub state: State,
+}
+
+/// Lists live coroutines with their names and states, like Go's goroutine
+/// dump. Costs time proportional to the number of coroutines.
+pub fn coroutines() -> Vec<CoroutineInfo> {
+    let mut out = Vec::new();
+    scheduler::get().registry.for_each(|t| {
+        out.push(CoroutineInfo {
+            id: t.id(),
+            name: t.name().map(str::to_owned),
+            state: t.state(),
+        });
+    });
+    out.sort_by_key(|c| c.id);
+    out
+}

@@ -1,0 +1,245 @@
+//! A task: one coroutine's shared header.
+//!
+//! # Invariants
+//!
+//! 1. A task is always owned through an `Arc<Task>`; [`Task::arc`] relies on
+//!    it to mint new strong references from `&Task`.
+//! 2. `body`, `yielder`, `locals` and `timer` are touched only by the one
+//!    worker that currently runs the task (a task is in at most one run queue
+//!    and resumed by at most one worker at a time) or by the coroutine
+//!    itself while it runs. That is why the `UnsafeCell`s and `Cell`s here
+//!    are sound although `Task` is `Sync`.
+//! 3. `home` is written once, by the worker that first resumes the task,
+//!    before the coroutine runs any user code; only after that can anyone
+//!    hold an `Unparker` for it, and only the home worker resumes it again.
+//! 4. `park_state` follows the protocol in `park.rs`.
+//! 5. A task whose coroutine is suspended is never dropped with it: the
+//!    registry holds a strong reference until the coroutine returns, and
+//!    if a suspended coroutine is ever dropped anyway its stack is leaked,
+//!    not unwound on a foreign thread.
+
+use std::cell::{Cell, UnsafeCell};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
+
+use corosensei::Yielder;
+
+use crate::local::LocalMap;
+use crate::scheduler;
+use crate::stack::{Pool, RawStack, Stack};
+
+/// What a coroutine asks of its worker when it suspends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Queue me behind the other runnable work.
+    Yield,
+    /// Park me unless my token arrived meanwhile.
+    Park,
+}
+
+pub(crate) type Coroutine = corosensei::Coroutine<(), Request, (), Stack>;
+
+/// What the task will run, is running, or ran.
+pub(crate) enum Body {
+    /// Not started: the entry closure. No stack is bound yet.
+    Fresh(Box<dyn FnOnce() + Send>),
+    /// Started: the coroutine and its stack.
+    Running(Coroutine),
+    /// Finished; the stack went back to the pool.
+    Done,
+}
+
+pub(crate) const EMPTY: u8 = 0;
+pub(crate) const NOTIFIED: u8 = 1;
+pub(crate) const PARKED: u8 = 2;
+
+/// Scheduling state, for stats and the coroutine dump only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Queued, waiting for a worker.
+    Runnable = 0,
+    /// Running on a worker right now.
+    Running = 1,
+    /// Parked, waiting for an unpark (a channel, lock, timer, IO...).
+    Parked = 2,
+    /// Finished.
+    Done = 3,
+}
+
+pub(crate) const NO_HOME: u32 = u32::MAX;
+
+/// The shared header of one coroutine.
+pub(crate) struct Task {
+    park_state: AtomicU8,
+    sched_state: AtomicU8,
+    home: AtomicU32,
+    id: u64,
+    name: Option<Box<str>>,
+    pub(crate) pool: &'static Pool,
+    pub(crate) registry_key: AtomicU64,
+    pub(crate) body: UnsafeCell<Body>,
+    yielder: Cell<*const Yielder<(), Request>>,
+    pub(crate) locals: UnsafeCell<LocalMap>,
+    /// The bound stack's bounds, for the overflow checks (worker-only).
+    pub(crate) raw_stack: Cell<RawStack>,
+}
+
+// SAFETY: the non-`Sync` fields (`body`, `yielder`, `locals`) are only
+// accessed by the single worker running the task or by the coroutine on
+// that worker (invariant 2); everything else is atomic or immutable. The
+// entry closure is `Send`, and a started coroutine never leaves its worker.
+unsafe impl Sync for Task {}
+// SAFETY: as above; moving the `Arc<Task>` between queues moves only the
+// header, and the coroutine's stack-resident state stays on its worker.
+unsafe impl Send for Task {}
+
+impl Task {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        pool: &'static Pool,
+        entry: Box<dyn FnOnce() + Send>,
+    ) -> Task {
+        Task {
+            park_state: AtomicU8::new(EMPTY),
+            sched_state: AtomicU8::new(State::Runnable as u8),
+            home: AtomicU32::new(NO_HOME),
+            id,
+            name,
+            pool,
+            registry_key: AtomicU64::new(u64::MAX),
+            body: UnsafeCell::new(Body::Fresh(entry)),
+            yielder: Cell::new(std::ptr::null()),
+            locals: UnsafeCell::new(LocalMap::new()),
+            raw_stack: Cell::new(RawStack {
+                top: 0,
+                bottom: 0,
+                guard: 0,
+                canary: 0,
+            }),
+        }
+    }
+
+    /// The coroutine's id, unique in the process.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The name given to `Builder::name`, if any.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The worker this task is pinned to, or `NO_HOME` before it starts.
+    pub(crate) fn home(&self) -> u32 {
+        self.home.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_home(&self, worker: u32) {
+        self.home.store(worker, Ordering::Release);
+    }
+
+    pub(crate) fn state(&self) -> State {
+        match self.sched_state.load(Ordering::Relaxed) {
+            0 => State::Runnable,
+            1 => State::Running,
+            2 => State::Parked,
+            _ => State::Done,
+        }
+    }
+
+    pub(crate) fn set_state(&self, s: State) {
+        self.sched_state.store(s as u8, Ordering::Relaxed);
+    }
+
+    /// A new strong reference to this task (invariant 1).
+    pub(crate) fn arc(&self) -> Arc<Task> {
+        let p = self as *const Task;
+        // SAFETY: every `Task` lives inside an `Arc` (invariant 1) and the
+        // caller's `&self` proves that Arc's count is at least one now, so
+        // adding a count and rebuilding an `Arc` from the same pointer is
+        // the documented use of these two functions.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        }
+    }
+
+    /// Called once on the coroutine's own stack when it starts.
+    pub(crate) fn set_yielder(&self, y: &Yielder<(), Request>) {
+        self.yielder.set(y);
+    }
+
+    /// Switches back to the worker with `req`; returns when resumed.
+    /// Must be called from this task's own coroutine.
+    pub(crate) fn suspend(&self, req: Request) {
+        let y = self.yielder.get();
+        debug_assert!(!y.is_null(), "suspend outside the task's coroutine");
+        // SAFETY: the yielder lives in the coroutine's bottom frame, which
+        // stays alive for as long as the coroutine runs, and we are inside
+        // that coroutine (callers reach here only through
+        // `context::current_task`, which names the running task).
+        unsafe { (*y).suspend(req) };
+    }
+
+    /// Parks this task's coroutine (see `park.rs` for the protocol).
+    pub(crate) fn park(&self, deadline: Option<Instant>) {
+        if self
+            .park_state
+            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+        let timer = match deadline {
+            Some(d) => {
+                if d <= Instant::now() {
+                    return;
+                }
+                Some(scheduler::insert_timer(d, self.arc()))
+            }
+            None => None,
+        };
+        self.suspend(Request::Park);
+        if let Some(key) = timer {
+            scheduler::cancel_timer(key);
+        }
+        self.park_state.swap(EMPTY, Ordering::Acquire);
+    }
+
+    /// Runs on the worker after the coroutine suspended with `Park`: marks
+    /// the task parked unless a token arrived, in which case returns false
+    /// and the caller must queue the task again.
+    pub(crate) fn try_mark_parked(&self) -> bool {
+        self.park_state
+            .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Makes the token available; schedules the task if it was parked.
+    pub(crate) fn unpark(&self) {
+        if self.park_state.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+            scheduler::schedule_woken(self.arc());
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        match std::mem::replace(self.body.get_mut(), Body::Done) {
+            Body::Running(coroutine) if !coroutine.done() => {
+                // Invariant 5: unwinding a suspended coroutine here could run
+                // its destructors on a foreign thread; leak it instead.
+                std::mem::forget(coroutine);
+            }
+            Body::Running(coroutine) => self.pool.release(coroutine.into_stack().raw),
+            Body::Fresh(entry) => {
+                self.pool.unreserve();
+                drop(entry);
+            }
+            Body::Done => {}
+        }
+    }
+}
