@@ -1,1 +1,88 @@
-//! goro facade
+//! # goro: Go's concurrency model for Rust
+//!
+//! Stackful coroutines on an M:N work-stealing scheduler, channels with a
+//! real [`select!`], coroutine-aware locks, coroutine-local variables,
+//! timers, and sockets that read like blocking std code but park only the
+//! coroutine.
+//!
+//! ```
+//! use goro::chan;
+//!
+//! let (tx, rx) = chan::bounded::<u64>(0); // unbuffered, like Go's make(chan int)
+//! let producer = goro::go!(move || {
+//!     for i in 0..10 {
+//!         tx.send(i).unwrap();
+//!     }
+//! });
+//! let sum: u64 = rx.iter().sum();
+//! producer.join().unwrap();
+//! assert_eq!(sum, 45);
+//! ```
+//!
+//! Everything that blocks (a channel operation, a lock, `join`, `sleep`, a
+//! socket read) parks the *coroutine* when called inside one and blocks the
+//! *thread* when called outside, so libraries built on goro work for both
+//! kinds of caller, and coroutines and threads can share channels and locks.
+//!
+//! ## Index
+//!
+//! - Coroutines: [`go!`], [`spawn`], [`Builder`], [`JoinHandle`], [`scope`],
+//!   [`yield_now`], [`sleep`], [`is_coroutine`], [`blocking`].
+//! - Per-coroutine state: [`coroutine_local!`].
+//! - Channels and select: [`chan`], [`select!`].
+//! - Locks and signals: [`sync`].
+//! - Sockets: [`net`].
+//! - Waiting primitives for your own types: [`park`].
+//! - Settings and introspection: [`Config`], [`stats`], [`coroutines`].
+//!
+//! ## One rule to know
+//!
+//! A coroutine that has started running stays on its worker thread for the
+//! rest of its life. That keeps `thread_local!` and other TLS-holding code
+//! sound inside coroutines; it also means a `thread_local!` *value* is
+//! shared by all coroutines on one worker. Use [`coroutine_local!`] for
+//! per-coroutine state.
+
+#[doc(inline)]
+pub use goro_runtime::{
+    Builder, Config, ConfigError, CoroutineInfo, DEFAULT_STACK_SIZE, JoinHandle, LocalKey,
+    MAX_STACK_SIZE, MAX_WORKERS, MIN_STACK_SIZE, PanicPayload, Scope, ScopedJoinHandle, State,
+    Stats, blocking, coroutines, current_id, is_coroutine, scope, sleep, spawn, stats, yield_now,
+};
+#[doc(inline)]
+pub use goro_runtime::{coroutine_local, go};
+
+/// Parking: the one primitive everything in goro waits with. Build your
+/// own coroutine-aware waiting on it.
+pub mod park {
+    #[doc(inline)]
+    pub use goro_runtime::park::*;
+}
+
+/// Waiting for readiness of raw file descriptors (third-party IO).
+pub mod reactor {
+    #[doc(inline)]
+    pub use goro_runtime::reactor::*;
+}
+
+/// Channels: `bounded` (0 = unbuffered), `unbounded`, `never`, `after`,
+/// `tick`, and dynamic `Select`.
+pub mod chan {
+    #[doc(inline)]
+    pub use goro_channel::*;
+}
+
+#[doc(inline)]
+pub use goro_channel::select;
+
+/// Coroutine-aware locks and signals.
+pub mod sync {
+    #[doc(inline)]
+    pub use goro_sync::*;
+}
+
+/// Sockets that park only the coroutine.
+pub mod net {
+    #[doc(inline)]
+    pub use goro_net::*;
+}

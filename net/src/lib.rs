@@ -1,1 +1,1 @@
-//! goro-net (placeholder, filled by its issue).
+//! goro-net: placeholder, filled by the net issue.

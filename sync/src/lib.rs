@@ -1,1 +1,1 @@
-//! goro-sync (placeholder, filled by its issue).
+//! goro-sync: placeholder, filled by the sync issue.

@@ -1,0 +1,2 @@
+//! Placeholder: filled by the channel issue.
+fn main() {}

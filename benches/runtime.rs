@@ -1,0 +1,2 @@
+//! Placeholder: runtime benchmarks.
+fn main() {}

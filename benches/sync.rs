@@ -1,0 +1,2 @@
+//! Placeholder: filled by the sync issue.
+fn main() {}
