@@ -2,9 +2,12 @@
 //! what keeps a parked coroutine's task alive when nobody else holds it
 //! (task invariant 5).
 //!
-//! Sharded by spawning worker so that spawns on different workers do not
-//! contend for one lock. A task records its shard and slot in
-//! `registry_key` so removal is O(1).
+//! A task enters the registry when it first runs and leaves when it
+//! finishes, both on its home worker, so each worker's shard lock is taken
+//! only by that worker (and by a dump): never contended on the hot path.
+//! Coroutines that have not started yet are held by the run queues and
+//! counted by `stats()`, but not listed. A task records its shard and slot
+//! in `registry_key` so removal is O(1).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,10 +41,7 @@ impl Registry {
     }
 
     pub(crate) fn insert(&self, task: &Arc<Task>) {
-        let shard_index = match context::worker() {
-            Some(w) => w.index % self.shards.len(),
-            None => self.shards.len() - 1,
-        };
+        let shard_index = context::worker().map_or(0, |w| w.index % self.shards.len());
         let mut shard = self.shards[shard_index].lock();
         let slot = match shard.free.pop() {
             Some(i) => {

@@ -12,6 +12,25 @@ use crate::task::{Request, Task};
 use crate::{context, local, park, scheduler};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Ids are handed to each thread in blocks, so spawning threads do not
+/// contend on one counter.
+const ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+fn next_id() -> u64 {
+    IDS.with(|c| {
+        let (mut next, mut end) = c.get();
+        if next == end {
+            next = NEXT_ID.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            end = next + ID_BLOCK;
+        }
+        c.set((next + 1, end));
+        next
+    })
+}
 
 /// Configures a coroutine before spawning it: name and stack size.
 ///
@@ -97,14 +116,14 @@ impl Builder {
             Some(s) => stack::pool_for(s),
         };
         pool.reserve()?;
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = next_id();
         let theirs = packet.clone();
         let entry: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
             let mut result = catch_unwind(AssertUnwindSafe(f));
-            if let Err(e) = catch_unwind(local::destroy_current) {
-                if result.is_ok() {
-                    result = Err(e);
-                }
+            if let Err(e) = catch_unwind(local::destroy_current)
+                && result.is_ok()
+            {
+                result = Err(e);
             }
             theirs.complete(result);
         });
@@ -117,7 +136,6 @@ impl Builder {
             pool,
             entry,
         ));
-        rt.registry.insert(&task);
         rt.push_fresh(task);
         Ok(JoinHandle { packet, id })
     }

@@ -153,7 +153,7 @@ fn start() -> &'static Shared {
         default_pool: stack::pool_for(cfg.stack_size),
         default_stack_size: cfg.stack_size,
         blocking: BlockingPool::new(),
-        registry: Registry::new(cfg.workers + 1),
+        registry: Registry::new(cfg.workers),
         outside_spawned: CachePadded::new(AtomicU64::new(0)),
     }));
     for (index, deque) in deques.into_iter().enumerate() {

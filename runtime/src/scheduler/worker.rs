@@ -22,7 +22,7 @@ use crossbeam_deque::{Steal, Worker};
 use super::{Shared, WorkerCounters};
 use crate::context;
 use crate::stack::{self, Stack};
-use crate::task::{Body, Coroutine, Request, State, Task};
+use crate::task::{Body, Coroutine, NO_HOME, Request, State, Task};
 
 /// Consecutive picks allowed from `runnext` before the rest of the queue
 /// gets a turn. High enough that a ping-pong pair runs without queue
@@ -70,9 +70,24 @@ impl WorkerLocal {
         &self.shared.workers[self.index].counters
     }
 
-    /// Queues a fresh task spawned on this worker.
+    /// Queues a fresh task spawned on this worker. Spawned from a
+    /// coroutine, it takes the `runnext` slot, as Go's `newproc` does: a
+    /// coroutine that spawns a partner and then waits for it hands over the
+    /// worker directly, and the pair stays on one worker. Whatever it
+    /// displaces goes where other workers can steal it if it has not
+    /// started, so spawn loops still spread over all workers.
     pub(crate) fn push_fresh(&self, task: Arc<Task>) {
-        self.fresh.push(task);
+        if context::current_task().is_none() {
+            self.fresh.push(task);
+            return;
+        }
+        if let Some(old) = self.runnext.replace(Some(task)) {
+            if old.home() == NO_HOME {
+                self.fresh.push(old);
+            } else {
+                self.ready.borrow_mut().push_back(old);
+            }
+        }
     }
 
     /// Queues a woken task homed here. From inside a coroutine the task
@@ -92,7 +107,7 @@ impl WorkerLocal {
         loop {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
-            if tick % MAINTENANCE_INTERVAL == 0 {
+            if tick.is_multiple_of(MAINTENANCE_INTERVAL) {
                 self.maintenance();
             }
             match self.next_task(tick) {
@@ -117,19 +132,19 @@ impl WorkerLocal {
         }
         self.lifo_streak.set(0);
         self.drain_inbox();
-        if tick % GLOBAL_INTERVAL == 0
-            && let Some(t) = self.from_injector()
+        if tick.is_multiple_of(GLOBAL_INTERVAL)
+            && let Some(t) = self.take_injected()
         {
             return Some(t);
         }
         let from_ready = || self.ready.borrow_mut().pop_front();
-        let picked = if tick % 2 == 0 {
+        let picked = if tick.is_multiple_of(2) {
             self.fresh.pop().or_else(from_ready)
         } else {
             from_ready().or_else(|| self.fresh.pop())
         };
         picked
-            .or_else(|| self.from_injector())
+            .or_else(|| self.take_injected())
             .or_else(|| self.steal())
     }
 
@@ -148,7 +163,7 @@ impl WorkerLocal {
         }
     }
 
-    fn from_injector(&self) -> Option<Arc<Task>> {
+    fn take_injected(&self) -> Option<Arc<Task>> {
         loop {
             match self.shared.injector.steal_batch_and_pop(&self.fresh) {
                 Steal::Success(t) => return Some(t),
@@ -275,6 +290,7 @@ impl WorkerLocal {
             unreachable!()
         };
         task.set_home(self.index as u32);
+        self.shared.registry.insert(task);
         let raw = task.pool.take();
         task.raw_stack.set(raw);
         let task_addr = Arc::as_ptr(task) as usize;

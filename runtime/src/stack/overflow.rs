@@ -163,7 +163,11 @@ extern "C" fn on_segv(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         const NEAR: usize = 1 << 20;
         let in_guard = addr >= running.guard && addr < running.bottom;
         let just_below = addr < running.bottom && addr + NEAR > running.bottom;
-        let sp_below = sp < running.bottom && sp + NEAR > running.bottom;
+        // A running coroutine's stack pointer is never below its stack: if
+        // it is, at any distance, the coroutine overflowed (on an unguarded
+        // stack a recursion that never switches can run through several
+        // neighbouring stacks before it faults on a slab's guard page).
+        let sp_below = sp < running.bottom && running.bottom - sp <= crate::stack::MAX_STACK_SIZE;
         if in_guard || just_below || sp_below {
             // SAFETY: `RUNNING.task` is the task the worker is resuming; the
             // worker holds a reference to it (context invariant 2).

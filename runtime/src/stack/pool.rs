@@ -10,13 +10,27 @@
 //! 2. A stack is on the free list, or bound to exactly one coroutine.
 //! 3. Slabs are never unmapped; stacks on the free list may have dirty
 //!    pages from earlier coroutines.
+//! 4. The free list is sharded: each worker takes from and returns to its
+//!    own shard (so steady-state spawn and exit touch no shared lock), new
+//!    slabs and overflowing shards go to the global list, and a worker whose
+//!    shard and the global list are both empty takes from other shards, so
+//!    a reserved stack is always found (invariant 1).
 
 use std::io;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use super::overflow::CANARY;
+use crate::context;
+
+/// Free-list shards (workers beyond this share them).
+const SHARDS: usize = 16;
+/// A shard holding more than this gives half back to the global list.
+const SHARD_HIGH: usize = 512;
+/// Stacks moved from the global list to a shard at once.
+const SHARD_REFILL: usize = 32;
 
 /// Stacks per slab while the guard budget lasts (each costs two mappings).
 const GUARDED_PER_SLAB: usize = 32;
@@ -42,6 +56,7 @@ pub(crate) struct RawStack {
 /// Stacks of one size.
 pub(crate) struct Pool {
     size: usize,
+    shards: Box<[CachePadded<Mutex<Vec<RawStack>>>]>,
     free: Mutex<Vec<RawStack>>,
     available: AtomicIsize,
     grow_lock: Mutex<()>,
@@ -82,6 +97,9 @@ pub(crate) fn pool_for(size: usize) -> &'static Pool {
     init_guard_budget();
     let pool: &'static Pool = Box::leak(Box::new(Pool {
         size,
+        shards: (0..SHARDS)
+            .map(|_| CachePadded::new(Mutex::new(Vec::new())))
+            .collect(),
         free: Mutex::new(Vec::new()),
         available: AtomicIsize::new(0),
         grow_lock: Mutex::new(()),
@@ -133,17 +151,47 @@ impl Pool {
         self.available.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Takes a reserved stack off the free list.
+    /// Takes a reserved stack off the free list (invariant 4).
     pub(crate) fn take(&self) -> RawStack {
-        self.free
-            .lock()
-            .pop()
-            .expect("goro: a reserved stack is missing from the pool")
+        let shard = shard_index();
+        if let Some(i) = shard
+            && let Some(s) = self.shards[i].lock().pop()
+        {
+            return s;
+        }
+        {
+            let mut global = self.free.lock();
+            if let Some(s) = global.pop() {
+                if let Some(i) = shard {
+                    let keep = global.len().saturating_sub(SHARD_REFILL);
+                    self.shards[i].lock().extend(global.drain(keep..));
+                }
+                return s;
+            }
+        }
+        for other in self.shards.iter() {
+            if let Some(s) = other.lock().pop() {
+                return s;
+            }
+        }
+        panic!("goro: a reserved stack is missing from the pool")
     }
 
     /// Returns a stack whose coroutine has finished.
     pub(crate) fn release(&self, raw: RawStack) {
-        self.free.lock().push(raw);
+        match shard_index() {
+            Some(i) => {
+                let mut shard = self.shards[i].lock();
+                shard.push(raw);
+                if shard.len() > SHARD_HIGH {
+                    let half = shard.len() / 2;
+                    let spill: Vec<RawStack> = shard.drain(half..).collect();
+                    drop(shard);
+                    self.free.lock().extend(spill);
+                }
+            }
+            None => self.free.lock().push(raw),
+        }
         self.available.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -237,6 +285,10 @@ impl Pool {
         }
         Ok(stacks)
     }
+}
+
+fn shard_index() -> Option<usize> {
+    context::worker().map(|w| w.index % SHARDS)
 }
 
 /// Maps `len` bytes of private, lazily committed, non-huge-page memory.
