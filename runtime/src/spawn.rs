@@ -125,6 +125,9 @@ impl Builder {
             {
                 result = Err(e);
             }
+            // Counted before the result is published, so that whoever joins
+            // never sees this coroutine as still live in `stats()`.
+            scheduler::count_finished();
             theirs.complete(result);
         });
         // SAFETY: only the lifetime changes; the caller guarantees that what

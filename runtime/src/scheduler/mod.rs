@@ -236,6 +236,14 @@ pub(crate) fn schedule_woken(task: Arc<Task>) {
     }
 }
 
+/// Counts the running coroutine as finished (called by its entry closure,
+/// on its worker, just before it publishes its result).
+pub(crate) fn count_finished() {
+    if let Some(w) = context::worker() {
+        w.counters().finished.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Puts a timer for the running coroutine on its worker's wheel.
 pub(crate) fn insert_timer(deadline: Instant, task: Arc<Task>) -> TimerKey {
     let w = context::worker().expect("goro: timer from a coroutine outside a worker");

@@ -319,6 +319,5 @@ impl WorkerLocal {
         task.pool.release(co.into_stack().raw);
         task.set_state(State::Done);
         self.shared.registry.remove(task);
-        self.counters().finished.fetch_add(1, Ordering::Relaxed);
     }
 }
