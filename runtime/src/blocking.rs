@@ -11,6 +11,11 @@
 //!    idle (up to `MAX_THREADS`, beyond which jobs queue), and a thread
 //!    exits after `KEEP_ALIVE` without work, so an idle runtime holds no
 //!    blocking threads.
+//! 3. `idle` counts waiting threads that no job has claimed. `submit`
+//!    claims one (moving it from `idle` to `notified`) before it signals, so
+//!    n jobs submitted at once never count on fewer than n threads; a woken
+//!    thread consumes one `notified`, and a thread only exits on timeout if
+//!    it was not claimed.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -34,7 +39,10 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 
 struct State {
     queue: VecDeque<Job>,
+    /// Threads waiting for work that no `submit` has claimed yet.
     idle: usize,
+    /// Wake-ups claimed by `submit` and not yet consumed by a thread.
+    notified: usize,
 }
 
 pub(crate) struct BlockingPool {
@@ -49,6 +57,7 @@ impl BlockingPool {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 idle: 0,
+                notified: 0,
             }),
             cond: Condvar::new(),
             threads: AtomicUsize::new(0),
@@ -63,6 +72,10 @@ impl BlockingPool {
         let mut st = self.state.lock();
         st.queue.push_back(job);
         if st.idle > 0 {
+            // Claim one idle thread for this job (invariant 3), so that two
+            // submits never both count on the same idle thread.
+            st.idle -= 1;
+            st.notified += 1;
             self.cond.notify_one();
             return;
         }
@@ -77,8 +90,7 @@ impl BlockingPool {
         if spawned.is_err() {
             self.threads.fetch_sub(1, Ordering::Relaxed);
             // Run it here rather than lose it: only reachable when the OS
-            // refuses threads, and never from a coroutine waiting on it
-            // (`blocking` runs inline when the pool has no threads at all).
+            // refuses threads.
             if let Some(job) = self.state.lock().queue.pop_back() {
                 job();
             }
@@ -95,11 +107,19 @@ impl BlockingPool {
                 continue;
             }
             st.idle += 1;
-            let timed_out = self.cond.wait_for(&mut st, KEEP_ALIVE).timed_out();
-            st.idle -= 1;
-            if timed_out && st.queue.is_empty() {
-                self.threads.fetch_sub(1, Ordering::Relaxed);
-                return;
+            loop {
+                let timed_out = self.cond.wait_for(&mut st, KEEP_ALIVE).timed_out();
+                if st.notified > 0 {
+                    // A submit claimed us (it already took us off `idle`).
+                    st.notified -= 1;
+                    break;
+                }
+                if timed_out {
+                    st.idle -= 1;
+                    self.threads.fetch_sub(1, Ordering::Relaxed);
+                    return;
+                }
+                // Spurious wake-up: still idle, keep waiting.
             }
         }
     }

@@ -15,14 +15,14 @@
 //!    be inlined guarantees a fresh lookup.
 
 use std::cell::Cell;
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 use crate::scheduler::worker::WorkerLocal;
 use crate::task::Task;
 
 thread_local! {
     static WORKER: Cell<*const WorkerLocal> = const { Cell::new(ptr::null()) };
-    static CURRENT: Cell<*const Task> = const { Cell::new(ptr::null()) };
+    static CURRENT: Cell<Option<NonNull<Task>>> = const { Cell::new(None) };
 }
 
 /// The worker state of this thread, if it is a worker thread.
@@ -43,18 +43,19 @@ pub(crate) fn set_worker(local: &'static WorkerLocal) {
 /// The task running on this thread, if the caller is inside a coroutine.
 #[inline(never)]
 pub(crate) fn current_task() -> Option<&'static Task> {
-    let p = CURRENT.with(Cell::get);
+    let p = CURRENT.with(Cell::get)?;
     // SAFETY: by invariant 2 a non-null pointer refers to the task whose
     // coroutine is running on this thread, and the caller is that
     // coroutine. The task stays alive at least until the coroutine returns
     // (the registry holds it), and the coroutine never leaves this thread,
     // so the reference stays valid for as long as the caller can use it,
     // across its own suspensions too.
-    unsafe { p.as_ref() }
+    Some(unsafe { p.as_ref() })
 }
 
-/// Records which task the worker is about to resume (null when it returns).
+/// Records which task the worker is about to resume (`None` when it
+/// returns).
 #[inline(never)]
-pub(crate) fn set_current_task(task: *const Task) {
-    CURRENT.with(|c| c.set(task));
+pub(crate) fn set_current_task(task: Option<&Task>) {
+    CURRENT.with(|c| c.set(task.map(NonNull::from)));
 }

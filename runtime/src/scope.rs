@@ -4,8 +4,8 @@
 //! # Why it is sound
 //!
 //! `scope` does not return, normally or by unwinding, until every coroutine
-//! spawned in it has finished *and* its result packet has been dropped
-//! (join invariant 3). Until then the caller is parked (a coroutine is never
+//! spawned in it has finished *and* its result has been taken or dropped
+//! (join invariant 4). Until then the caller is parked (a coroutine is never
 //! unwound while parked; a thread simply blocks), so everything the
 //! children borrow outlives them. The closures are erased to `'static` only
 //! to pass through the scheduler's queues.
@@ -131,7 +131,7 @@ impl<'scope> Scope<'scope, '_> {
         T: Send + 'scope,
     {
         self.data.running.fetch_add(1, Ordering::Relaxed);
-        let packet = Arc::new(Packet::new(Some(self.data.clone())));
+        let packet = Packet::new(Some(self.data.clone()));
         // SAFETY: `scope` waits for this coroutine to finish and for its
         // packet to drop before the `'scope` borrows end (module docs).
         let spawned = unsafe { builder.spawn_unchecked(f, packet) };
@@ -140,9 +140,12 @@ impl<'scope> Scope<'scope, '_> {
                 inner,
                 _scope: PhantomData,
             }),
-            // The packet was dropped on the error path, which already
-            // decremented `running`.
-            Err(e) => Err(e),
+            // No coroutine exists: nothing will end its packet, so undo the
+            // count here.
+            Err(e) => {
+                self.data.coroutine_finished(false);
+                Err(e)
+            }
         }
     }
 }

@@ -1,15 +1,14 @@
 //! Spawning coroutines, and the calls a coroutine makes about itself.
 
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::join::{JoinHandle, Packet};
 use crate::stack::{self, MAX_STACK_SIZE, MIN_STACK_SIZE};
-use crate::task::{Request, Task};
-use crate::{context, local, park, scheduler};
+use crate::task::{Job, Payload, Request, Task};
+use crate::{context, park, scheduler};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Ids are handed to each thread in blocks, so spawning threads do not
@@ -83,7 +82,7 @@ impl Builder {
     {
         // SAFETY: `F` and `T` are `'static`, so nothing they hold can be
         // outlived by the coroutine.
-        unsafe { self.spawn_unchecked(f, Arc::new(Packet::new(None))) }
+        unsafe { self.spawn_unchecked(f, Packet::new(None)) }
     }
 
     /// Spawns without requiring `'static`.
@@ -95,7 +94,7 @@ impl Builder {
     pub(crate) unsafe fn spawn_unchecked<'a, F, T>(
         self,
         f: F,
-        packet: Arc<Packet<T>>,
+        packet: Packet<T>,
     ) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -117,30 +116,22 @@ impl Builder {
         };
         pool.reserve()?;
         let id = next_id();
-        let theirs = packet.clone();
-        let entry: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
-            let mut result = catch_unwind(AssertUnwindSafe(f));
-            if let Err(e) = catch_unwind(local::destroy_current)
-                && result.is_ok()
-            {
-                result = Err(e);
-            }
-            // Counted before the result is published, so that whoever joins
-            // never sees this coroutine as still live in `stats()`.
-            scheduler::count_finished();
-            theirs.complete(result);
-        });
-        // SAFETY: only the lifetime changes; the caller guarantees that what
-        // `'a` covers outlives the coroutine (this function's contract).
-        let entry: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(entry) };
-        let task = Arc::new(Task::new(
+        let task: Arc<Task<Job<T, F>>> = Arc::new(Task::new(
             id,
             self.name.map(String::into_boxed_str),
             pool,
-            entry,
+            Job::new(packet, f),
         ));
+        let task: Arc<Task<dyn Payload + 'a>> = task;
+        // SAFETY: only the lifetime changes; the caller guarantees that what
+        // `'a` covers outlives the coroutine and the end of its packet (this
+        // function's contract), after which the payload holds only `None`s.
+        let task: Arc<Task> =
+            unsafe { std::mem::transmute::<Arc<Task<dyn Payload + 'a>>, Arc<Task>>(task) };
+        // SAFETY: the payload is a `Job<T, F>`.
+        let handle = unsafe { JoinHandle::new(task.clone(), id) };
         rt.push_fresh(task);
-        Ok(JoinHandle { packet, id })
+        Ok(handle)
     }
 }
 

@@ -1,4 +1,11 @@
-//! A task: one coroutine's shared header.
+//! A task: one coroutine's shared header, its entry closure and its result
+//! packet, in one allocation.
+//!
+//! `spawn` allocates an `Arc<Task<Job<T, F>>>` and erases it to
+//! `Arc<Task<dyn Payload>>` (written `Arc<Task>`): one allocation per
+//! coroutine instead of three (header, boxed closure, result packet), which
+//! matters because workers free what spawners allocate and the allocator's
+//! lock is then contended.
 //!
 //! # Invariants
 //!
@@ -19,13 +26,15 @@
 //!    not unwound on a foreign thread.
 
 use std::cell::{Cell, UnsafeCell};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use corosensei::Yielder;
 
-use crate::local::LocalMap;
+use crate::join::Packet;
+use crate::local::{self, LocalMap};
 use crate::scheduler;
 use crate::stack::{Pool, RawStack, Stack};
 
@@ -42,8 +51,8 @@ pub(crate) type Coroutine = corosensei::Coroutine<(), Request, (), Stack>;
 
 /// What the task will run, is running, or ran.
 pub(crate) enum Body {
-    /// Not started: the entry closure. No stack is bound yet.
-    Fresh(Box<dyn FnOnce() + Send>),
+    /// Not started: the entry closure is in the payload; no stack is bound.
+    Fresh,
     /// Started: the coroutine and its stack.
     Running(Coroutine),
     /// Finished; the stack went back to the pool.
@@ -70,8 +79,56 @@ pub enum State {
 
 pub(crate) const NO_HOME: u32 = u32::MAX;
 
-/// The shared header of one coroutine.
-pub(crate) struct Task {
+/// The type-erased part of a task: the entry closure and the result.
+pub(crate) trait Payload: Send + Sync {
+    /// Runs the entry closure and publishes its result. Called once, by the
+    /// task's worker, inside the task's coroutine.
+    fn run(&self);
+}
+
+/// The payload of a coroutine returning `T`. `#[repr(C)]` with the packet
+/// first, so a `JoinHandle<T>` finds the packet at the payload's address
+/// without knowing `F`.
+#[repr(C)]
+pub(crate) struct Job<T, F> {
+    pub(crate) packet: Packet<T>,
+    entry: UnsafeCell<Option<F>>,
+}
+
+impl<T, F> Job<T, F> {
+    pub(crate) fn new(packet: Packet<T>, f: F) -> Job<T, F> {
+        Job {
+            packet,
+            entry: UnsafeCell::new(Some(f)),
+        }
+    }
+}
+
+// SAFETY: `entry` is taken once, by the worker running the task (invariant
+// 2); `packet` synchronises itself (join.rs). `T` and `F` move to the
+// coroutine's thread, hence `Send`.
+unsafe impl<T: Send, F: Send> Sync for Job<T, F> {}
+
+impl<T: Send, F: FnOnce() -> T + Send> Payload for Job<T, F> {
+    fn run(&self) {
+        // SAFETY: invariant 2: only the running task's coroutine gets here,
+        // once.
+        let f = unsafe { (*self.entry.get()).take() }.expect("goro: coroutine entry ran twice");
+        let mut result = catch_unwind(AssertUnwindSafe(f));
+        if let Err(e) = catch_unwind(local::destroy_current)
+            && result.is_ok()
+        {
+            result = Err(e);
+        }
+        // Counted before the result is published, so that whoever joins
+        // never sees this coroutine as still live in `stats()`.
+        scheduler::count_finished();
+        self.packet.complete(result);
+    }
+}
+
+/// The shared header of one coroutine, followed by its payload.
+pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
     park_state: AtomicU8,
     sched_state: AtomicU8,
     home: AtomicU32,
@@ -84,24 +141,21 @@ pub(crate) struct Task {
     pub(crate) locals: UnsafeCell<LocalMap>,
     /// The bound stack's bounds, for the overflow checks (worker-only).
     pub(crate) raw_stack: Cell<RawStack>,
+    payload: P,
 }
 
-// SAFETY: the non-`Sync` fields (`body`, `yielder`, `locals`) are only
-// accessed by the single worker running the task or by the coroutine on
-// that worker (invariant 2); everything else is atomic or immutable. The
-// entry closure is `Send`, and a started coroutine never leaves its worker.
-unsafe impl Sync for Task {}
+// SAFETY: the non-`Sync` fields (`body`, `yielder`, `locals`,
+// `raw_stack`) are only accessed by the single worker running the task or
+// by the coroutine on that worker (invariant 2); everything else is atomic
+// or immutable, and the payload is `Sync` itself. A started coroutine never
+// leaves its worker.
+unsafe impl<P: ?Sized + Payload> Sync for Task<P> {}
 // SAFETY: as above; moving the `Arc<Task>` between queues moves only the
-// header, and the coroutine's stack-resident state stays on its worker.
-unsafe impl Send for Task {}
+// pointer, and the coroutine's stack-resident state stays on its worker.
+unsafe impl<P: ?Sized + Payload> Send for Task<P> {}
 
-impl Task {
-    pub(crate) fn new(
-        id: u64,
-        name: Option<Box<str>>,
-        pool: &'static Pool,
-        entry: Box<dyn FnOnce() + Send>,
-    ) -> Task {
+impl<P: Payload> Task<P> {
+    pub(crate) fn new(id: u64, name: Option<Box<str>>, pool: &'static Pool, payload: P) -> Task<P> {
         Task {
             park_state: AtomicU8::new(EMPTY),
             sched_state: AtomicU8::new(State::Runnable as u8),
@@ -110,7 +164,7 @@ impl Task {
             name,
             pool,
             registry_key: AtomicU64::new(u64::MAX),
-            body: UnsafeCell::new(Body::Fresh(entry)),
+            body: UnsafeCell::new(Body::Fresh),
             yielder: Cell::new(std::ptr::null()),
             locals: UnsafeCell::new(LocalMap::new()),
             raw_stack: Cell::new(RawStack {
@@ -119,7 +173,14 @@ impl Task {
                 guard: 0,
                 canary: 0,
             }),
+            payload,
         }
+    }
+}
+
+impl<P: ?Sized + Payload> Task<P> {
+    pub(crate) fn payload(&self) -> &P {
+        &self.payload
     }
 
     /// The coroutine's id, unique in the process.
@@ -153,7 +214,9 @@ impl Task {
     pub(crate) fn set_state(&self, s: State) {
         self.sched_state.store(s as u8, Ordering::Relaxed);
     }
+}
 
+impl Task {
     /// A new strong reference to this task (invariant 1).
     pub(crate) fn arc(&self) -> Arc<Task> {
         let p = self as *const Task;
@@ -226,7 +289,7 @@ impl Task {
     }
 }
 
-impl Drop for Task {
+impl<P: ?Sized + Payload> Drop for Task<P> {
     fn drop(&mut self) {
         match std::mem::replace(self.body.get_mut(), Body::Done) {
             Body::Running(coroutine) if !coroutine.done() => {
@@ -235,10 +298,8 @@ impl Drop for Task {
                 std::mem::forget(coroutine);
             }
             Body::Running(coroutine) => self.pool.release(coroutine.into_stack().raw),
-            Body::Fresh(entry) => {
-                self.pool.unreserve();
-                drop(entry);
-            }
+            // The entry closure drops with the payload.
+            Body::Fresh => self.pool.unreserve(),
             Body::Done => {}
         }
     }

@@ -248,7 +248,7 @@ impl WorkerLocal {
         // SAFETY: invariant 2: this worker owns the task now, so nothing
         // else touches its body.
         let body = unsafe { &mut *task.body.get() };
-        if let Body::Fresh(_) = body {
+        if let Body::Fresh = body {
             self.start(&task, body);
         }
         let Body::Running(co) = body else {
@@ -257,11 +257,11 @@ impl WorkerLocal {
         let raw = task.raw_stack.get();
         loop {
             task.set_state(State::Running);
-            context::set_current_task(Arc::as_ptr(&task));
+            context::set_current_task(Some(&task));
             stack::enter(&raw, &task);
             let result = co.resume(());
             stack::leave();
-            context::set_current_task(std::ptr::null());
+            context::set_current_task(None);
             stack::check_canary(&raw, &task);
             match result {
                 CoroutineResult::Yield(Request::Yield) => {
@@ -286,23 +286,22 @@ impl WorkerLocal {
 
     /// Binds a stack and makes the coroutine (invariant 3).
     fn start(&self, task: &Arc<Task>, body: &mut Body) {
-        let Body::Fresh(entry) = std::mem::replace(body, Body::Done) else {
-            unreachable!()
-        };
         task.set_home(self.index as u32);
         self.shared.registry.insert(task);
         let raw = task.pool.take();
         task.raw_stack.set(raw);
-        let task_addr = Arc::as_ptr(task) as usize;
+        let task_ptr: *const Task = Arc::as_ptr(task);
         let co = Coroutine::with_stack(Stack { raw }, move |y: &Yielder<(), Request>, ()| {
             // SAFETY: the worker holds an `Arc` to the task while it
             // resumes the coroutine, which is the only time this runs.
-            let task = unsafe { &*(task_addr as *const Task) };
+            let task = unsafe { &*task_ptr };
             task.set_yielder(y);
-            // `entry` catches the user's panics; this catches what could
-            // escape from dropping a result or a coroutine-local, so that
-            // nothing unwinds into the worker.
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(entry)).is_err() {
+            // The payload catches the user's panics; this catches what
+            // could escape from dropping a coroutine-local or a result, so
+            // that nothing unwinds into the worker.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.payload().run()))
+                .is_err()
+            {
                 eprintln!(
                     "goro: a panic escaped while coroutine {} was finishing; ignored",
                     task.id()

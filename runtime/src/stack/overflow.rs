@@ -15,6 +15,7 @@
 
 use std::cell::Cell;
 use std::fmt::Write as _;
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use super::RawStack;
@@ -27,12 +28,12 @@ pub(crate) const CANARY: [u64; 2] = [0x6b74_735f_6f72_6f67, 0x6b74_735f_6f72_6f6
 struct Running {
     guard: usize,
     bottom: usize,
-    task: *const Task,
+    task: Option<NonNull<Task>>,
 }
 
 thread_local! {
     static RUNNING: Cell<Running> =
-        const { Cell::new(Running { guard: 0, bottom: 0, task: std::ptr::null() }) };
+        const { Cell::new(Running { guard: 0, bottom: 0, task: None }) };
 }
 
 struct OldAction(libc::sigaction);
@@ -50,7 +51,7 @@ pub(crate) fn enter(raw: &RawStack, task: &Task) {
         r.set(Running {
             guard: raw.guard,
             bottom: raw.bottom,
-            task,
+            task: Some(NonNull::from(task)),
         })
     });
 }
@@ -62,7 +63,7 @@ pub(crate) fn leave() {
         r.set(Running {
             guard: 0,
             bottom: 0,
-            task: std::ptr::null(),
+            task: None,
         })
     });
 }
@@ -156,7 +157,7 @@ fn fault_sp(_ctx: *mut libc::c_void) -> usize {
 
 extern "C" fn on_segv(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let running = RUNNING.with(Cell::get);
-    if running.bottom != 0 {
+    if let Some(task) = running.task {
         // SAFETY: the kernel passes a valid siginfo_t to SA_SIGINFO handlers.
         let addr = unsafe { (*info).si_addr() } as usize;
         let sp = fault_sp(ctx);
@@ -171,7 +172,7 @@ extern "C" fn on_segv(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         if in_guard || just_below || sp_below {
             // SAFETY: `RUNNING.task` is the task the worker is resuming; the
             // worker holds a reference to it (context invariant 2).
-            let task = unsafe { &*running.task };
+            let task = unsafe { task.as_ref() };
             let size = crate::stack::pool_size_of(task);
             report_and_abort(task, size, "it hit the end of its stack");
         }
