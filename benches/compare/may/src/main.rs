@@ -46,12 +46,32 @@ where
 
 fn main() {
     let args = Args::parse();
+    exit_on_panic();
     may::config().set_workers(2);
     // The workload runs inside a coroutine, as Go's main runs in a goroutine,
     // so every blocking call below parks a coroutine rather than the thread.
     let builder = may::coroutine::Builder::new().name("driver".into()).stack_size(DRIVER_STACK_WORDS);
     let driver = may::go!(builder, move || run(&args)).expect("spawn driver coroutine");
     driver.join().expect("driver panicked");
+}
+
+/// Makes an ordinary panic anywhere end the process with status 101.
+///
+/// When may cannot map a coroutine stack (about 32k live coroutines on this
+/// kernel) the spawning coroutine panics and the rest of the program can wait
+/// forever on coroutines that will never run; exiting turns that hang into a
+/// prompt, reported failure. may cancels coroutines (select! losers) by
+/// unwinding with a non-string payload, which is left alone.
+fn exit_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let is_message = payload.is::<&str>() || payload.is::<String>();
+        default_hook(info);
+        if is_message {
+            std::process::exit(101);
+        }
+    }));
 }
 
 fn run(args: &Args) {
