@@ -1,0 +1,763 @@
+//! The channel core behind `bounded(0)` (rendezvous), `bounded(n)` and
+//! `unbounded()`.
+//!
+//! One lock (`parking_lot::Mutex`) guards the buffer and two FIFO queues
+//! of waiting operations, as in Go's `hchan`: `sendq` holds blocked
+//! senders, `recvq` blocked receivers, each as an `Arc<Packet<T>>` (see
+//! `waiter.rs`). A sender that finds a waiting receiver hands its message
+//! straight to it; a receiver that finds a waiting sender takes the message
+//! straight from it, and when it frees a buffer slot it refills the slot
+//! from the first waiting sender. Waking happens after the lock is
+//! released.
+//!
+//! # Invariants
+//!
+//! 1. `buf.len() + reserved <= cap`. `reserved` counts buffer slots
+//!    promised to select send cases whose message is not produced yet.
+//! 2. A receiver waits in `recvq` only while `buf` is empty, no live sender
+//!    waits, and the channel is not closed; a sender waits in `sendq` only
+//!    while there is no room and no live receiver, and the channel is open
+//!    with receivers. So at most one of the two queues holds live entries.
+//! 3. Queues hold pointers to packets owned by the waiting operations
+//!    (`waiter.rs`). A packet is claimed, or dropped as stale when its
+//!    claim fails (its select was decided elsewhere, or its owner gave up),
+//!    only by code that pops it from its queue under the lock. A claimed
+//!    packet is finished after the lock is released; a stale one is never
+//!    touched again.
+//! 4. `closed` and `rx_gone` only ever go from false to true. Closing
+//!    claims every waiting packet of both queues (under the lock) and
+//!    finishes each with `CLOSED` (after it): receivers get `Err`, senders
+//!    their message back. Buffered messages stay for receivers to drain
+//!    (`closed`), or are dropped when no receiver is left (`rx_gone`).
+//! 5. Queued packets never hold a message that a queue would drop: a
+//!    waiting sender's message is taken by whoever claims it, or by its
+//!    owner, who frees the packet.
+//! 6. Nothing that runs user code (dropping a `T`) or wakes anyone happens
+//!    under the lock.
+//! 7. `hint` is republished at the end of every critical section (by the
+//!    `Locked` guard), so it always describes the state as of the last
+//!    unlock. It is only ever used to answer "not ready" without locking,
+//!    which is a correct answer for that moment.
+
+use std::collections::VecDeque;
+use std::mem;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use goro_runtime::park;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::err::{RecvError, RecvTimeoutError, SendError, SendTimeoutError};
+use crate::waiter::{
+    ABANDONED, AWAIT_VALUE, CLOSED, DONE, Handoff, Kind, OwnedPacket, PENDING, Packet, PacketPtr,
+    RESERVED, Waiter,
+};
+
+/// How long a blocking operation may wait.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deadline {
+    /// Do not wait at all.
+    Now,
+    /// Wait until this instant.
+    At(Instant),
+    /// Wait as long as it takes.
+    Never,
+}
+
+impl Deadline {
+    /// `d` from now; a duration too large to represent means forever.
+    pub fn after(d: Duration) -> Deadline {
+        match Instant::now().checked_add(d) {
+            Some(t) => Deadline::At(t),
+            None => Deadline::Never,
+        }
+    }
+
+    /// Whether the deadline has passed (`Now` always has).
+    pub(crate) fn expired(self) -> bool {
+        match self {
+            Deadline::Now => true,
+            Deadline::At(t) => Instant::now() >= t,
+            Deadline::Never => false,
+        }
+    }
+}
+
+/// A select send case's claim on the channel, before its message exists.
+pub(crate) enum SendToken<T> {
+    /// The channel is closed: the send fails with its message.
+    Closed,
+    /// A buffer slot is reserved (invariant 1).
+    Reserved,
+    /// This waiting receiver was claimed (and removed from `recvq`); it
+    /// waits for the message. Valid until we finish it.
+    Receiver(PacketPtr<T>),
+    /// Our registered packet was claimed by a receiver that waits for the
+    /// message in this hand-off.
+    Partner(Arc<Handoff<T>>),
+}
+
+/// `Chan::hint` bit: a receive might succeed (or see the close) without
+/// waiting.
+const RECV_MAY: u8 = 1;
+/// `Chan::hint` bit: a send might succeed (or see the close) without
+/// waiting.
+const SEND_MAY: u8 = 2;
+
+struct State<T> {
+    buf: VecDeque<T>,
+    reserved: usize,
+    closed: bool,
+    rx_gone: bool,
+    sendq: VecDeque<PacketPtr<T>>,
+    recvq: VecDeque<PacketPtr<T>>,
+}
+
+/// Pops entries until one can be claimed (invariant 3). Call under the
+/// lock. The returned packet stays valid until the caller finishes it.
+#[inline]
+fn claim_first<T>(q: &mut VecDeque<PacketPtr<T>>) -> Option<PacketPtr<T>> {
+    while let Some(p) = q.pop_front() {
+        // SAFETY: the packet was in the queue and we hold its lock, so its
+        // owner has not freed it (waiter.rs invariant 4).
+        if unsafe { p.get() }.claim() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Whether `q` holds an undecided entry of a waiter other than `own`.
+/// Call under the lock.
+fn has_live_peer<T>(q: &VecDeque<PacketPtr<T>>, own: &Waiter) -> bool {
+    q.iter().any(|p| {
+        // SAFETY: queued and under the lock, as in `claim_first`.
+        let p = unsafe { p.get() };
+        !p.belongs_to(own) && p.waiter().is_waiting()
+    })
+}
+
+/// Removes `owned`'s packet from `q` if it is still there (searching from
+/// the back, where a recent registration usually is). Call under the lock.
+fn remove<T>(q: &mut VecDeque<PacketPtr<T>>, owned: &OwnedPacket<T>) {
+    if let Some(i) = q.iter().rposition(|e| e.is(owned)) {
+        q.remove(i);
+    }
+}
+
+/// Claims every packet of `q` that can be claimed, emptying it. Call under
+/// the lock; finish the returned packets after unlocking.
+fn claim_all<T>(q: &mut VecDeque<PacketPtr<T>>) -> Vec<PacketPtr<T>> {
+    let mut claimed = Vec::new();
+    for p in q.drain(..) {
+        // SAFETY: queued and under the lock, as in `claim_first`.
+        if unsafe { p.get() }.claim() {
+            claimed.push(p);
+        }
+    }
+    claimed
+}
+
+/// How a blocked operation's wait ended.
+enum Waited {
+    /// A counterpart decided it with this status.
+    Status(u8),
+    /// The owner gave up first (the deadline passed).
+    Aborted,
+}
+
+/// Parks until `p` is decided, or `deadline` passes and `abort` (which
+/// decides the waiter as given up and dequeues the packet, under the lock)
+/// wins.
+fn wait<T>(p: &Packet<T>, mut deadline: Deadline, abort: impl Fn() -> bool) -> Waited {
+    loop {
+        let s = p.status();
+        if s != PENDING {
+            return Waited::Status(s);
+        }
+        match deadline {
+            Deadline::Never | Deadline::Now => park::park(),
+            Deadline::At(t) => {
+                if Instant::now() >= t {
+                    if abort() {
+                        return Waited::Aborted;
+                    }
+                    // Claimed: the completion is on its way; wait for it.
+                    deadline = Deadline::Never;
+                } else {
+                    park::park_deadline(t);
+                }
+            }
+        }
+    }
+}
+
+/// Receives from a sender packet we claimed (and removed from `sendq`).
+/// `None`: it was a select's deferred send whose owner gave up; retry.
+fn take_from_sender<T>(p: PacketPtr<T>) -> Option<T> {
+    // SAFETY: we claimed the packet and have not finished it, so it is
+    // alive (waiter.rs invariant 4).
+    let packet = unsafe { p.get() };
+    match packet.kind() {
+        Kind::Send => {
+            // SAFETY: as the claimer we own the slot until we finish.
+            let v = unsafe { packet.take() };
+            // SAFETY: claimed, not finished; we do not touch it after.
+            unsafe { packet.finish(DONE) };
+            debug_assert!(v.is_some(), "a waiting sender without its message");
+            v
+        }
+        Kind::DeferredSend => {
+            // SAFETY: claimed, not finished; we do not touch it after.
+            let handoff = unsafe { packet.await_value() };
+            handoff.wait()
+        }
+        Kind::Recv => unreachable!("goro-channel: a receiver packet in sendq"),
+    }
+}
+
+/// Hands `value` to a receiver packet we claimed.
+fn deliver<T>(p: PacketPtr<T>, value: T) {
+    // SAFETY: we claimed the packet and have not finished it: it is alive
+    // and we own its slot (waiter.rs invariants 4 and 5).
+    let packet = unsafe { p.get() };
+    // SAFETY: as above.
+    unsafe { packet.put(value) };
+    // SAFETY: claimed, not finished; we do not touch it after.
+    unsafe { packet.finish(DONE) };
+}
+
+/// Finishes a packet we claimed with `status`.
+fn finish<T>(p: PacketPtr<T>, status: u8) {
+    // SAFETY: we claimed the packet and have not finished it: it is alive.
+    // We do not touch it after `finish`.
+    unsafe { p.get().finish(status) };
+}
+
+/// The channel lock's guard. Dropping it publishes the readiness hint
+/// (`Chan::hint`) while still holding the lock.
+struct Locked<'a, T> {
+    chan: &'a Chan<T>,
+    st: MutexGuard<'a, State<T>>,
+}
+
+impl<T> Deref for Locked<'_, T> {
+    type Target = State<T>;
+
+    #[inline]
+    fn deref(&self) -> &State<T> {
+        &self.st
+    }
+}
+
+impl<T> DerefMut for Locked<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut State<T> {
+        &mut self.st
+    }
+}
+
+impl<T> Drop for Locked<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        let st = &*self.st;
+        let mut hint = 0;
+        if !st.buf.is_empty() || !st.sendq.is_empty() || st.closed {
+            hint |= RECV_MAY;
+        }
+        if st.closed || st.rx_gone || self.chan.has_room(st) || !st.recvq.is_empty() {
+            hint |= SEND_MAY;
+        }
+        if self.chan.hint.load(Ordering::Relaxed) != hint {
+            self.chan.hint.store(hint, Ordering::Release);
+        }
+    }
+}
+
+/// The shared core of one channel.
+pub(crate) struct Chan<T> {
+    state: Mutex<State<T>>,
+    /// What a non-blocking operation could achieve, as of the last critical
+    /// section (`RECV_MAY`, `SEND_MAY`). Lets `try_*` and select's phase 1
+    /// skip the lock when nothing can succeed: they linearize at the load,
+    /// and phase 2 re-checks under the lock anyway.
+    hint: AtomicU8,
+    /// Buffer capacity; 0 for a rendezvous channel.
+    cap: usize,
+    /// No capacity limit (`unbounded()`): `cap` is `usize::MAX`.
+    unbounded: bool,
+    senders: AtomicUsize,
+    receivers: AtomicUsize,
+}
+
+impl<T> Chan<T> {
+    /// A channel with one sender and one receiver. `cap: None` is
+    /// unbounded. No buffer memory is allocated up front: the buffer grows
+    /// as messages arrive, so a huge capacity costs nothing until used.
+    pub(crate) fn new(cap: Option<usize>) -> Chan<T> {
+        let cap_n = cap.unwrap_or(usize::MAX);
+        Chan {
+            state: Mutex::new(State {
+                buf: VecDeque::new(),
+                reserved: 0,
+                closed: false,
+                rx_gone: false,
+                sendq: VecDeque::new(),
+                recvq: VecDeque::new(),
+            }),
+            hint: AtomicU8::new(if cap_n > 0 { SEND_MAY } else { 0 }),
+            cap: cap_n,
+            unbounded: cap.is_none(),
+            senders: AtomicUsize::new(1),
+            receivers: AtomicUsize::new(1),
+        }
+    }
+
+    #[inline]
+    fn lock(&self) -> Locked<'_, T> {
+        Locked {
+            chan: self,
+            st: self.state.lock(),
+        }
+    }
+
+    #[inline]
+    fn hint(&self, bit: u8) -> bool {
+        self.hint.load(Ordering::Acquire) & bit != 0
+    }
+
+    #[inline]
+    fn has_room(&self, st: &State<T>) -> bool {
+        st.buf.len() + st.reserved < self.cap
+    }
+
+    /// Claims the first waiting sender to fill one freed buffer slot.
+    /// Returns the packet and the status to finish it with, after the lock.
+    fn refill(&self, st: &mut State<T>) -> Option<(PacketPtr<T>, u8)> {
+        if !self.has_room(st) {
+            return None;
+        }
+        let p = claim_first(&mut st.sendq)?;
+        // SAFETY: claimed by us and not finished: alive.
+        let packet = unsafe { p.get() };
+        match packet.kind() {
+            Kind::Send => {
+                // SAFETY: as the claimer we own the slot until we finish.
+                let v = unsafe { packet.take() };
+                st.buf
+                    .push_back(v.expect("goro-channel: a waiting sender without its message"));
+                Some((p, DONE))
+            }
+            Kind::DeferredSend => {
+                st.reserved += 1;
+                Some((p, RESERVED))
+            }
+            Kind::Recv => unreachable!("goro-channel: a receiver packet in sendq"),
+        }
+    }
+
+    /// Sends `value`, waiting until `deadline`. `Timeout` with
+    /// `Deadline::Now` means the channel was full.
+    pub(crate) fn send(&self, value: T, deadline: Deadline) -> Result<(), SendTimeoutError<T>> {
+        if deadline == Deadline::Now && !self.hint(SEND_MAY) {
+            return Err(SendTimeoutError::Timeout(value));
+        }
+        let mut st = self.lock();
+        if st.closed || st.rx_gone {
+            return Err(SendTimeoutError::Closed(value));
+        }
+        // 1. A receiver is waiting: hand the message over directly.
+        if let Some(p) = claim_first(&mut st.recvq) {
+            drop(st);
+            deliver(p, value);
+            return Ok(());
+        }
+        // 2. Room in the buffer.
+        if self.has_room(&st) {
+            st.buf.push_back(value);
+            return Ok(());
+        }
+        if deadline.expired() {
+            return Err(SendTimeoutError::Timeout(value));
+        }
+        // 3. Wait in sendq with the message in our packet.
+        let owned = Packet::plain(Kind::Send, Some(value));
+        st.sendq.push_back(owned.ptr());
+        drop(st);
+        let waited = wait(owned.get(), deadline, || {
+            let mut st = self.lock();
+            let won = owned.get().abort_locked();
+            if won {
+                remove(&mut st.sendq, &owned);
+            }
+            won
+        });
+        // SAFETY: the packet is out of sendq (a claimer removed it, or our
+        // abort did) and no claimer is mid-completion (we observed the
+        // final status, or our abort won): nobody else can reach it.
+        let leftover = unsafe { owned.free() };
+        match waited {
+            Waited::Status(DONE) => Ok(()),
+            Waited::Status(CLOSED) => Err(SendTimeoutError::Closed(
+                leftover.expect("goro-channel: lost a message"),
+            )),
+            Waited::Status(s) => unreachable!("goro-channel: send finished with status {s}"),
+            Waited::Aborted => Err(SendTimeoutError::Timeout(
+                leftover.expect("goro-channel: lost a message"),
+            )),
+        }
+    }
+
+    /// Receives, waiting until `deadline`. `Timeout` with `Deadline::Now`
+    /// means the channel was empty.
+    pub(crate) fn recv(&self, deadline: Deadline) -> Result<T, RecvTimeoutError> {
+        if deadline == Deadline::Now && !self.hint(RECV_MAY) {
+            return Err(RecvTimeoutError::Timeout);
+        }
+        loop {
+            let mut st = self.lock();
+            // 1. The buffer has a message; refill the freed slot from a
+            //    waiting sender, keeping FIFO order.
+            if let Some(v) = st.buf.pop_front() {
+                let refilled = if st.sendq.is_empty() {
+                    None
+                } else {
+                    self.refill(&mut st)
+                };
+                drop(st);
+                if let Some((p, status)) = refilled {
+                    finish(p, status);
+                }
+                return Ok(v);
+            }
+            // 2. A sender is waiting (rendezvous): take its message.
+            if let Some(p) = claim_first(&mut st.sendq) {
+                drop(st);
+                match take_from_sender(p) {
+                    Some(v) => return Ok(v),
+                    None => continue,
+                }
+            }
+            if st.closed {
+                return Err(RecvTimeoutError::Closed);
+            }
+            if deadline.expired() {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            // 3. Wait in recvq for a sender to fill our packet.
+            let owned = Packet::plain(Kind::Recv, None);
+            st.recvq.push_back(owned.ptr());
+            drop(st);
+            let waited = wait(owned.get(), deadline, || {
+                let mut st = self.lock();
+                let won = owned.get().abort_locked();
+                if won {
+                    remove(&mut st.recvq, &owned);
+                }
+                won
+            });
+            // SAFETY: as in `send`: out of the queue, and no claimer is
+            // mid-completion.
+            let got = unsafe { owned.free() };
+            match waited {
+                Waited::Status(DONE) => return Ok(got.expect("goro-channel: lost a message")),
+                Waited::Status(CLOSED) => return Err(RecvTimeoutError::Closed),
+                Waited::Status(ABANDONED) => continue,
+                Waited::Status(s) => unreachable!("goro-channel: recv finished with status {s}"),
+                Waited::Aborted => return Err(RecvTimeoutError::Timeout),
+            }
+        }
+    }
+
+    /// Closes the channel (invariant 4). Returns false if it already was.
+    pub(crate) fn close(&self) -> bool {
+        let (receivers, senders) = {
+            let mut st = self.lock();
+            if st.closed {
+                return false;
+            }
+            st.closed = true;
+            (claim_all(&mut st.recvq), claim_all(&mut st.sendq))
+        };
+        for p in receivers.into_iter().chain(senders) {
+            finish(p, CLOSED);
+        }
+        true
+    }
+
+    /// The last receiver is gone: drop the buffer, fail waiting senders.
+    fn disconnect_receivers(&self) {
+        let (buf, senders) = {
+            let mut st = self.lock();
+            st.rx_gone = true;
+            (mem::take(&mut st.buf), claim_all(&mut st.sendq))
+        };
+        drop(buf);
+        for p in senders {
+            finish(p, CLOSED);
+        }
+    }
+
+    /// A new sender handle.
+    pub(crate) fn acquire_sender(&self) {
+        self.senders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A sender handle dropped; the last one closes the channel.
+    pub(crate) fn release_sender(&self) {
+        if self.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+
+    /// A new receiver handle.
+    pub(crate) fn acquire_receiver(&self) {
+        self.receivers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A receiver handle dropped; the last one disconnects the senders.
+    pub(crate) fn release_receiver(&self) {
+        if self.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.disconnect_receivers();
+        }
+    }
+
+    /// Closed, or no receiver left: a send would fail.
+    pub(crate) fn is_closed(&self) -> bool {
+        let st = self.state.lock();
+        st.closed || st.rx_gone
+    }
+
+    /// Messages in the buffer.
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().buf.len()
+    }
+
+    /// Whether a send would have to wait for room (always true for a
+    /// rendezvous channel).
+    pub(crate) fn is_full(&self) -> bool {
+        let st = self.state.lock();
+        !self.has_room(&st)
+    }
+
+    /// `None` for unbounded.
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        if self.unbounded { None } else { Some(self.cap) }
+    }
+
+    // ---- select support -------------------------------------------------
+
+    /// Phase 1 of a select send case: claim what makes it ready now.
+    pub(crate) fn try_select_send(&self) -> Option<SendToken<T>> {
+        if !self.hint(SEND_MAY) {
+            return None;
+        }
+        let mut st = self.lock();
+        if st.closed || st.rx_gone {
+            return Some(SendToken::Closed);
+        }
+        if let Some(p) = claim_first(&mut st.recvq) {
+            return Some(SendToken::Receiver(p));
+        }
+        if self.has_room(&st) {
+            st.reserved += 1;
+            return Some(SendToken::Reserved);
+        }
+        None
+    }
+
+    /// Phase 2 of a select receive case: registers a packet for case
+    /// `case` of `waiter`, or returns `None` if the case is ready now.
+    pub(crate) fn register_recv(&self, waiter: &Waiter, case: usize) -> Option<OwnedPacket<T>> {
+        let mut st = self.lock();
+        if !st.buf.is_empty() || st.closed || has_live_peer(&st.sendq, waiter) {
+            return None;
+        }
+        let owned = Packet::for_select(waiter, case, Kind::Recv);
+        st.recvq.push_back(owned.ptr());
+        Some(owned)
+    }
+
+    /// Phase 2 of a select send case: registers a deferred-send packet, or
+    /// returns `None` if the case is ready now.
+    pub(crate) fn register_send(&self, waiter: &Waiter, case: usize) -> Option<OwnedPacket<T>> {
+        let mut st = self.lock();
+        if st.closed || st.rx_gone || self.has_room(&st) || has_live_peer(&st.recvq, waiter) {
+            return None;
+        }
+        let owned = Packet::for_select(waiter, case, Kind::DeferredSend);
+        st.sendq.push_back(owned.ptr());
+        Some(owned)
+    }
+
+    /// Phase 4: a losing receive case leaves `recvq` and frees its packet.
+    pub(crate) fn unregister_recv(&self, owned: OwnedPacket<T>) {
+        remove(&mut self.lock().recvq, &owned);
+        // SAFETY: out of recvq now, and the select was decided for another
+        // case (or aborted), so no claim of this packet succeeded.
+        drop(unsafe { owned.free() });
+    }
+
+    /// Phase 4: a losing send case leaves `sendq` and frees its packet.
+    pub(crate) fn unregister_send(&self, owned: OwnedPacket<T>) {
+        remove(&mut self.lock().sendq, &owned);
+        // SAFETY: as in `unregister_recv`.
+        drop(unsafe { owned.free() });
+    }
+
+    /// Phase 4: the winning receive case collects its result and frees its
+    /// packet. `None`: the claiming (select) sender gave up; start over.
+    pub(crate) fn accept_recv(owned: OwnedPacket<T>) -> Option<Result<T, RecvError>> {
+        let status = owned.get().wait_decided();
+        // SAFETY: the claimer removed the packet from recvq and stored its
+        // final status, which we observed: nobody else can reach it.
+        let got = unsafe { owned.free() };
+        match status {
+            DONE => Some(Ok(got.expect("goro-channel: lost a message"))),
+            CLOSED => Some(Err(RecvError)),
+            ABANDONED => None,
+            s => unreachable!("goro-channel: receive case finished with status {s}"),
+        }
+    }
+
+    /// Phase 4: the winning send case learns what it was granted, and frees
+    /// its packet.
+    pub(crate) fn accept_send(owned: OwnedPacket<T>) -> SendToken<T> {
+        let status = owned.get().wait_decided();
+        let token = match status {
+            RESERVED => SendToken::Reserved,
+            // SAFETY: we own the packet and observed AWAIT_VALUE.
+            AWAIT_VALUE => SendToken::Partner(unsafe { owned.get().take_partner() }),
+            CLOSED => SendToken::Closed,
+            s => unreachable!("goro-channel: send case finished with status {s}"),
+        };
+        // SAFETY: as in `accept_recv`.
+        drop(unsafe { owned.free() });
+        token
+    }
+
+    /// Completes a chosen send case with its message.
+    pub(crate) fn complete_send(&self, token: SendToken<T>, value: T) -> Result<(), SendError<T>> {
+        match token {
+            SendToken::Closed => Err(SendError(value)),
+            SendToken::Receiver(p) => {
+                deliver(p, value);
+                Ok(())
+            }
+            SendToken::Partner(h) => {
+                h.give(value);
+                Ok(())
+            }
+            SendToken::Reserved => {
+                let mut st = self.lock();
+                st.reserved -= 1;
+                if st.closed || st.rx_gone {
+                    // Closed since the slot was promised: the send reports
+                    // the close, as if it had come first. Closing already
+                    // failed every waiting sender, so nobody needs the slot.
+                    return Err(SendError(value));
+                }
+                // A receiver may have started waiting on the (empty) buffer
+                // meanwhile: it gets the message directly.
+                if let Some(p) = claim_first(&mut st.recvq) {
+                    drop(st);
+                    deliver(p, value);
+                    return Ok(());
+                }
+                st.buf.push_back(value);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives back what a chosen send case was granted, without a message
+    /// (the message expression panicked, or a `SelectedOperation` was
+    /// dropped).
+    pub(crate) fn release_send(&self, token: SendToken<T>) {
+        match token {
+            SendToken::Closed => {}
+            SendToken::Receiver(p) => finish(p, ABANDONED),
+            SendToken::Partner(h) => h.abandon(),
+            SendToken::Reserved => {
+                let refilled = {
+                    let mut st = self.lock();
+                    st.reserved -= 1;
+                    if st.closed || st.rx_gone {
+                        None
+                    } else {
+                        self.refill(&mut st)
+                    }
+                };
+                if let Some((p, status)) = refilled {
+                    finish(p, status);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_and_capacity() {
+        let c = Chan::<u32>::new(Some(2));
+        assert!(c.send(1, Deadline::Now).is_ok());
+        assert!(c.send(2, Deadline::Now).is_ok());
+        assert!(matches!(
+            c.send(3, Deadline::Now),
+            Err(SendTimeoutError::Timeout(3))
+        ));
+        assert_eq!(c.len(), 2);
+        assert!(c.is_full());
+        assert_eq!(c.recv(Deadline::Now), Ok(1));
+        assert_eq!(c.recv(Deadline::Now), Ok(2));
+        assert_eq!(c.recv(Deadline::Now), Err(RecvTimeoutError::Timeout));
+    }
+
+    #[test]
+    fn huge_capacity_allocates_lazily() {
+        let c = Chan::<[u8; 1024]>::new(Some(usize::MAX / 2));
+        assert!(c.send([0; 1024], Deadline::Now).is_ok());
+        assert!(c.state.lock().buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn close_is_once() {
+        let c = Chan::<u32>::new(Some(1));
+        c.send(5, Deadline::Now).unwrap();
+        assert!(c.close());
+        assert!(!c.close());
+        assert!(matches!(
+            c.send(6, Deadline::Now),
+            Err(SendTimeoutError::Closed(6))
+        ));
+        assert_eq!(c.recv(Deadline::Now), Ok(5));
+        assert_eq!(c.recv(Deadline::Now), Err(RecvTimeoutError::Closed));
+    }
+
+    #[test]
+    fn reservation_counts_as_full_and_is_released() {
+        let c = Chan::<u32>::new(Some(1));
+        let t = c.try_select_send().unwrap();
+        assert!(matches!(t, SendToken::Reserved));
+        assert!(c.is_full());
+        c.release_send(t);
+        assert!(!c.is_full());
+        let t = c.try_select_send().unwrap();
+        c.complete_send(t, 9).unwrap();
+        assert_eq!(c.recv(Deadline::Now), Ok(9));
+    }
+
+    #[test]
+    fn timeout_recovers_the_message() {
+        let c = Chan::<String>::new(Some(0));
+        let r = c.send("x".into(), Deadline::after(Duration::from_millis(2)));
+        assert!(matches!(r, Err(SendTimeoutError::Timeout(s)) if s == "x"));
+        assert!(c.state.lock().sendq.is_empty());
+    }
+}

@@ -1,0 +1,860 @@
+//! Select: wait on several channel operations, complete exactly one.
+//!
+//! Both the [`select!`](crate::select!) macro and the dynamic [`Select`]
+//! drive the same engine, [`run`], over a set of *cases*. A case is one
+//! `recv` or `send` operation on one channel; a timer receiver's case
+//! contributes a due instant instead of a registration, and a `never()`
+//! case contributes nothing.
+//!
+//! # The protocol
+//!
+//! The select owns one heap [`Waiter`]: a wake handle plus one decision
+//! word, which a compare-and-swap moves from `WAITING` to "case *i* chosen"
+//! or to "aborted" exactly once (see `waiter.rs`). Every counterpart that
+//! wants to complete one of our cases must win that CAS first, so at most
+//! one case ever completes, however many channels race.
+//!
+//! 1. **Look for a ready case.** Visit the cases in a fresh uniformly
+//!    random order (Fisher-Yates) and try each without blocking; the first
+//!    that succeeds wins. A recv case completes on the spot; a send case
+//!    claims what makes it ready (a waiting receiver, a reserved buffer
+//!    slot, or the closed state) and is completed when its message is
+//!    supplied. Since every ready case is equally likely to come first in a
+//!    random order, the choice is uniform among the ready cases. A `never`
+//!    case is never ready. If nothing is ready: a non-blocking select (with
+//!    `default`) returns now, one past its deadline returns. A select in
+//!    a coroutine then yields once and repeats this phase before going on
+//!    (see `YIELD_BEFORE_ENQUEUE`).
+//! 2. **Enqueue on every channel.** Create the waiter and, channel by
+//!    channel under each channel's lock, check the case again and push a
+//!    packet for it. If a case has become ready meanwhile, try to abort our
+//!    own waiter and go back to 1 (a counterpart may have claimed us
+//!    first, then we proceed as in 3). A packet never pairs with another of
+//!    the same select (a select sending and receiving on one unbuffered
+//!    channel must not rendezvous with itself).
+//! 3. **Park** until the decision word is set, or until the earliest of
+//!    the user's deadline and the timer cases' due instants; then try to
+//!    abort. Losing the abort CAS means a counterpart claimed a case, and
+//!    its completion is on its way: keep waiting for it.
+//! 4. **Dequeue from the losers.** Remove our packets from every channel
+//!    except the chosen one (its counterpart already removed it). Then the
+//!    chosen case collects its result from its packet. If it was aborted
+//!    (a timer came due, or step 2 saw a ready case), go back to 1 unless
+//!    the user's deadline passed. If a select sender that had claimed our
+//!    receive gave up without a message (`ABANDONED`), go back to 1 too.
+//!
+//! Locks are taken one channel at a time and never nested, so there is no
+//! lock order to respect (Go's `selectgo` locks all channels at once and
+//! must sort them). A select with no cases and no deadline parks forever,
+//! like Go's `select {}`.
+
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goro_runtime::park;
+
+use crate::chan::{Chan, Deadline, SendToken};
+use crate::channel::{Flavor, Receiver, Sender};
+use crate::err::{RecvError, SelectTimeoutError, SendError, TrySelectError};
+use crate::waiter::{Decision, OwnedPacket, Waiter};
+
+/// What phase 2 made of a case.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// A packet waits on the channel.
+    Waiting,
+    /// The case is ready now: abort and look again.
+    Ready,
+    /// Nothing to register (timer or `never` case).
+    Skip,
+}
+
+/// One case of a select, as the engine sees it. Implementation detail of
+/// `select!`; not a stable API.
+#[doc(hidden)]
+pub trait Case {
+    /// Phase 1: complete (recv) or claim (send) the operation if it needs
+    /// no waiting. True if this case is chosen.
+    fn try_now(&mut self) -> bool;
+    /// Phase 2: enqueue a packet for case `index` of `waiter`.
+    fn register(&mut self, waiter: &Waiter, index: usize) -> Registration;
+    /// Phase 4, losers: remove and free our packet, if any.
+    fn unregister(&mut self);
+    /// Phase 4, winner: collect the result of the chosen case and free its
+    /// packet. False if the counterpart gave up and the select must start
+    /// over.
+    fn accept(&mut self) -> bool;
+    /// For timer cases: when the case may become ready.
+    fn deadline(&self) -> Option<Instant>;
+}
+
+/// A list of cases the engine can run. Implementation detail of
+/// `select!`; not a stable API.
+#[doc(hidden)]
+pub trait CaseSet {
+    /// Number of case slots.
+    fn count(&self) -> usize;
+    /// The case in slot `i`, if that slot holds one.
+    fn case(&mut self, i: usize) -> Option<&mut dyn Case>;
+}
+
+impl<'x, 'y> CaseSet for [&'x mut (dyn Case + 'y)] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn case(&mut self, i: usize) -> Option<&mut dyn Case> {
+        Some(&mut *self[i])
+    }
+}
+
+/// Cases handled without allocating a permutation buffer.
+const INLINE_CASES: usize = 32;
+
+/// Whether a blocking select in a coroutine yields once before phase 2.
+///
+/// Enqueueing on N channels and dequeuing from N - 1 costs 2N - 1 lock
+/// round trips and N allocations, several times a context switch. A select
+/// that finds nothing ready has often just woken the very coroutines that
+/// will make it ready (a receiver that took from a blocked sender put that
+/// sender in its worker's `runnext` slot); letting them run first turns
+/// "block on every other message" into "find the next message ready". The
+/// yield is bounded (once per call) and is followed by the normal parking
+/// protocol, so it changes scheduling, never semantics. Plain threads do not
+/// yield (a `sched_yield` costs more than it saves).
+const YIELD_BEFORE_ENQUEUE: bool = true;
+
+/// Runs a select over `cases` (see the module docs). Returns the index of
+/// the chosen case, or `None` if `deadline` passed (immediately for
+/// `Deadline::Now`) with nothing ready. Implementation detail of
+/// `select!`; not a stable API.
+#[doc(hidden)]
+pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usize> {
+    let n = cases.count();
+    let mut inline = [0u32; INLINE_CASES];
+    let mut heap = Vec::new();
+    let order: &mut [u32] = if n <= INLINE_CASES {
+        &mut inline[..n]
+    } else {
+        heap.resize(n, 0u32);
+        &mut heap[..]
+    };
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i as u32;
+    }
+    let mut yielded = false;
+    loop {
+        // Phase 1: look for a ready case, in a uniformly random order.
+        for i in (1..order.len()).rev() {
+            order.swap(i, fastrand::usize(..=i));
+        }
+        for &i in order.iter() {
+            if let Some(c) = cases.case(i as usize)
+                && c.try_now()
+            {
+                return Some(i as usize);
+            }
+        }
+        if deadline.expired() {
+            return None;
+        }
+        if YIELD_BEFORE_ENQUEUE && !yielded && n > 1 && goro_runtime::is_coroutine() {
+            // Phase 1b: let the coroutines we just woke run once, then look
+            // again (see `YIELD_BEFORE_ENQUEUE`).
+            yielded = true;
+            goro_runtime::yield_now();
+            continue;
+        }
+
+        // Phase 2: enqueue on every channel. The packets point at this
+        // waiter, so it is freed only after phase 4 freed them all; if
+        // anything unwinds in between it is leaked instead.
+        let mut waiter = ManuallyDrop::new(Box::new(Waiter::new()));
+        let mut became_ready = false;
+        for &i in order.iter() {
+            let Some(c) = cases.case(i as usize) else {
+                continue;
+            };
+            if c.register(&waiter, i as usize) == Registration::Ready {
+                became_ready = true;
+                break;
+            }
+            if !waiter.is_waiting() {
+                break; // claimed already: stop enqueueing
+            }
+        }
+        if became_ready {
+            // Fails only if a counterpart claimed us first; fine either way.
+            waiter.try_abort();
+        }
+
+        // Phase 3: park until decided, a timer case is due, or the
+        // deadline passes.
+        let mut wake = match deadline {
+            Deadline::At(t) => Some(t),
+            _ => None,
+        };
+        for i in 0..n {
+            if let Some(d) = cases.case(i).and_then(|c| c.deadline()) {
+                wake = Some(wake.map_or(d, |w| w.min(d)));
+            }
+        }
+        let chosen = loop {
+            match waiter.decision() {
+                Decision::Case(k) => break Some(k),
+                Decision::Aborted => break None,
+                Decision::Waiting => {}
+            }
+            match wake {
+                Some(t) if Instant::now() >= t => {
+                    if waiter.try_abort() {
+                        break None;
+                    }
+                    wake = None; // claimed: the completion is on its way
+                }
+                Some(t) => park::park_deadline(t),
+                None => park::park(),
+            }
+        };
+
+        // Phase 4: dequeue from the losers; the winner collects.
+        for i in 0..n {
+            if Some(i) != chosen
+                && let Some(c) = cases.case(i)
+            {
+                c.unregister();
+            }
+        }
+        let done = match chosen {
+            Some(k) => cases
+                .case(k)
+                .expect("goro-channel: chose an empty case slot")
+                .accept(),
+            // Aborted (a timer case came due, a case became ready in
+            // phase 2, or the deadline passed): phase 1 looks again and
+            // then honours the deadline.
+            None => false,
+        };
+        // SAFETY: phase 4 freed every packet of this round (unregister or
+        // accept), so nothing points at the waiter any more.
+        unsafe { ManuallyDrop::drop(&mut waiter) };
+        if done {
+            return chosen;
+        }
+    }
+}
+
+/// A `recv` case. Implementation detail of `select!`; not a stable API.
+#[doc(hidden)]
+pub struct RecvCase<'a, T> {
+    rx: &'a Receiver<T>,
+    packet: Option<OwnedPacket<T>>,
+    result: Option<Result<T, RecvError>>,
+}
+
+impl<'a, T> RecvCase<'a, T> {
+    /// A case receiving from `rx`.
+    pub fn new(rx: &'a Receiver<T>) -> RecvCase<'a, T> {
+        RecvCase {
+            rx,
+            packet: None,
+            result: None,
+        }
+    }
+
+    /// The result of the chosen case.
+    ///
+    /// # Panics
+    ///
+    /// If this case was not chosen.
+    pub fn take(&mut self) -> Result<T, RecvError> {
+        self.result
+            .take()
+            .expect("goro-channel: took the result of a case that was not chosen")
+    }
+}
+
+impl<T> Case for RecvCase<'_, T> {
+    fn try_now(&mut self) -> bool {
+        let r = match &self.rx.flavor {
+            Flavor::Chan(c) => match c.recv(Deadline::Now) {
+                Ok(v) => Ok(v),
+                Err(crate::RecvTimeoutError::Closed) => Err(RecvError),
+                Err(crate::RecvTimeoutError::Timeout) => return false,
+            },
+            Flavor::At(a, f) => match a.try_take() {
+                crate::timer::Poll::Ready(i) => Ok(f(i)),
+                _ => return false,
+            },
+            Flavor::Tick(t, f) => match t.try_take() {
+                crate::timer::Poll::Ready(i) => Ok(f(i)),
+                _ => return false,
+            },
+            Flavor::Never(_) => return false,
+        };
+        self.result = Some(r);
+        true
+    }
+
+    fn register(&mut self, waiter: &Waiter, index: usize) -> Registration {
+        match &self.rx.flavor {
+            Flavor::Chan(c) => match c.register_recv(waiter, index) {
+                Some(p) => {
+                    self.packet = Some(p);
+                    Registration::Waiting
+                }
+                None => Registration::Ready,
+            },
+            _ => Registration::Skip,
+        }
+    }
+
+    fn unregister(&mut self) {
+        if let (Some(p), Flavor::Chan(c)) = (self.packet.take(), &self.rx.flavor) {
+            c.unregister_recv(p);
+        }
+    }
+
+    fn accept(&mut self) -> bool {
+        let p = self
+            .packet
+            .take()
+            .expect("goro-channel: a chosen receive case without its packet");
+        match Chan::accept_recv(p) {
+            Some(r) => {
+                self.result = Some(r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match &self.rx.flavor {
+            Flavor::At(a, _) => a.next_due(),
+            Flavor::Tick(t, _) => t.next_due(),
+            _ => None,
+        }
+    }
+}
+
+/// A `send` case. Implementation detail of `select!`; not a stable API.
+#[doc(hidden)]
+pub struct SendCase<'a, T> {
+    tx: &'a Sender<T>,
+    packet: Option<OwnedPacket<T>>,
+    token: Option<SendToken<T>>,
+}
+
+impl<'a, T> SendCase<'a, T> {
+    /// A case sending on `tx`.
+    pub fn new(tx: &'a Sender<T>) -> SendCase<'a, T> {
+        SendCase {
+            tx,
+            packet: None,
+            token: None,
+        }
+    }
+
+    /// Completes the chosen case with its message.
+    ///
+    /// # Panics
+    ///
+    /// If this case was not chosen.
+    pub fn complete(&mut self, msg: T) -> Result<(), SendError<T>> {
+        let token = self
+            .token
+            .take()
+            .expect("goro-channel: completed a send case that was not chosen");
+        self.tx.chan.complete_send(token, msg)
+    }
+}
+
+impl<T> Case for SendCase<'_, T> {
+    fn try_now(&mut self) -> bool {
+        match self.tx.chan.try_select_send() {
+            Some(t) => {
+                self.token = Some(t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn register(&mut self, waiter: &Waiter, index: usize) -> Registration {
+        match self.tx.chan.register_send(waiter, index) {
+            Some(p) => {
+                self.packet = Some(p);
+                Registration::Waiting
+            }
+            None => Registration::Ready,
+        }
+    }
+
+    fn unregister(&mut self) {
+        if let Some(p) = self.packet.take() {
+            self.tx.chan.unregister_send(p);
+        }
+    }
+
+    fn accept(&mut self) -> bool {
+        let p = self
+            .packet
+            .take()
+            .expect("goro-channel: a chosen send case without its packet");
+        self.token = Some(Chan::accept_send(p));
+        true
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+}
+
+impl<T> Drop for SendCase<'_, T> {
+    fn drop(&mut self) {
+        // (A packet still registered here means the engine unwound; it is
+        // leaked, which is safe, rather than freed.)
+        // Chosen but never completed (the message expression panicked):
+        // give back the slot or the claimed receiver.
+        if let Some(t) = self.token.take() {
+            self.tx.chan.release_send(t);
+        }
+    }
+}
+
+// ---- the dynamic Select -------------------------------------------------
+
+/// Any value, type-erased but for its destructor.
+trait Erased {}
+impl<X: ?Sized> Erased for X {}
+
+/// A chosen send case waiting for its message; gives its grant back if
+/// dropped unused.
+struct PendingSend<T> {
+    chan: Arc<Chan<T>>,
+    token: Option<SendToken<T>>,
+}
+
+impl<T> Drop for PendingSend<T> {
+    fn drop(&mut self) {
+        if let Some(t) = self.token.take() {
+            self.chan.release_send(t);
+        }
+    }
+}
+
+/// What a chosen case of a dynamic select left for its
+/// [`SelectedOperation`].
+enum Outcome<'a> {
+    /// A `Box<Result<T, RecvError>>` for the receiver's `T`.
+    Recv(Box<dyn Erased + 'a>),
+    /// A `Box<PendingSend<T>>` for the sender's `T`.
+    Send(Box<dyn Erased + 'a>),
+}
+
+/// A case of a dynamic select: a [`Case`] that can hand its outcome over.
+trait DynCase<'a>: Case {
+    /// The channel's identity (its allocation's address).
+    fn id(&self) -> usize;
+    /// Moves the chosen case's result out.
+    fn outcome(&mut self) -> Outcome<'a>;
+    /// A new, idle case on the same channel (for `Clone`).
+    fn fresh(&self) -> Box<dyn DynCase<'a> + 'a>;
+}
+
+impl<'a, T: 'a> DynCase<'a> for RecvCase<'a, T> {
+    fn id(&self) -> usize {
+        self.rx.id()
+    }
+
+    fn outcome(&mut self) -> Outcome<'a> {
+        Outcome::Recv(Box::new(self.take()))
+    }
+
+    fn fresh(&self) -> Box<dyn DynCase<'a> + 'a> {
+        Box::new(RecvCase::new(self.rx))
+    }
+}
+
+impl<'a, T: 'a> DynCase<'a> for SendCase<'a, T> {
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.tx.chan) as *const () as usize
+    }
+
+    fn outcome(&mut self) -> Outcome<'a> {
+        Outcome::Send(Box::new(PendingSend {
+            chan: self.tx.chan.clone(),
+            token: self.token.take(),
+        }))
+    }
+
+    fn fresh(&self) -> Box<dyn DynCase<'a> + 'a> {
+        Box::new(SendCase::new(self.tx))
+    }
+}
+
+struct DynCases<'s, 'a>(&'s mut [Option<Box<dyn DynCase<'a> + 'a>>]);
+
+impl CaseSet for DynCases<'_, '_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn case(&mut self, i: usize) -> Option<&mut dyn Case> {
+        match &mut self.0[i] {
+            Some(c) => Some(&mut **c as &mut dyn Case),
+            None => None,
+        }
+    }
+}
+
+/// Selects over a set of operations chosen at run time, like crossbeam's
+/// `Select`.
+///
+/// Add operations with [`recv`](Select::recv) and [`send`](Select::send)
+/// (each returns the operation's index), then call
+/// [`select`](Select::select), [`try_select`](Select::try_select) or
+/// [`select_timeout`](Select::select_timeout). Exactly one operation is
+/// chosen, uniformly at random among the ready ones; it must then be
+/// completed with [`SelectedOperation::recv`] or
+/// [`SelectedOperation::send`] on the same channel.
+///
+/// Semantics are those of [`select!`](crate::select!): closed channels make
+/// their operations ready, [`never()`](crate::never()) receivers are never
+/// chosen, and a `Select` with no operations blocks forever in `select()`,
+/// like Go's `select {}` (`select_timeout` returns after its timeout).
+///
+/// ```
+/// use goro_channel::{bounded, Select};
+///
+/// let (tx1, rx1) = bounded::<i32>(1);
+/// let (tx2, rx2) = bounded::<&str>(1);
+/// tx2.send("two").unwrap();
+///
+/// let mut sel = Select::new();
+/// let i1 = sel.recv(&rx1);
+/// let i2 = sel.recv(&rx2);
+/// let op = sel.select();
+/// match op.index() {
+///     i if i == i1 => panic!("rx1 is empty: {:?}", op.recv(&rx1)),
+///     i if i == i2 => assert_eq!(op.recv(&rx2), Ok("two")),
+///     _ => unreachable!(),
+/// }
+/// # drop(tx1);
+/// ```
+pub struct Select<'a> {
+    cases: Vec<Option<Box<dyn DynCase<'a> + 'a>>>,
+}
+
+impl<'a> Select<'a> {
+    /// An empty select.
+    ///
+    /// ```
+    /// let sel = goro_channel::Select::new();
+    /// # drop(sel);
+    /// ```
+    pub fn new() -> Select<'a> {
+        Select { cases: Vec::new() }
+    }
+
+    /// Adds a receive operation on `r`; returns its index.
+    ///
+    /// ```
+    /// let (_tx, rx) = goro_channel::bounded::<u8>(0);
+    /// let mut sel = goro_channel::Select::new();
+    /// assert_eq!(sel.recv(&rx), 0);
+    /// ```
+    pub fn recv<T: 'a>(&mut self, r: &'a Receiver<T>) -> usize {
+        self.cases.push(Some(Box::new(RecvCase::new(r))));
+        self.cases.len() - 1
+    }
+
+    /// Adds a send operation on `s`; returns its index. The message is
+    /// given only if this operation is chosen, to
+    /// [`SelectedOperation::send`].
+    ///
+    /// ```
+    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// let mut sel = goro_channel::Select::new();
+    /// let i = sel.send(&tx);
+    /// let op = sel.select();
+    /// assert_eq!(op.index(), i);
+    /// op.send(&tx, 7).unwrap();
+    /// assert_eq!(rx.recv(), Ok(7));
+    /// ```
+    pub fn send<T: 'a>(&mut self, s: &'a Sender<T>) -> usize {
+        self.cases.push(Some(Box::new(SendCase::new(s))));
+        self.cases.len() - 1
+    }
+
+    /// Removes the operation with index `index`; the other indices stay.
+    ///
+    /// # Panics
+    ///
+    /// If there is no such operation (never added, or already removed).
+    ///
+    /// ```
+    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// tx.send(1).unwrap();
+    /// let (_tx2, rx2) = goro_channel::bounded::<u8>(1);
+    /// let mut sel = goro_channel::Select::new();
+    /// let a = sel.recv(&rx);
+    /// let b = sel.recv(&rx2);
+    /// sel.remove(a);
+    /// assert!(sel.try_select().is_err());
+    /// # let _ = b;
+    /// ```
+    pub fn remove(&mut self, index: usize) {
+        let slot = self
+            .cases
+            .get_mut(index)
+            .filter(|c| c.is_some())
+            .unwrap_or_else(|| panic!("goro-channel: no operation with index {index} to remove"));
+        *slot = None;
+    }
+
+    fn run(&mut self, deadline: Deadline) -> Option<SelectedOperation<'a>> {
+        let k = run(&mut DynCases(&mut self.cases), deadline)?;
+        let case = self.cases[k]
+            .as_mut()
+            .expect("goro-channel: chose a removed operation");
+        Some(SelectedOperation {
+            index: k,
+            id: case.id(),
+            outcome: Some(case.outcome()),
+            _lifetime: PhantomData,
+        })
+    }
+
+    /// Chooses a ready operation without blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySelectError`] if none is ready.
+    ///
+    /// ```
+    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// let mut sel = goro_channel::Select::new();
+    /// sel.recv(&rx);
+    /// assert!(sel.try_select().is_err());
+    /// tx.send(1).unwrap();
+    /// assert_eq!(sel.try_select().unwrap().recv(&rx), Ok(1));
+    /// ```
+    pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
+        self.run(Deadline::Now).ok_or(TrySelectError)
+    }
+
+    /// Blocks until an operation is ready and chooses it. With no
+    /// operations, blocks forever (Go's `select {}`).
+    ///
+    /// ```
+    /// let (tx, rx) = goro_channel::bounded::<u8>(0);
+    /// goro_runtime::go!(move || tx.send(9).unwrap());
+    /// let mut sel = goro_channel::Select::new();
+    /// sel.recv(&rx);
+    /// assert_eq!(sel.select().recv(&rx), Ok(9));
+    /// ```
+    pub fn select(&mut self) -> SelectedOperation<'a> {
+        self.run(Deadline::Never)
+            .expect("goro-channel: a blocking select returned without a choice")
+    }
+
+    /// Blocks until an operation is ready, for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`SelectTimeoutError`] if none became ready in time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (_tx, rx) = goro_channel::bounded::<u8>(0);
+    /// let mut sel = goro_channel::Select::new();
+    /// sel.recv(&rx);
+    /// assert!(sel.select_timeout(Duration::from_millis(1)).is_err());
+    /// ```
+    pub fn select_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        self.run(Deadline::after(timeout)).ok_or(SelectTimeoutError)
+    }
+
+    /// Blocks until an operation is ready, until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`SelectTimeoutError`] if none became ready in time.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let t = goro_channel::after(Duration::from_millis(1));
+    /// let mut sel = goro_channel::Select::new();
+    /// sel.recv(&t);
+    /// let op = sel.select_deadline(Instant::now() + Duration::from_secs(5)).unwrap();
+    /// assert!(op.recv(&t).is_ok());
+    /// ```
+    pub fn select_deadline(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        self.run(Deadline::At(deadline)).ok_or(SelectTimeoutError)
+    }
+}
+
+impl Default for Select<'_> {
+    fn default() -> Self {
+        Select::new()
+    }
+}
+
+impl<'a> Clone for Select<'a> {
+    fn clone(&self) -> Select<'a> {
+        Select {
+            cases: self
+                .cases
+                .iter()
+                .map(|c| c.as_ref().map(|c| c.fresh()))
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Select<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Select")
+            .field(
+                "operations",
+                &self.cases.iter().filter(|c| c.is_some()).count(),
+            )
+            .finish()
+    }
+}
+
+/// The operation a [`Select`] chose. Complete it with
+/// [`recv`](SelectedOperation::recv) or [`send`](SelectedOperation::send)
+/// on the channel it was added with.
+///
+/// Dropping it without completing it is a bug and panics (after giving
+/// back what it held, so the channel stays consistent), as in crossbeam.
+#[must_use = "a selected operation must be completed with `recv` or `send`"]
+pub struct SelectedOperation<'a> {
+    index: usize,
+    id: usize,
+    outcome: Option<Outcome<'a>>,
+    _lifetime: PhantomData<&'a ()>,
+}
+
+impl<'a> SelectedOperation<'a> {
+    /// The index that [`Select::recv`] or [`Select::send`] returned for
+    /// the chosen operation.
+    ///
+    /// ```
+    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// tx.send(0).unwrap();
+    /// let mut sel = goro_channel::Select::new();
+    /// let i = sel.recv(&rx);
+    /// let op = sel.select();
+    /// assert_eq!(op.index(), i);
+    /// let _ = op.recv(&rx);
+    /// ```
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Completes a chosen receive operation.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] if the channel was closed and drained.
+    ///
+    /// # Panics
+    ///
+    /// If `r` is not the receiver of the chosen operation (a receiver of
+    /// the same channel is fine).
+    ///
+    /// ```
+    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// drop(tx);
+    /// let mut sel = goro_channel::Select::new();
+    /// sel.recv(&rx);
+    /// assert!(sel.select().recv(&rx).is_err());
+    /// ```
+    pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
+        let Some(Outcome::Recv(b)) = self.outcome.take().filter(|_| r.id() == self.id) else {
+            panic!("goro-channel: passed a receiver that was not selected");
+        };
+        let raw = Box::into_raw(b) as *mut Result<T, RecvError>;
+        // SAFETY: the outcome was made by a `RecvCase<U>` on the channel
+        // whose allocation is at `self.id`, as a `Box<Result<U,
+        // RecvError>>`. `r` refers to a live channel at that same address
+        // (the `Select` borrows the original receiver for 'a, so that
+        // channel is alive and no other can share its address), and a
+        // channel's element type is fixed when it is allocated (clones keep
+        // it), so `T == U` and the box holds a `Result<T, RecvError>`.
+        let result = unsafe { Box::from_raw(raw) };
+        *result
+    }
+
+    /// Completes a chosen send operation with its message.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] with the message if the channel was closed.
+    ///
+    /// # Panics
+    ///
+    /// If `s` is not the sender of the chosen operation (a sender of the
+    /// same channel is fine).
+    ///
+    /// ```
+    /// let (tx, rx) = goro_channel::bounded::<&str>(0);
+    /// let h = goro_runtime::go!(move || rx.recv().unwrap());
+    /// let mut sel = goro_channel::Select::new();
+    /// sel.send(&tx);
+    /// sel.select().send(&tx, "hi").unwrap();
+    /// assert_eq!(h.join().unwrap(), "hi");
+    /// ```
+    pub fn send<T>(mut self, s: &Sender<T>, msg: T) -> Result<(), SendError<T>> {
+        let id = Arc::as_ptr(&s.chan) as *const () as usize;
+        let Some(Outcome::Send(b)) = self.outcome.take().filter(|_| id == self.id) else {
+            panic!("goro-channel: passed a sender that was not selected");
+        };
+        let raw = Box::into_raw(b) as *mut PendingSend<T>;
+        // SAFETY: the outcome was made by a `SendCase<'a, U>` as a
+        // `Box<PendingSend<U>>` for the channel at `self.id`; `s` refers
+        // to the live channel at that address, whose element type is fixed
+        // at allocation, so `T == U` (same argument as in `recv`).
+        let mut pending = unsafe { Box::from_raw(raw) };
+        let token = pending
+            .token
+            .take()
+            .expect("goro-channel: a send operation without its grant");
+        pending.chan.complete_send(token, msg)
+    }
+}
+
+impl Drop for SelectedOperation<'_> {
+    fn drop(&mut self) {
+        if let Some(outcome) = self.outcome.take() {
+            // Give back the grant (or drop the received message) first.
+            drop(outcome);
+            if !std::thread::panicking() {
+                panic!("goro-channel: dropped a `SelectedOperation` without completing it");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SelectedOperation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelectedOperation")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
