@@ -83,9 +83,6 @@ pub mod sync {
 
 /// Sockets that park only the coroutine.
 pub mod net {
-    // goro-net is still empty (its issue is open); the re-export is here so
-    // the facade's shape does not change when it lands.
-    #[allow(unused_imports)]
     #[doc(inline)]
     pub use goro_net::*;
 }

@@ -1,0 +1,303 @@
+//! `PollFd`: one non-blocking socket, its reactor registration and its
+//! timeouts, shared by every handle of the socket (Go's `poll.FD` plus
+//! `pollDesc`).
+//!
+//! # Invariants
+//!
+//! 1. The socket is in non-blocking mode at the OS level for as long as a
+//!    `PollFd` owns it, and it is registered with the reactor exactly once,
+//!    here, for that whole time. `try_clone` shares this one registration
+//!    (an `Arc`), it never registers the fd again.
+//! 2. An operation reads the direction's readiness sequence, *then* tries
+//!    the system call, and waits for the sequence to move only when the
+//!    call said `WouldBlock` (see `goro_runtime::reactor`, invariant 2).
+//!    Nothing is cleared, so a readiness edge can never be lost between the
+//!    call and the wait, and the common case (data already there) costs
+//!    exactly one system call.
+//! 3. `reg` is declared before `sock`, so when the last handle drops, the
+//!    registration is dropped first: the fd is deleted from the poller and
+//!    every waiter is woken while the fd is still open, and only then is
+//!    the fd closed and its number free for reuse.
+//! 4. Every operation that waits borrows a handle, so the last handle
+//!    cannot drop while an operation waits on it; a waiter is never woken
+//!    by a close. (To interrupt a blocked reader or writer from elsewhere,
+//!    `shutdown` the socket: readers then see end of file, writers
+//!    `BrokenPipe`. This is what std offers too.)
+//! 5. Timeouts are per call, as with std's `SO_RCVTIMEO`/`SO_SNDTIMEO`:
+//!    each read (write) may wait up to the read (write) timeout, measured
+//!    from the moment it first has to wait. When it passes, the call fails
+//!    with `EAGAIN` (kind `WouldBlock`), exactly the error std reports on
+//!    Linux.
+//!
+//! Rejected: skipping the `recv` after a short read (tokio clears read
+//! readiness when a read returns less than asked, which saves the one
+//! `recv` per wait that says `EAGAIN`). A short read does not prove the next
+//! one would block: an end of file (or a reset) that arrived with the last
+//! data is still pending and sends no further edge, so the reader would
+//! wait forever. Tokio can do it because its readiness keeps a sticky
+//! "read closed" bit; the runtime's reactor reports only sequence numbers.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use goro_runtime::reactor::{Interest, Registration};
+
+/// The state every handle of one socket shares.
+struct Shared<S> {
+    // Invariant 3: `reg` must stay declared before `sock`.
+    reg: Registration,
+    sock: S,
+    /// Read timeout in nanoseconds, 0 for none.
+    read_timeout: AtomicU64,
+    /// Write timeout in nanoseconds, 0 for none.
+    write_timeout: AtomicU64,
+}
+
+/// A shared, registered, non-blocking socket.
+pub(crate) struct PollFd<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for PollFd<S> {
+    fn clone(&self) -> Self {
+        PollFd {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: AsFd> PollFd<S> {
+    /// Registers `sock`, which the caller has already put in non-blocking
+    /// mode.
+    pub(crate) fn new(sock: S) -> io::Result<PollFd<S>> {
+        let fd = sock.as_fd().as_raw_fd();
+        // SAFETY: `sock` owns the fd and moves into the same `Shared` as
+        // the registration, where it is dropped (closed) only after the
+        // registration (invariant 3).
+        let reg = unsafe { Registration::new(fd) }?;
+        Ok(PollFd {
+            shared: Arc::new(Shared {
+                reg,
+                sock,
+                read_timeout: AtomicU64::new(0),
+                write_timeout: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The socket, for calls that never block (options, addresses).
+    pub(crate) fn get(&self) -> &S {
+        &self.shared.sock
+    }
+
+    /// The registration, for protocols that wait by hand (connect).
+    pub(crate) fn registration(&self) -> &Registration {
+        &self.shared.reg
+    }
+
+    /// Takes the socket back out of the runtime if this is its only handle:
+    /// deregisters it (invariant 3) and leaves it in non-blocking mode.
+    pub(crate) fn into_inner(self) -> Result<S, PollFd<S>> {
+        match Arc::try_unwrap(self.shared) {
+            Ok(Shared { reg, sock, .. }) => {
+                drop(reg);
+                Ok(sock)
+            }
+            Err(shared) => Err(PollFd { shared }),
+        }
+    }
+
+    fn timeout_cell(&self, interest: Interest) -> &AtomicU64 {
+        match interest {
+            Interest::Readable => &self.shared.read_timeout,
+            Interest::Writable => &self.shared.write_timeout,
+        }
+    }
+
+    /// std's `set_read_timeout`/`set_write_timeout`: `Some(0)` is an
+    /// `InvalidInput` error, `None` waits forever.
+    pub(crate) fn set_timeout(&self, interest: Interest, t: Option<Duration>) -> io::Result<()> {
+        let nanos = match t {
+            None => 0,
+            Some(d) if d.is_zero() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "cannot set a 0 duration timeout",
+                ));
+            }
+            // At least 1 ns; beyond u64::MAX ns (584 years) means forever
+            // in all but name.
+            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1),
+        };
+        self.timeout_cell(interest).store(nanos, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn timeout(&self, interest: Interest) -> Option<Duration> {
+        match self.timeout_cell(interest).load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    /// Runs `op` until it stops saying `WouldBlock`, waiting for
+    /// `interest` in between (invariant 2) within the direction's timeout
+    /// (invariant 5).
+    #[inline]
+    pub(crate) fn io<R>(
+        &self,
+        interest: Interest,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut deadline = Deadline::Unset;
+        loop {
+            let seen = self.shared.reg.seq(interest);
+            match op(&self.shared.sock) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            self.wait(interest, seen, &mut deadline)?;
+        }
+    }
+
+    #[cold]
+    fn wait(&self, interest: Interest, seen: u64, deadline: &mut Deadline) -> io::Result<()> {
+        let at = match *deadline {
+            Deadline::At(at) => at,
+            Deadline::Unset => {
+                let at = self
+                    .timeout(interest)
+                    .and_then(|t| Instant::now().checked_add(t));
+                *deadline = Deadline::At(at);
+                at
+            }
+        };
+        match self.shared.reg.wait(interest, seen, at) {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                // What std's SO_RCVTIMEO/SO_SNDTIMEO give on Linux.
+                Err(io::Error::from_raw_os_error(libc::EAGAIN))
+            }
+            r => r,
+        }
+    }
+}
+
+/// A call's deadline, computed only once the call first has to wait, so a
+/// call that never waits never reads the clock.
+#[derive(Clone, Copy)]
+enum Deadline {
+    Unset,
+    At(Option<Instant>),
+}
+
+impl<S: AsFd> AsFd for PollFd<S> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shared.sock.as_fd()
+    }
+}
+
+impl<S: AsFd> AsRawFd for PollFd<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.shared.sock.as_fd().as_raw_fd()
+    }
+}
+
+/// The error std gives when an address list resolves to nothing.
+pub(crate) fn no_addresses() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "could not resolve to any addresses",
+    )
+}
+
+/// Tries `f` on each address in turn, returning the first success or the
+/// last error, as std's `each_addr` does.
+pub(crate) fn each_addr<T>(
+    addrs: impl IntoIterator<Item = std::net::SocketAddr>,
+    mut f: impl FnMut(&std::net::SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in addrs {
+        match f(&a) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(no_addresses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pollfd() -> PollFd<std::net::UdpSocket> {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_nonblocking(true).unwrap();
+        PollFd::new(s).unwrap()
+    }
+
+    #[test]
+    fn timeouts_follow_std_rules() {
+        let fd = pollfd();
+        assert_eq!(fd.timeout(Interest::Readable), None);
+        let e = fd
+            .set_timeout(Interest::Readable, Some(Duration::ZERO))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        fd.set_timeout(Interest::Writable, Some(Duration::from_nanos(1)))
+            .unwrap();
+        assert_eq!(
+            fd.timeout(Interest::Writable),
+            Some(Duration::from_nanos(1))
+        );
+        // Absurdly long timeouts saturate instead of wrapping to "none".
+        fd.set_timeout(Interest::Readable, Some(Duration::MAX))
+            .unwrap();
+        assert!(fd.timeout(Interest::Readable).unwrap() > Duration::from_secs(1 << 34));
+        // Clones share timeouts.
+        let other = fd.clone();
+        fd.set_timeout(Interest::Readable, None).unwrap();
+        assert_eq!(other.timeout(Interest::Readable), None);
+    }
+
+    #[test]
+    fn a_timed_out_wait_is_eagain_like_std() {
+        let fd = pollfd();
+        fd.set_timeout(Interest::Readable, Some(Duration::from_millis(5)))
+            .unwrap();
+        let mut buf = [0u8; 4];
+        let e = fd.io(Interest::Readable, |s| s.recv(&mut buf)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));
+    }
+
+    #[test]
+    fn into_inner_needs_the_only_handle() {
+        let fd = pollfd();
+        let other = fd.clone();
+        let fd = fd.into_inner().map(drop).unwrap_err();
+        drop(other);
+        let sock = fd.into_inner().ok().unwrap();
+        assert!(sock.local_addr().is_ok());
+    }
+
+    #[test]
+    fn each_addr_returns_the_first_success_or_the_last_error() {
+        let a: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: std::net::SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let r = each_addr([a, b], |x| {
+            if x.port() == 2 {
+                Ok(x.port())
+            } else {
+                Err(io::Error::other("no"))
+            }
+        });
+        assert_eq!(r.unwrap(), 2);
+        let e = each_addr([a, b], |x| Err::<(), _>(io::Error::other(x.to_string())));
+        assert_eq!(e.unwrap_err().to_string(), "127.0.0.1:2");
+        let e = each_addr([], |_| Ok(()));
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    }
+}

@@ -1,0 +1,554 @@
+//! TCP: [`TcpListener`], [`TcpStream`], [`Incoming`].
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{self, Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use goro_runtime::reactor::Interest;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use crate::addr::{ToSocketAddrs, resolve};
+use crate::fd::{PollFd, each_addr};
+
+/// First pause of `accept` when the process or system is out of file
+/// descriptors or socket memory (Go's `net/http` starts at 5 ms too).
+const ACCEPT_BACKOFF_START: Duration = Duration::from_millis(5);
+/// Longest pause between two `accept` retries while resources stay
+/// exhausted. Go's `net/http` goes up to 1 s; 100 ms lets a server take
+/// connections again within a tenth of a second of fds being freed, and
+/// ten failing `accept4` calls a second cost nothing measurable.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(100);
+
+/// The kernel clamps a `listen` backlog to `net.core.somaxconn`, so asking
+/// for the most gives whatever the administrator allowed (std asks for
+/// 128, which drops SYNs when thousands of clients connect at once).
+const LISTEN_BACKLOG: i32 = i32::MAX;
+
+/// Whether an `accept` error means "out of fds or memory right now": the
+/// connection stays in the backlog and the call backs off and retries.
+pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::ENOSPC)
+    )
+}
+
+/// Whether an `accept` error concerns only the one connection being
+/// accepted (the peer reset it while it waited in the backlog, or a
+/// network error hit it: accept(2) says to retry on these as on `EAGAIN`):
+/// the call retries at once, as Go's `accept` does for `ECONNABORTED`. Each
+/// such error consumes its connection, so retrying cannot spin.
+pub(crate) fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EINTR
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+        )
+    )
+}
+
+/// The accept loop shared by TCP and Unix listeners: retries transient
+/// errors at once and resource exhaustion after a growing pause (parking
+/// only the coroutine), so a server keeps running through both.
+pub(crate) fn accept_loop<T>(mut attempt: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut pause = ACCEPT_BACKOFF_START;
+    loop {
+        match attempt() {
+            Ok(t) => return Ok(t),
+            Err(e) if is_transient(&e) => continue,
+            Err(e) if is_exhaustion(&e) => {
+                goro_runtime::sleep(pause);
+                pause = (pause * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A TCP socket server, listening for connections: std's
+/// [`std::net::TcpListener`], but `accept` parks only the calling coroutine
+/// (and blocks a plain thread, as std does).
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use goro_net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let server = goro_runtime::go!(move || {
+///     let (mut conn, _peer) = listener.accept().unwrap();
+///     let mut buf = [0; 5];
+///     conn.read_exact(&mut buf).unwrap();
+///     conn.write_all(&buf).unwrap();
+/// });
+/// let mut c = TcpStream::connect(addr).unwrap();
+/// c.write_all(b"hello").unwrap();
+/// let mut back = [0; 5];
+/// c.read_exact(&mut back).unwrap();
+/// assert_eq!(&back, b"hello");
+/// server.join().unwrap();
+/// ```
+///
+/// # Running out of file descriptors
+///
+/// When `accept` fails because the process or the system has no file
+/// descriptors or socket buffers left (`EMFILE`, `ENFILE`, `ENOBUFS`,
+/// `ENOMEM`, or `ENOSPC` from the poller), the connection stays in the
+/// kernel's backlog and `accept` pauses (5 ms, doubling up to 100 ms) and
+/// tries again, parking only the calling coroutine. It returns once a
+/// connection is accepted, so an accept loop survives fd exhaustion and
+/// resumes serving as soon as descriptors are freed. A connection reset by
+/// its peer before it was accepted (`ECONNABORTED`), or hit by one of the
+/// network errors accept(2) lists (`EPROTO`, `ENETDOWN`, ...), is skipped.
+/// Other errors are returned.
+pub struct TcpListener {
+    fd: PollFd<net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Creates a listener bound to `addr` (each resolved address is tried
+    /// in turn; the last error is returned if none works). Port 0 asks the
+    /// OS for a free port; see [`TcpListener::local_addr`].
+    ///
+    /// Sets `SO_REUSEADDR`, as std does, and asks for the largest backlog
+    /// the system allows (`net.core.somaxconn`).
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        each_addr(resolve(&addr)?, |a| {
+            let sock = Socket::new(
+                Domain::for_address(*a),
+                Type::STREAM.nonblocking(),
+                Some(Protocol::TCP),
+            )?;
+            sock.set_reuse_address(true)?;
+            sock.bind(&(*a).into())?;
+            sock.listen(LISTEN_BACKLOG)?;
+            Ok(TcpListener {
+                fd: PollFd::new(net::TcpListener::from(sock))?,
+            })
+        })
+    }
+
+    /// Accepts a new connection, parking the coroutine until one arrives.
+    /// Survives fd exhaustion (see the type's docs).
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        accept_loop(|| {
+            let (sock, addr) = self.fd.io(Interest::Readable, |l| {
+                SockRef::from(l).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            })?;
+            let addr = addr.as_socket().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP address")
+            })?;
+            let stream = TcpStream {
+                fd: PollFd::new(net::TcpStream::from(sock))?,
+            };
+            Ok((stream, addr))
+        })
+    }
+
+    /// An endless iterator over accepted connections (`accept` in a loop).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The local address this listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.get().local_addr()
+    }
+
+    /// Another handle to the same listener. Both share one registration;
+    /// the socket closes when the last handle is dropped.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            fd: self.fd.clone(),
+        })
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.fd.get().set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.fd.get().ttl()
+    }
+
+    /// Reads and clears `SO_ERROR`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.fd.get().take_error()
+    }
+
+    /// Takes over a std listener: puts it in non-blocking mode and
+    /// registers it with the reactor.
+    pub fn from_std(listener: net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            fd: PollFd::new(listener)?,
+        })
+    }
+
+    /// Gives the socket back as a blocking std listener. Fails with
+    /// `ResourceBusy` (and drops this handle) while other handles from
+    /// [`TcpListener::try_clone`] exist.
+    pub fn into_std(self) -> io::Result<net::TcpListener> {
+        let l = self.fd.into_inner().map_err(|_| shared_error())?;
+        l.set_nonblocking(false)?;
+        Ok(l)
+    }
+}
+
+pub(crate) fn shared_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "other handles (try_clone) still share this socket",
+    )
+}
+
+impl TryFrom<net::TcpListener> for TcpListener {
+    type Error = io::Error;
+    fn try_from(l: net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(l)
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fd.get().fmt(f)
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// An endless iterator of accepted connections, from
+/// [`TcpListener::incoming`]. Never yields `None`.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A TCP connection: std's [`std::net::TcpStream`], but reads, writes and
+/// connects park only the calling coroutine (and block a plain thread, as
+/// std does).
+///
+/// `Read` and `Write` are implemented for `TcpStream` and `&TcpStream`, so
+/// one coroutine can read while another writes the same connection (full
+/// duplex): share it by reference (`Arc<TcpStream>`, `goro::scope`) or
+/// with [`TcpStream::try_clone`].
+///
+/// Writes never raise `SIGPIPE`: writing to a connection the peer has
+/// closed returns `BrokenPipe` (or `ConnectionReset`).
+///
+/// ```
+/// use std::io::{BufRead, BufReader, Write};
+/// use goro_net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// goro_runtime::go!(move || {
+///     // Echo lines back upper-cased.
+///     let (conn, _peer) = listener.accept().unwrap();
+///     let mut out = &conn;
+///     for line in BufReader::new(&conn).lines() {
+///         out.write_all((line.unwrap().to_uppercase() + "\n").as_bytes()).unwrap();
+///     }
+/// });
+/// let conn = TcpStream::connect(addr).unwrap();
+/// // Full duplex: a coroutine writes while this thread reads.
+/// let mut writer = conn.try_clone().unwrap();
+/// let w = goro_runtime::go!(move || {
+///     for word in ["ping", "pong"] {
+///         writer.write_all(format!("{word}\n").as_bytes()).unwrap();
+///     }
+/// });
+/// let mut lines = BufReader::new(&conn).lines();
+/// assert_eq!(lines.next().unwrap().unwrap(), "PING");
+/// assert_eq!(lines.next().unwrap().unwrap(), "PONG");
+/// w.join().unwrap();
+/// ```
+pub struct TcpStream {
+    fd: PollFd<net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr`, trying each resolved address in turn
+    /// and returning the last error if none accepts, as std does. A host
+    /// name is resolved on the blocking pool (see [`crate::lookup_host`]).
+    ///
+    /// A refused connection is `ConnectionRefused`.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(resolve(&addr)?, |a| connect_addr(a, None))
+    }
+
+    /// Opens a connection to `addr`, giving up with `TimedOut` after
+    /// `timeout`. A zero timeout is an `InvalidInput` error, as with std.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        connect_addr(addr, Some(timeout))
+    }
+
+    /// The address of the remote end.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.get().peer_addr()
+    }
+
+    /// The address of the local end.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.get().local_addr()
+    }
+
+    /// Shuts down the read half, the write half, or both.
+    ///
+    /// This is how to interrupt another coroutine blocked on this
+    /// connection: after `shutdown(Shutdown::Read)` (or `Both`) a waiting
+    /// read returns `Ok(0)`; after `Write` (or `Both`) a waiting write
+    /// fails with `BrokenPipe`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.fd.get().shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.fd.get().set_nodelay(nodelay)
+    }
+
+    /// Reads `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.fd.get().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.fd.get().set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.fd.get().ttl()
+    }
+
+    /// Sets `SO_LINGER` (`Some(Duration::ZERO)`: close with a reset).
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        SockRef::from(self.fd.get()).set_linger(linger)
+    }
+
+    /// Reads `SO_LINGER`.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        SockRef::from(self.fd.get()).linger()
+    }
+
+    /// Sets how long each read may wait; `None` waits forever. A read that
+    /// times out fails with `WouldBlock` (`EAGAIN`), exactly as std's does
+    /// on Linux. `Some(Duration::ZERO)` is an `InvalidInput` error. Shared
+    /// with every handle of the socket, like the socket option it mirrors.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.fd.set_timeout(Interest::Readable, timeout)
+    }
+
+    /// Sets how long each write may wait; see
+    /// [`TcpStream::set_read_timeout`].
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.fd.set_timeout(Interest::Writable, timeout)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.fd.timeout(Interest::Readable))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.fd.timeout(Interest::Writable))
+    }
+
+    /// Another handle to the same connection, for full duplex from two
+    /// coroutines. Both share one registration and one set of timeouts
+    /// (as `dup`ed sockets share their options with std); the connection
+    /// closes when the last handle is dropped.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            fd: self.fd.clone(),
+        })
+    }
+
+    /// Reads without removing the data from the receive queue, waiting
+    /// like `read`.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.io(Interest::Readable, |s| s.peek(buf))
+    }
+
+    /// Reads and clears `SO_ERROR`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.fd.get().take_error()
+    }
+
+    /// Takes over a connected std stream: puts it in non-blocking mode and
+    /// registers it with the reactor. Its `SO_RCVTIMEO`/`SO_SNDTIMEO` are
+    /// not carried over; set goro's timeouts instead.
+    pub fn from_std(stream: net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream {
+            fd: PollFd::new(stream)?,
+        })
+    }
+
+    /// Gives the connection back as a blocking std stream. Fails with
+    /// `ResourceBusy` (and drops this handle) while other handles from
+    /// [`TcpStream::try_clone`] exist.
+    pub fn into_std(self) -> io::Result<net::TcpStream> {
+        let s = self.fd.into_inner().map_err(|_| shared_error())?;
+        s.set_nonblocking(false)?;
+        Ok(s)
+    }
+}
+
+/// One connection attempt (Go's `netFD.connect`): start a non-blocking
+/// connect, then wait for writability and ask the socket how it ended.
+fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let sock = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    match sock.connect(&(*addr).into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream {
+        fd: PollFd::new(net::TcpStream::from(sock))?,
+    };
+    let reg = stream.fd.registration();
+    loop {
+        let seen = reg.seq(Interest::Writable);
+        // Writability alone proves nothing (a fresh registration may
+        // report a stale edge): ask for the outcome, as Go does.
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+        match stream.peer_addr() {
+            Ok(_) => return Ok(stream),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
+            Err(e) => return Err(e),
+        }
+        match reg.wait(Interest::Writable, seen, deadline) {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection timed out",
+                ));
+            }
+            r => r?,
+        }
+    }
+}
+
+impl TryFrom<net::TcpStream> for TcpStream {
+    type Error = io::Error;
+    fn try_from(s: net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_std(s)
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fd.get().fmt(f)
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.io(Interest::Readable, |mut s| s.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.fd
+            .io(Interest::Readable, |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.fd.io(Interest::Writable, |s| {
+            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
+        })
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.fd.io(Interest::Writable, |s| {
+            SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
