@@ -141,6 +141,8 @@ pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
     pub(crate) locals: UnsafeCell<LocalMap>,
     /// The bound stack's bounds, for the overflow checks (worker-only).
     pub(crate) raw_stack: Cell<RawStack>,
+    /// Whether the worker counted this task as parked (worker-only).
+    pub(crate) was_parked: Cell<bool>,
     payload: P,
 }
 
@@ -173,6 +175,7 @@ impl<P: Payload> Task<P> {
                 guard: 0,
                 canary: 0,
             }),
+            was_parked: Cell::new(false),
             payload,
         }
     }
@@ -249,10 +252,13 @@ impl Task {
 
     /// Parks this task's coroutine (see `park.rs` for the protocol).
     pub(crate) fn park(&self, deadline: Option<Instant>) {
-        if self
-            .park_state
-            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        // A plain load first: the token is usually absent, and a failing
+        // compare-exchange costs as much as a successful one.
+        if self.park_state.load(Ordering::Relaxed) == NOTIFIED
+            && self
+                .park_state
+                .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
             return;
         }

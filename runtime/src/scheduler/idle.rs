@@ -60,6 +60,19 @@ pub(crate) struct Idle {
     /// The tick the reactor owner will wake at by itself; 0 when nobody
     /// sleeps in the reactor (so no timer insert needs to notify it).
     reactor_wake: AtomicU64,
+    /// When a busy worker last polled IO (µs since an arbitrary start).
+    last_io_poll: AtomicU64,
+}
+
+/// How often busy workers poll IO when nobody sleeps in the reactor: often
+/// enough that a socket's readiness waits at most this long behind CPU
+/// work, rarely enough that the system call stays off the hot path (every
+/// 61 picks would be every few microseconds).
+const BUSY_IO_POLL_INTERVAL_US: u64 = 100;
+
+fn micros_now() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
 }
 
 impl Idle {
@@ -70,7 +83,16 @@ impl Idle {
             searching: AtomicUsize::new(0),
             reactor_owned: AtomicBool::new(false),
             reactor_wake: AtomicU64::new(0),
+            last_io_poll: AtomicU64::new(0),
         }
+    }
+
+    /// Whether a busy worker should poll IO now (and claims the turn).
+    pub(crate) fn io_poll_due(&self) -> bool {
+        let now = micros_now();
+        let last = self.last_io_poll.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= BUSY_IO_POLL_INTERVAL_US
+            && self.last_io_poll.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
     pub(crate) fn try_own_reactor(&self) -> bool {

@@ -70,8 +70,9 @@ pub(crate) struct WorkerCounters {
     pub(crate) spawned: AtomicU64,
     pub(crate) finished: AtomicU64,
     pub(crate) steals: AtomicU64,
-    /// Parked tasks homed here (incremented by this worker, decremented by
-    /// whoever wakes them).
+    /// Parked tasks homed here, counted until they run again. Written only
+    /// by this worker (plain load and store, no read-modify-write on the
+    /// park path), read by `stats()`.
     pub(crate) parked: AtomicI64,
 }
 
@@ -223,10 +224,6 @@ pub(crate) fn schedule_woken(task: Arc<Task>) {
     let rt = get();
     let home = task.home() as usize;
     task.set_state(State::Runnable);
-    rt.workers[home]
-        .counters
-        .parked
-        .fetch_sub(1, Ordering::Relaxed);
     match context::worker() {
         Some(w) if w.index == home => w.push_woken(task),
         _ => {

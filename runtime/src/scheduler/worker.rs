@@ -218,14 +218,15 @@ impl WorkerLocal {
             || rt.workers.iter().any(|w| !w.stealer.is_empty())
     }
 
-    /// Timers and IO for a busy worker, without blocking.
+    /// Timers and IO for a busy worker, without blocking: its own due
+    /// timers, and, when sockets are registered and nobody has looked for
+    /// a while, one non-blocking `epoll_wait`.
     fn maintenance(&self) {
         let rt = self.shared;
         let now = rt.clock.now_tick();
         rt.workers[self.index].timers.fire_due(now, true);
-        if rt.idle.try_own_reactor() {
+        if rt.reactor.has_sources() && rt.idle.io_poll_due() && rt.idle.try_own_reactor() {
             rt.reactor.poll(Some(std::time::Duration::ZERO));
-            rt.fire_all_timers();
             rt.idle.release_reactor();
         }
     }
@@ -255,6 +256,9 @@ impl WorkerLocal {
             unreachable!("goro: scheduled a finished task");
         };
         let raw = task.raw_stack.get();
+        if task.was_parked.replace(false) {
+            self.count_parked(-1);
+        }
         loop {
             task.set_state(State::Running);
             context::set_current_task(Some(&task));
@@ -270,11 +274,15 @@ impl WorkerLocal {
                 }
                 CoroutineResult::Yield(Request::Park) => {
                     task.set_state(State::Parked);
-                    self.counters().parked.fetch_add(1, Ordering::Relaxed);
+                    // Set before the task can be seen as parked, so that
+                    // the resume that follows its wake-up finds it.
+                    task.was_parked.set(true);
+                    self.count_parked(1);
                     if !task.try_mark_parked() {
                         // The token arrived while it switched out: run it
                         // again now, as `park` would have returned at once.
-                        self.counters().parked.fetch_sub(1, Ordering::Relaxed);
+                        task.was_parked.set(false);
+                        self.count_parked(-1);
                         continue;
                     }
                 }
@@ -282,6 +290,12 @@ impl WorkerLocal {
             }
             return;
         }
+    }
+
+    /// Adjusts this worker's parked count (single writer: no RMW).
+    fn count_parked(&self, delta: i64) {
+        let c = &self.counters().parked;
+        c.store(c.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
     }
 
     /// Binds a stack and makes the coroutine (invariant 3).
