@@ -100,7 +100,11 @@ fn key_of(index: u32, generation: u32) -> usize {
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 impl Reactor {
@@ -109,9 +113,20 @@ impl Reactor {
         // owned by exactly one `OwnedFd`.
         unsafe {
             let epoll = OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?);
-            let wake = OwnedFd::from_raw_fd(cvt(libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?);
-            let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLET) as u32, u64: WAKE_KEY };
-            cvt(libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, wake.as_raw_fd(), &mut ev))?;
+            let wake = OwnedFd::from_raw_fd(cvt(libc::eventfd(
+                0,
+                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
+            ))?);
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+                u64: WAKE_KEY,
+            };
+            cvt(libc::epoll_ctl(
+                epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                wake.as_raw_fd(),
+                &mut ev,
+            ))?;
             Ok(Reactor {
                 epoll,
                 wake,
@@ -140,7 +155,9 @@ impl Reactor {
     /// Waits up to `timeout` (rounded up to whole milliseconds, so never
     /// short) for events and delivers them; returns how many IO events.
     pub(crate) fn poll(&self, timeout: Option<Duration>) -> usize {
-        let Some(mut events) = self.events.try_lock() else { return 0 };
+        let Some(mut events) = self.events.try_lock() else {
+            return 0;
+        };
         let ms = match timeout {
             None => -1,
             Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
@@ -150,7 +167,12 @@ impl Reactor {
         // the kernel writes at most that many; we set the length to what
         // it reports.
         let n = unsafe {
-            let n = libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), EVENTS_PER_POLL as libc::c_int, ms);
+            let n = libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                EVENTS_PER_POLL as libc::c_int,
+                ms,
+            );
             if n <= 0 {
                 return 0;
             }
@@ -188,7 +210,8 @@ impl Reactor {
             let Some(source) = source else { continue };
             delivered += 1;
             let err = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
-            let readable = flags & ((libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 | err) != 0;
+            let readable =
+                flags & ((libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 | err) != 0;
             let writable = flags & (libc::EPOLLOUT as u32 | err) != 0;
             for (dir, ready) in [readable, writable].into_iter().enumerate() {
                 if ready {
@@ -265,7 +288,8 @@ impl Registration {
         // SAFETY: `ev` is a valid event; the caller promises `fd` is open
         // and stays open until this registration is dropped, and `Drop`
         // deletes it from epoll first (invariant 3).
-        let added = cvt(unsafe { libc::epoll_ctl(r.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) });
+        let added =
+            cvt(unsafe { libc::epoll_ctl(r.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) });
         if let Err(e) = added {
             Self::free_slot(key);
             return Err(e);
@@ -368,7 +392,14 @@ impl Drop for Registration {
         let r = &scheduler::get().reactor;
         // SAFETY: the fd is still open (the caller's contract on `new`); a
         // null event is allowed for EPOLL_CTL_DEL.
-        unsafe { libc::epoll_ctl(r.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, self.fd, std::ptr::null_mut()) };
+        unsafe {
+            libc::epoll_ctl(
+                r.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                self.fd,
+                std::ptr::null_mut(),
+            )
+        };
         Self::free_slot(self.key);
         r.live.fetch_sub(1, Ordering::Relaxed);
         self.source.closed.store(true, Ordering::Release);

@@ -72,7 +72,10 @@ const BUSY_IO_POLL_INTERVAL_US: u64 = 100;
 
 fn micros_now() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
 }
 
 impl Idle {
@@ -92,7 +95,10 @@ impl Idle {
         let now = micros_now();
         let last = self.last_io_poll.load(Ordering::Relaxed);
         now.saturating_sub(last) >= BUSY_IO_POLL_INTERVAL_US
-            && self.last_io_poll.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && self
+                .last_io_poll
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     pub(crate) fn try_own_reactor(&self) -> bool {
