@@ -35,6 +35,9 @@ const GLOBAL_INTERVAL: u32 = 61;
 /// Every this many picks, advance timers and poll IO without blocking, so a
 /// busy worker never starves timers or sockets.
 const MAINTENANCE_INTERVAL: u32 = 61;
+/// Most fresh tasks taken from the global queue at once (see
+/// `take_injected`).
+const INJECT_BATCH: usize = 8;
 /// Inbox entries moved to `ready` per pick.
 const INBOX_BATCH: usize = 128;
 
@@ -163,17 +166,20 @@ impl WorkerLocal {
         }
     }
 
-    /// Takes a fair share of the global queue: `len / workers + 1`, as
-    /// Go's `globrunqget` does, not as much as fits. Coroutines start (and
-    /// so are pinned) as soon as a worker runs them, so a worker that grabbed
-    /// a whole burst of spawns would keep all of them for life while the
-    /// others were still waking up; measured on the echo benchmark as a
-    /// drop from ~200k to ~145k requests/s whenever that happened.
+    /// Takes a batch from the global queue: at most `INJECT_BATCH`, not as
+    /// much as fits. Coroutines start (and so are pinned) as soon as a
+    /// worker runs them, so a worker that grabbed a whole burst of spawns
+    /// would keep all of them for life while the others were still waking
+    /// up. (Go's `globrunqget` takes `len / workers + 1`; reading the
+    /// injector's length spins under concurrent pushes, so a fixed small
+    /// batch stands in for it.)
     fn take_injected(&self) -> Option<Arc<Task>> {
-        let injector = &self.shared.injector;
         loop {
-            let share = injector.len() / self.shared.workers.len() + 1;
-            match injector.steal_batch_with_limit_and_pop(&self.fresh, share.min(32)) {
+            match self
+                .shared
+                .injector
+                .steal_batch_with_limit_and_pop(&self.fresh, INJECT_BATCH)
+            {
                 Steal::Success(t) => return Some(t),
                 Steal::Empty => return None,
                 Steal::Retry => continue,
