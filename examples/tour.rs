@@ -182,6 +182,155 @@ fn main() {
     .unwrap();
     println!("read /proc/self/maps ({len} bytes) without blocking a worker");
 
+    section("channels: a prime sieve on a daisy chain of coroutines (Go's classic)");
+    let t = Instant::now();
+    let primes = goro::spawn(|| {
+        let (tx, mut rx) = goro::chan::bounded::<u64>(0);
+        goro::go!(move || {
+            for i in 2.. {
+                if tx.send(i).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut primes = Vec::new();
+        for _ in 0..500 {
+            let p = rx.recv().unwrap();
+            primes.push(p);
+            let (next_tx, next_rx) = goro::chan::bounded::<u64>(0);
+            let upstream = rx;
+            goro::go!(move || {
+                for v in upstream.iter() {
+                    if v % p != 0 && next_tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx = next_rx;
+        }
+        primes
+    })
+    .join()
+    .unwrap();
+    println!(
+        "the 500th prime is {} ({} filter coroutines, unbuffered hand-offs, {:.1} ms)",
+        primes[499],
+        primes.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    section("select!: fan-in with a timeout");
+    let (fast_tx, fast_rx) = goro::chan::bounded::<&str>(1);
+    let (slow_tx, slow_rx) = goro::chan::bounded::<&str>(1);
+    goro::go!(move || {
+        goro::sleep(Duration::from_millis(1));
+        let _ = fast_tx.send("fast");
+    });
+    goro::go!(move || {
+        goro::sleep(Duration::from_millis(500));
+        let _ = slow_tx.send("slow");
+    });
+    // A received-from channel is swapped for `never()` (Go's nil channel),
+    // so that its closing does not make select! ready again.
+    let never = goro::chan::never::<&str>();
+    let (mut fast_done, mut slow_done) = (false, false);
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        goro::select! {
+            recv(if fast_done { &never } else { &fast_rx }) -> v => {
+                fast_done = true;
+                got.push(v.unwrap_or("closed"));
+            }
+            recv(if slow_done { &never } else { &slow_rx }) -> v => {
+                slow_done = true;
+                got.push(v.unwrap_or("closed"));
+            }
+            default(Duration::from_millis(50)) => got.push("timeout after 50 ms"),
+        }
+    }
+    println!("{got:?}");
+
+    section("sync: 8 coroutines and 2 threads share one goro::sync::Mutex");
+    let counter = Arc::new(goro::sync::Mutex::new(0u64));
+    let wg = goro::sync::WaitGroup::new();
+    let t = Instant::now();
+    for _ in 0..8 {
+        let (c, wg) = (counter.clone(), wg.clone());
+        wg.add(1);
+        goro::go!(move || {
+            for _ in 0..100_000 {
+                *c.lock() += 1;
+            }
+            wg.done();
+        });
+    }
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let c = counter.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100_000 {
+                    *c.lock() += 1;
+                }
+            })
+        })
+        .collect();
+    wg.wait();
+    for th in threads {
+        th.join().unwrap();
+    }
+    println!(
+        "counter = {} ({:.1} ns per lock)",
+        *counter.lock(),
+        t.elapsed().as_nanos() as f64 / 1e6
+    );
+
+    section("net: a coroutine-per-connection echo server, 50 clients, on loopback");
+    let listener = goro::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    goro::go!(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            goro::go!(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 64];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let t = Instant::now();
+    let clients: Vec<_> = (0..50)
+        .map(|_| {
+            goro::go!(move || {
+                use std::io::{Read, Write};
+                let mut s = goro::net::TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut buf = [0u8; 64];
+                for _ in 0..1000 {
+                    s.write_all(&[7u8; 64]).unwrap();
+                    s.read_exact(&mut buf).unwrap();
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let el = t.elapsed();
+    println!(
+        "50,000 round trips in {:.0} ms: {:.0} requests/s (client and server in this process)",
+        el.as_secs_f64() * 1e3,
+        50_000.0 / el.as_secs_f64()
+    );
+
     section("panics end one coroutine only");
     let r = goro::Builder::new()
         .name("doomed")
