@@ -276,9 +276,7 @@ impl WorkerLocal {
         loop {
             task.set_state(State::Running);
             context::set_current_task(Some(&task));
-            stack::enter(&raw, &task);
             let result = co.resume(());
-            stack::leave();
             context::set_current_task(None);
             stack::check_canary(&raw, &task);
             match result {

@@ -53,7 +53,7 @@
 mod overflow;
 mod pool;
 
-pub(crate) use overflow::{check_canary, enter, install_handler, leave, prepare_thread};
+pub(crate) use overflow::{check_canary, install_handler, prepare_thread};
 pub(crate) use pool::{Pool, RawStack, pool_for, total_stacks};
 
 use corosensei::stack::StackPointer;

@@ -2,9 +2,10 @@
 //!
 //! # Invariants
 //!
-//! 1. `RUNNING` (thread-local) describes the stack of the coroutine this
-//!    thread is running, or is all zero when it runs none. The worker sets
-//!    it just before `resume` and clears it right after.
+//! 1. The running coroutine is found through the thread's runtime context
+//!    (`context::current_task`, set by the worker around every `resume`),
+//!    and its stack bounds through the task's `raw_stack`. Both are plain
+//!    thread-local and task reads, safe in a signal handler on that thread.
 //! 2. The handler runs on an alternate signal stack (every worker gets one
 //!    in `prepare_thread`), so it works although the faulting stack is
 //!    exhausted. It allocates nothing and takes no lock: it formats into a
@@ -13,9 +14,7 @@
 //!    reinstates the previous disposition and returns, the instruction
 //!    faults again, and the previous handler (std's, or the default) sees it.
 
-use std::cell::Cell;
 use std::fmt::Write as _;
-use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use super::RawStack;
@@ -24,18 +23,6 @@ use crate::task::Task;
 /// Written below each unguarded stack (the bytes spell "goro_stk").
 pub(crate) const CANARY: [u64; 2] = [0x6b74_735f_6f72_6f67, 0x6b74_735f_6f72_6f67];
 
-#[derive(Clone, Copy)]
-struct Running {
-    guard: usize,
-    bottom: usize,
-    task: Option<NonNull<Task>>,
-}
-
-thread_local! {
-    static RUNNING: Cell<Running> =
-        const { Cell::new(Running { guard: 0, bottom: 0, task: None }) };
-}
-
 struct OldAction(libc::sigaction);
 // SAFETY: written once before the handler is installed, then only read.
 unsafe impl Sync for OldAction {}
@@ -43,30 +30,6 @@ unsafe impl Sync for OldAction {}
 unsafe impl Send for OldAction {}
 
 static OLD_SEGV: OnceLock<OldAction> = OnceLock::new();
-
-/// Records the stack the worker is about to resume on (invariant 1).
-#[inline]
-pub(crate) fn enter(raw: &RawStack, task: &Task) {
-    RUNNING.with(|r| {
-        r.set(Running {
-            guard: raw.guard,
-            bottom: raw.bottom,
-            task: Some(NonNull::from(task)),
-        })
-    });
-}
-
-/// Clears the record after `resume` returns (invariant 1).
-#[inline]
-pub(crate) fn leave() {
-    RUNNING.with(|r| {
-        r.set(Running {
-            guard: 0,
-            bottom: 0,
-            task: None,
-        })
-    });
-}
 
 /// Aborts with a message if the canary under `raw` was overwritten.
 #[inline]
@@ -156,23 +119,20 @@ fn fault_sp(_ctx: *mut libc::c_void) -> usize {
 }
 
 extern "C" fn on_segv(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let running = RUNNING.with(Cell::get);
-    if let Some(task) = running.task {
+    if let Some(task) = crate::context::current_task() {
+        let raw = task.raw_stack.get();
         // SAFETY: the kernel passes a valid siginfo_t to SA_SIGINFO handlers.
         let addr = unsafe { (*info).si_addr() } as usize;
         let sp = fault_sp(ctx);
         const NEAR: usize = 1 << 20;
-        let in_guard = addr >= running.guard && addr < running.bottom;
-        let just_below = addr < running.bottom && addr + NEAR > running.bottom;
+        let in_guard = addr >= raw.guard && addr < raw.bottom;
+        let just_below = addr < raw.bottom && addr + NEAR > raw.bottom;
         // A running coroutine's stack pointer is never below its stack: if
         // it is, at any distance, the coroutine overflowed (on an unguarded
         // stack a recursion that never switches can run through several
         // neighbouring stacks before it faults on a slab's guard page).
-        let sp_below = sp < running.bottom && running.bottom - sp <= crate::stack::MAX_STACK_SIZE;
+        let sp_below = sp < raw.bottom && raw.bottom - sp <= crate::stack::MAX_STACK_SIZE;
         if in_guard || just_below || sp_below {
-            // SAFETY: `RUNNING.task` is the task the worker is resuming; the
-            // worker holds a reference to it (context invariant 2).
-            let task = unsafe { task.as_ref() };
             let size = crate::stack::pool_size_of(task);
             report_and_abort(task, size, "it hit the end of its stack");
         }
