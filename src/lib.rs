@@ -86,3 +86,8 @@ pub mod net {
     #[doc(inline)]
     pub use goro_net::*;
 }
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
