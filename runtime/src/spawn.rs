@@ -206,13 +206,15 @@ pub fn sleep(d: Duration) {
             park::park();
         }
     };
+    // `park` returns at once if the deadline has passed, so each round
+    // reads the clock twice: there and here.
     let mut woken = false;
     loop {
+        task.park(Some(deadline));
         if Instant::now() >= deadline {
             break;
         }
-        task.park(Some(deadline));
-        woken |= Instant::now() < deadline;
+        woken = true;
     }
     if woken {
         // Give back what may have been a real token (a spurious wake-up
