@@ -169,12 +169,7 @@ impl<P: Payload> Task<P> {
             body: UnsafeCell::new(Body::Fresh),
             yielder: Cell::new(std::ptr::null()),
             locals: UnsafeCell::new(LocalMap::new()),
-            raw_stack: Cell::new(RawStack {
-                top: 0,
-                bottom: 0,
-                guard: 0,
-                canary: 0,
-            }),
+            raw_stack: Cell::new(RawStack::EMPTY),
             was_parked: Cell::new(false),
             payload,
         }

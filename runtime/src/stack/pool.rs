@@ -15,6 +15,13 @@
 //!    slabs and overflowing shards go to the global list, and a worker whose
 //!    shard and the global list are both empty takes from other shards, so
 //!    a reserved stack is always found (invariant 1).
+//! 5. A new slab is only mapped by the spawner; each stack's guard page is
+//!    protected, or its canary written, by the worker that first takes it
+//!    (`prepare`). A burst of spawns thus spreads that work (a system call,
+//!    or a first-touch page fault, per stack) over the workers instead of
+//!    serialising it on the spawning thread, measured as the bottleneck of
+//!    spawning 100k coroutines in a fresh process. A stack whose guard page
+//!    cannot be protected (the map limit) gets a canary in that page.
 
 use std::io;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -51,6 +58,20 @@ pub(crate) struct RawStack {
     pub(crate) guard: usize,
     /// Address of this stack's 16-byte canary, or 0 when it has a guard page.
     pub(crate) canary: usize,
+    /// Whether the guard page is protected or the canary written yet
+    /// (invariant 5).
+    pub(crate) prepared: bool,
+}
+
+impl RawStack {
+    /// A stack description that describes no memory (a task's placeholder).
+    pub(crate) const EMPTY: RawStack = RawStack {
+        top: 0,
+        bottom: 0,
+        guard: 0,
+        canary: 0,
+        prepared: true,
+    };
 }
 
 /// Stacks of one size.
@@ -153,6 +174,14 @@ impl Pool {
 
     /// Takes a reserved stack off the free list (invariant 4).
     pub(crate) fn take(&self) -> RawStack {
+        let mut raw = self.take_raw();
+        if !raw.prepared {
+            prepare(&mut raw);
+        }
+        raw
+    }
+
+    fn take_raw(&self) -> RawStack {
         let shard = shard_index();
         if let Some(i) = shard
             && let Some(s) = self.shards[i].lock().pop()
@@ -204,7 +233,7 @@ impl Pool {
                 Ok(stacks) => return Ok(self.add(stacks)),
                 Err(_) => {
                     // Most likely the map limit: stop spending the budget
-                    // and fall back to the one-mapping layout.
+                    // and try the one-mapping layout.
                     GUARD_BUDGET.store(0, Ordering::Relaxed);
                 }
             }
@@ -227,27 +256,19 @@ impl Pool {
         let page = page_size();
         let stride = page + self.size;
         let base = map(stride * GUARDED_PER_SLAB)?;
-        let mut stacks = Vec::with_capacity(GUARDED_PER_SLAB);
-        for i in 0..GUARDED_PER_SLAB {
-            let guard = base + i * stride;
-            // SAFETY: `guard..guard + page` lies inside the mapping we just
-            // created and nothing else refers to it yet.
-            if unsafe { libc::mprotect(guard as *mut _, page, libc::PROT_NONE) } != 0 {
-                let err = io::Error::last_os_error();
-                // SAFETY: unmapping our own fresh mapping, which no stack
-                // handle refers to yet.
-                unsafe { libc::munmap(base as *mut _, stride * GUARDED_PER_SLAB) };
-                return Err(err);
-            }
-            let bottom = guard + page;
-            stacks.push(RawStack {
-                top: bottom + self.size - TOP_RESERVE,
-                bottom,
-                guard,
-                canary: 0,
-            });
-        }
-        Ok(stacks)
+        Ok((0..GUARDED_PER_SLAB)
+            .map(|i| {
+                let guard = base + i * stride;
+                let bottom = guard + page;
+                RawStack {
+                    top: bottom + self.size - TOP_RESERVE,
+                    bottom,
+                    guard,
+                    canary: 0,
+                    prepared: false,
+                }
+            })
+            .collect())
     }
 
     /// `[guard][stack 0][stack 1]...`: one guard under the lowest stack,
@@ -266,25 +287,48 @@ impl Pool {
         let mut stacks = Vec::with_capacity(UNGUARDED_PER_SLAB);
         for i in 0..UNGUARDED_PER_SLAB {
             let bottom = base + page + i * self.size;
+            // Stack 0 sits on the slab's guard page; the others get a canary
+            // in the top reserve of the stack below, written in `prepare`.
             let (guard, canary) = if i == 0 {
                 (base, 0)
             } else {
                 (bottom, bottom - 16)
             };
-            if canary != 0 {
-                // SAFETY: `canary..canary + 16` is the top reserve of stack
-                // i - 1 in our own writable mapping; no coroutine uses it.
-                unsafe { (canary as *mut [u64; 2]).write(CANARY) };
-            }
             stacks.push(RawStack {
                 top: bottom + self.size - TOP_RESERVE,
                 bottom,
                 guard,
                 canary,
+                prepared: canary == 0,
             });
         }
         Ok(stacks)
     }
+}
+
+/// Protects a stack's guard page or writes its canary (invariant 5).
+fn prepare(raw: &mut RawStack) {
+    if raw.canary != 0 {
+        // SAFETY: `canary..canary + 16` lies in the top reserve of the stack
+        // below this one (or, after a failed mprotect, in this stack's own
+        // unprotected guard page) inside a live slab; no coroutine ever
+        // writes there, so this write races with nothing.
+        unsafe { (raw.canary as *mut [u64; 2]).write(CANARY) };
+    } else {
+        let page = page_size();
+        // SAFETY: `guard..guard + page` is this stack's guard page, inside a
+        // live slab, used by no one.
+        if unsafe { libc::mprotect(raw.guard as *mut _, page, libc::PROT_NONE) } != 0 {
+            // Most likely the map limit: stop spending the guard budget and
+            // protect this stack with a canary in its unprotected guard page.
+            GUARD_BUDGET.store(0, Ordering::Relaxed);
+            raw.guard = raw.bottom;
+            raw.canary = raw.bottom - 16;
+            // SAFETY: as above, the guard page is ours, writable and unused.
+            unsafe { (raw.canary as *mut [u64; 2]).write(CANARY) };
+        }
+    }
+    raw.prepared = true;
 }
 
 fn shard_index() -> Option<usize> {
