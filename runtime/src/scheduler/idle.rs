@@ -167,6 +167,17 @@ impl Idle {
         }
     }
 
+    /// Step 5: after releasing the reactor, wake a worker that sleeps in
+    /// `thread::park` (so without the reactor) if timers or sockets need
+    /// someone to wait in it.
+    pub(crate) fn hand_off_reactor(&self, rt: &Shared) {
+        if (rt.next_timer_tick() != u64::MAX || rt.reactor.has_sources())
+            && let Some(other) = self.parked_sleeper(rt)
+        {
+            rt.wake_worker(other);
+        }
+    }
+
     /// A worker parked in `thread::park`, if any (for the hand-off in step 5).
     fn parked_sleeper(&self, rt: &Shared) -> Option<usize> {
         let s = self.sleepers.lock();
@@ -256,10 +267,6 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
     if owner {
         rt.fire_all_timers();
         idle.release_reactor();
-        if (rt.next_timer_tick() != u64::MAX || rt.reactor.has_sources())
-            && let Some(other) = idle.parked_sleeper(rt)
-        {
-            rt.wake_worker(other);
-        }
+        idle.hand_off_reactor(rt);
     }
 }

@@ -232,16 +232,24 @@ impl WorkerLocal {
             || rt.workers.iter().any(|w| !w.stealer.is_empty())
     }
 
-    /// Timers and IO for a busy worker, without blocking: its own due
-    /// timers, and, when sockets are registered and nobody has looked for
-    /// a while, one non-blocking `epoll_wait`.
+    /// Timers and IO for a busy worker, without blocking: the due timers of
+    /// every wheel (a worker asleep in `thread::park` counts on someone to
+    /// fire its timers, and the reactor owner may be busy too; an empty or
+    /// not-yet-due wheel costs one atomic load), and, when sockets are
+    /// registered and nobody has looked for a while, one non-blocking
+    /// `epoll_wait`.
     fn maintenance(&self) {
         let rt = self.shared;
         let now = rt.clock.now_tick();
-        rt.workers[self.index].timers.fire_due(now, true);
+        for w in rt.workers.iter() {
+            w.timers.fire_due(now, true);
+        }
         if rt.reactor.has_sources() && rt.idle.io_poll_due() && rt.idle.try_own_reactor() {
             rt.reactor.poll(Some(std::time::Duration::ZERO));
             rt.idle.release_reactor();
+            // A worker that went to sleep while we held the reactor slept
+            // without it: let it take the reactor over.
+            rt.idle.hand_off_reactor(rt);
         }
     }
 
