@@ -11,6 +11,10 @@
 //! Every measurement runs inside a driver coroutine and times itself
 //! (`iter_custom`), so the bench thread's join does not count; one
 //! criterion iteration is one round trip or one message.
+//!
+//! The `*_migratable` variants run the same coroutines with the `unsafe`
+//! opt-in `Builder::migratable`, so a woken coroutine runs on the waker's
+//! worker instead of being handed back to its own.
 
 use std::time::{Duration, Instant};
 
@@ -44,10 +48,26 @@ fn pingpong(rounds: u64) -> Duration {
     .unwrap()
 }
 
+/// Spawns a coroutine, migratable or pinned (the default).
+fn go<T: Send + 'static>(
+    migratable: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> goro::JoinHandle<T> {
+    if migratable {
+        // SAFETY: the benchmark closures hold no thread-bound state across
+        // the channel operations that park.
+        unsafe { goro::Builder::new().migratable() }
+            .spawn(f)
+            .unwrap()
+    } else {
+        goro::spawn(f)
+    }
+}
+
 const PRODUCERS: u64 = 4;
 const CONSUMERS: u64 = 4;
 
-fn mpmc(messages: u64) -> Duration {
+fn mpmc(messages: u64, migratable: bool) -> Duration {
     goro::go!(move || {
         let per = messages.div_ceil(PRODUCERS);
         let (tx, rx) = chan::bounded::<u64>(128);
@@ -55,7 +75,7 @@ fn mpmc(messages: u64) -> Duration {
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|_| {
                 let tx = tx.clone();
-                goro::go!(move || {
+                go(migratable, move || {
                     for i in 0..per {
                         tx.send(i).unwrap();
                     }
@@ -66,7 +86,7 @@ fn mpmc(messages: u64) -> Duration {
         let consumers: Vec<_> = (0..CONSUMERS)
             .map(|_| {
                 let rx = rx.clone();
-                goro::go!(move || rx.iter().count() as u64)
+                go(migratable, move || rx.iter().count() as u64)
             })
             .collect();
         drop(rx);
@@ -82,7 +102,7 @@ fn mpmc(messages: u64) -> Duration {
     .unwrap()
 }
 
-fn select4(messages: u64) -> Duration {
+fn select4(messages: u64, migratable: bool) -> Duration {
     goro::go!(move || {
         let per = messages.div_ceil(4);
         let mut rxs = Vec::new();
@@ -91,7 +111,7 @@ fn select4(messages: u64) -> Duration {
         for _ in 0..4 {
             let (tx, rx) = chan::bounded::<u64>(0);
             rxs.push(rx);
-            producers.push(goro::go!(move || {
+            producers.push(go(migratable, move || {
                 for i in 0..per {
                     tx.send(i).unwrap();
                 }
@@ -131,8 +151,14 @@ fn benches(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .sampling_mode(SamplingMode::Flat);
     g.bench_function("pingpong", |b| b.iter_custom(pingpong));
-    g.bench_function("mpmc_bounded128", |b| b.iter_custom(mpmc));
-    g.bench_function("select4", |b| b.iter_custom(select4));
+    g.bench_function("mpmc_bounded128", |b| b.iter_custom(|n| mpmc(n, false)));
+    g.bench_function("select4", |b| b.iter_custom(|n| select4(n, false)));
+    g.bench_function("mpmc_bounded128_migratable", |b| {
+        b.iter_custom(|n| mpmc(n, true))
+    });
+    g.bench_function("select4_migratable", |b| {
+        b.iter_custom(|n| select4(n, true))
+    });
     g.finish();
 }
 

@@ -149,7 +149,7 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
     loop {
         // Phase 1: look for a ready case, in a uniformly random order.
         for i in (1..order.len()).rev() {
-            order.swap(i, fastrand::usize(..=i));
+            order.swap(i, random_up_to(i));
         }
         for &i in order.iter() {
             if let Some(c) = cases.case(i as usize)
@@ -857,4 +857,14 @@ impl std::fmt::Debug for SelectedOperation<'_> {
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
+}
+
+/// A uniform random index in `0..=i`, from fastrand's thread-local
+/// generator. Never inlined: select parks inside the loop that shuffles, and
+/// a migratable coroutine (goro_runtime's `Builder::migratable`) may resume on
+/// another thread, so the generator's thread-local address must not be
+/// cached across the park.
+#[inline(never)]
+fn random_up_to(i: usize) -> usize {
+    fastrand::usize(..=i)
 }

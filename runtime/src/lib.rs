@@ -37,7 +37,13 @@
 //!    `thread_local!`, `RefCell`s in TLS and the like exactly as on a
 //!    thread, with one caveat: several coroutines share one worker thread,
 //!    so a thread-local *value* is shared by the coroutines of that worker.
-//!    Use [`coroutine_local!`] for per-coroutine state.
+//!    Use [`coroutine_local!`] for per-coroutine state. Code that holds no
+//!    thread-bound state across parks may opt into migration with the
+//!    `unsafe` [`Builder::migratable`]: such a coroutine is woken onto the
+//!    waker's worker (as Go does) and may be stolen by idle workers, which
+//!    makes cross-worker hand-offs cheaper. goro's own crates never cache a
+//!    thread-local across a park (their TLS accesses sit in
+//!    `#[inline(never)]` functions), so they are safe to use from it.
 //! 2. **Everything waits through [`park`]**, which works for coroutines and
 //!    threads alike, so every blocking call in goro works from both and
 //!    coroutines and threads can meet on the same channel or lock.
@@ -55,8 +61,9 @@
 //!
 //! # Rejected alternatives
 //!
-//! - *Migrating started coroutines* (as `may` does) makes the scheduler
-//!   fairer under imbalance but is unsound with thread-locals (rule 1).
+//! - *Migrating started coroutines by default* (as `may` does) makes the
+//!   scheduler fairer under imbalance but is unsound with thread-locals
+//!   (rule 1); goro offers it only as the `unsafe` opt-in above.
 //! - *One `mmap` with a guard page per stack* stops near 32,000 coroutines
 //!   on a default kernel (`vm.max_map_count`); goro carves stacks from slabs
 //!   and keeps guard pages while a map budget lasts (`stack/`).

@@ -19,6 +19,10 @@ thread_local! {
     static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
+/// Never inlined: a migratable coroutine may spawn, park, move to another
+/// thread and spawn again in one function, and a thread-local address must
+/// not be cached across that.
+#[inline(never)]
 fn next_id() -> u64 {
     IDS.with(|c| {
         let (mut next, mut end) = c.get();
@@ -45,6 +49,7 @@ fn next_id() -> u64 {
 pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
+    migratable: bool,
 }
 
 impl Builder {
@@ -65,6 +70,43 @@ impl Builder {
     /// [`spawn`](Builder::spawn) fails with `InvalidInput`.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Lets the coroutine be resumed on any worker after it parks, instead
+    /// of only on the worker it started on.
+    ///
+    /// By default a started coroutine never changes threads (see the crate
+    /// docs): that keeps it sound for code that holds thread-local state
+    /// across calls, at the price of a cross-worker hand-off whenever a
+    /// coroutine on another worker wakes it. A migratable coroutine is
+    /// woken onto the waker's worker, as Go does with goroutines, and idle
+    /// workers may steal it, which makes channel and lock hand-offs between
+    /// coroutines cheaper and balances load.
+    ///
+    /// # Safety
+    ///
+    /// The coroutine must not hold, across any call that may park (channel
+    /// operations, locks, `sleep`, `join`, socket IO, `yield_now`), a
+    /// reference into thread-local storage, a value that must stay on the
+    /// thread that created it (such as `Rc`, a `RefCell` borrow of a
+    /// `thread_local!`, a `std::sync::MutexGuard`), or any other state
+    /// whose soundness depends on staying on one OS thread. Note that code
+    /// you call may do this invisibly; goro's own crates do not. Its
+    /// `coroutine_local!` values move with it and so must be `Send`.
+    ///
+    /// ```
+    /// // SAFETY: the closure holds no thread-bound state across parks.
+    /// let h = unsafe { goro_runtime::Builder::new().migratable() }
+    ///     .spawn(|| {
+    ///         goro_runtime::sleep(std::time::Duration::from_millis(1));
+    ///         7
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(h.join().unwrap(), 7);
+    /// ```
+    pub unsafe fn migratable(mut self) -> Builder {
+        self.migratable = true;
         self
     }
 
@@ -119,6 +161,7 @@ impl Builder {
         let task: Arc<Task<Job<T, F>>> = Arc::new(Task::new(
             id,
             self.name.map(String::into_boxed_str),
+            self.migratable,
             pool,
             Job::new(packet, f),
         ));

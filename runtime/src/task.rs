@@ -16,9 +16,12 @@
 //!    and resumed by at most one worker at a time) or by the coroutine
 //!    itself while it runs. That is why the `UnsafeCell`s and `Cell`s here
 //!    are sound although `Task` is `Sync`.
-//! 3. `home` is written once, by the worker that first resumes the task,
-//!    before the coroutine runs any user code; only after that can anyone
-//!    hold an `Unparker` for it, and only the home worker resumes it again.
+//! 3. `home` is written by the worker that first resumes the task, before
+//!    the coroutine runs any user code; only after that can anyone hold an
+//!    `Unparker` for it, and only the home worker resumes it again. A
+//!    *migratable* task (an `unsafe` opt-in) is the exception: whichever
+//!    worker resumes it becomes its home, and its wakes go to the waker's
+//!    worker or to stealable queues.
 //! 4. `park_state` follows the protocol in `park.rs`.
 //! 5. A task whose coroutine is suspended is never dropped with it: the
 //!    registry holds a strong reference until the coroutine returns, and
@@ -133,6 +136,9 @@ pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
     sched_state: AtomicU8,
     home: AtomicU32,
     id: u64,
+    /// Whether this coroutine may be resumed on any worker (see
+    /// `Builder::migratable`).
+    migratable: bool,
     name: Option<Box<str>>,
     pub(crate) pool: &'static Pool,
     pub(crate) registry_key: AtomicU64,
@@ -157,12 +163,19 @@ unsafe impl<P: ?Sized + Payload> Sync for Task<P> {}
 unsafe impl<P: ?Sized + Payload> Send for Task<P> {}
 
 impl<P: Payload> Task<P> {
-    pub(crate) fn new(id: u64, name: Option<Box<str>>, pool: &'static Pool, payload: P) -> Task<P> {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        migratable: bool,
+        pool: &'static Pool,
+        payload: P,
+    ) -> Task<P> {
         Task {
             park_state: AtomicU8::new(EMPTY),
             sched_state: AtomicU8::new(State::Runnable as u8),
             home: AtomicU32::new(NO_HOME),
             id,
+            migratable,
             name,
             pool,
             registry_key: AtomicU64::new(u64::MAX),
@@ -189,6 +202,17 @@ impl<P: ?Sized + Payload> Task<P> {
     /// The name given to `Builder::name`, if any.
     pub(crate) fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// Whether the coroutine opted into running on any worker.
+    pub(crate) fn migratable(&self) -> bool {
+        self.migratable
+    }
+
+    /// Whether another worker may take this task from a stealable queue:
+    /// it has not started yet, or it opted into migration.
+    pub(crate) fn is_stealable(&self) -> bool {
+        self.migratable || self.home() == NO_HOME
     }
 
     /// The worker this task is pinned to, or `NO_HOME` before it starts.

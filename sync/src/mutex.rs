@@ -134,6 +134,9 @@ fn spin(round: u32) {
 /// common path. A power of two, so the check is a mask.
 const STARVATION_CHECK_INTERVAL: u32 = 64;
 
+// Never inlined: its thread-local must not be cached across a park of a
+// migratable coroutine (see `waiter.rs`).
+#[inline(never)]
 fn starvation_check_due() -> bool {
     thread_local! {
         static TICK: Cell<u32> = const { Cell::new(0) };

@@ -69,6 +69,11 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// A node for the calling coroutine or thread, in state `WAITING`,
     /// from this thread's pool if it has one.
+    // Never inlined, like `recycle`: a migratable coroutine (goro_runtime's
+    // `Builder::migratable`) may take a node, park, move to another worker
+    // thread and recycle it, and the pool's thread-local address must not be
+    // cached across that park in one function body.
+    #[inline(never)]
     pub(crate) fn new() -> Arc<Waiter> {
         let pooled = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
         match pooled {
@@ -89,6 +94,7 @@ impl Waiter {
 
     /// Gives a node its owner is done with back to this thread's pool, if
     /// nobody else holds it any more; otherwise just drops this reference.
+    #[inline(never)]
     pub(crate) fn recycle(mut node: Arc<Waiter>) {
         let Some(n) = Arc::get_mut(&mut node) else {
             return;

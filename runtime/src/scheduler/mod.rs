@@ -219,11 +219,23 @@ impl Shared {
     }
 }
 
-/// Schedules a woken, started task on its home worker (park protocol step 3).
+/// Schedules a woken, started task (park protocol step 3): on its home
+/// worker; a migratable task on the waking worker instead, or in the global
+/// queue when the waker is not a worker.
 pub(crate) fn schedule_woken(task: Arc<Task>) {
     let rt = get();
-    let home = task.home() as usize;
     task.set_state(State::Runnable);
+    if task.migratable() {
+        match context::worker() {
+            Some(w) if std::ptr::eq(w.shared, rt) => w.push_woken_stealable(task),
+            _ => {
+                rt.injector.push(task);
+                rt.idle.notify(rt);
+            }
+        }
+        return;
+    }
+    let home = task.home() as usize;
     match context::worker() {
         Some(w) if w.index == home => w.push_woken(task),
         _ => {
@@ -241,8 +253,17 @@ pub(crate) fn count_finished() {
     }
 }
 
+/// A timer of a parked coroutine: the wheel it is on, and its key there.
+/// (A migratable coroutine may wake on another worker than the one whose
+/// wheel holds its timer.)
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TimerHandle {
+    worker: usize,
+    key: TimerKey,
+}
+
 /// Puts a timer for the running coroutine on its worker's wheel.
-pub(crate) fn insert_timer(deadline: Instant, task: Arc<Task>) -> TimerKey {
+pub(crate) fn insert_timer(deadline: Instant, task: Arc<Task>) -> TimerHandle {
     let w = context::worker().expect("goro: timer from a coroutine outside a worker");
     let rt = w.shared;
     let tick = rt.clock.deadline_tick(deadline);
@@ -251,11 +272,13 @@ pub(crate) fn insert_timer(deadline: Instant, task: Arc<Task>) -> TimerKey {
         // The worker sleeping in the reactor would wake too late for this.
         rt.reactor.notify();
     }
-    key
+    TimerHandle {
+        worker: w.index,
+        key,
+    }
 }
 
-/// Cancels a timer of the running coroutine (same worker as the insert).
-pub(crate) fn cancel_timer(key: TimerKey) {
-    let w = context::worker().expect("goro: timer from a coroutine outside a worker");
-    w.shared.workers[w.index].timers.cancel(key);
+/// Cancels a timer of the running coroutine, on whichever wheel holds it.
+pub(crate) fn cancel_timer(timer: TimerHandle) {
+    get().workers[timer.worker].timers.cancel(timer.key);
 }

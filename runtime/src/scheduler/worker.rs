@@ -22,7 +22,7 @@ use crossbeam_deque::{Steal, Worker};
 use super::{Shared, WorkerCounters};
 use crate::context;
 use crate::stack::{self, Stack};
-use crate::task::{Body, Coroutine, NO_HOME, Request, State, Task};
+use crate::task::{Body, Coroutine, Request, State, Task};
 
 /// Consecutive picks allowed from `runnext` before the rest of the queue
 /// gets a turn. High enough that a ping-pong pair runs without queue
@@ -85,7 +85,7 @@ impl WorkerLocal {
             return;
         }
         if let Some(old) = self.runnext.replace(Some(task)) {
-            if old.home() == NO_HOME {
+            if old.is_stealable() {
                 self.fresh.push(old);
             } else {
                 self.ready.borrow_mut().push_back(old);
@@ -103,6 +103,24 @@ impl WorkerLocal {
             }
         } else {
             self.ready.borrow_mut().push_back(task);
+        }
+    }
+
+    /// Queues a woken migratable task on this worker: `runnext` from inside
+    /// a coroutine (Go's wake-to-the-waker's-processor), otherwise the
+    /// stealable deque, where an idle worker may take it.
+    pub(crate) fn push_woken_stealable(&self, task: Arc<Task>) {
+        if context::current_task().is_some() {
+            if let Some(old) = self.runnext.replace(Some(task)) {
+                if old.is_stealable() {
+                    self.fresh.push(old);
+                } else {
+                    self.ready.borrow_mut().push_back(old);
+                }
+            }
+        } else {
+            self.fresh.push(task);
+            self.shared.idle.notify(self.shared);
         }
     }
 
@@ -273,6 +291,11 @@ impl WorkerLocal {
         let body = unsafe { &mut *task.body.get() };
         if let Body::Fresh = body {
             self.start(&task, body);
+        } else if task.home() != self.index as u32 {
+            // Only a migratable task is resumed away from its home: this
+            // worker becomes its home.
+            debug_assert!(task.migratable());
+            task.set_home(self.index as u32);
         }
         let Body::Running(co) = body else {
             unreachable!("goro: scheduled a finished task");
