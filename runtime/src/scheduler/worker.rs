@@ -84,6 +84,13 @@ impl WorkerLocal {
             self.fresh.push(task);
             return;
         }
+        self.set_runnext(task);
+    }
+
+    /// Puts `task` in the `runnext` slot. The task it displaces goes where
+    /// other workers can steal it if it may run anywhere (not started yet,
+    /// or migratable), and to this worker's `ready` queue otherwise.
+    fn set_runnext(&self, task: Arc<Task>) {
         if let Some(old) = self.runnext.replace(Some(task)) {
             if old.is_stealable() {
                 self.fresh.push(old);
@@ -98,9 +105,7 @@ impl WorkerLocal {
     /// run next); from the run loop itself (timers, IO) to `ready`.
     pub(crate) fn push_woken(&self, task: Arc<Task>) {
         if context::current_task().is_some() {
-            if let Some(old) = self.runnext.replace(Some(task)) {
-                self.ready.borrow_mut().push_back(old);
-            }
+            self.set_runnext(task);
         } else {
             self.ready.borrow_mut().push_back(task);
         }
@@ -111,13 +116,7 @@ impl WorkerLocal {
     /// stealable deque, where an idle worker may take it.
     pub(crate) fn push_woken_stealable(&self, task: Arc<Task>) {
         if context::current_task().is_some() {
-            if let Some(old) = self.runnext.replace(Some(task)) {
-                if old.is_stealable() {
-                    self.fresh.push(old);
-                } else {
-                    self.ready.borrow_mut().push_back(old);
-                }
-            }
+            self.set_runnext(task);
         } else {
             self.fresh.push(task);
             self.shared.idle.notify(self.shared);
