@@ -102,25 +102,34 @@ fn rss_bytes() -> usize {
 }
 
 /// 100k coroutines each sleeping a random 0-50 ms; lateness from spawn.
-fn timers() {
+/// `from` names the spawner: a coroutine (the usual shape of a goro
+/// program, and what the comparison suite measures) or the main thread.
+fn timers(from: &str) {
     const N: usize = 100_000;
-    let mut rng = fastrand::Rng::with_seed(42);
-    let start = Instant::now();
-    let hs: Vec<_> = (0..N)
-        .map(|_| {
-            let d = Duration::from_millis(rng.u64(0..=50));
-            let due = Instant::now() + d;
-            goro::spawn(move || {
-                goro::sleep(d);
-                Instant::now().saturating_duration_since(due)
+    let body = || {
+        let mut rng = fastrand::Rng::with_seed(42);
+        let start = Instant::now();
+        let hs: Vec<_> = (0..N)
+            .map(|_| {
+                let d = Duration::from_millis(rng.u64(0..=50));
+                let due = Instant::now() + d;
+                goro::spawn(move || {
+                    goro::sleep(d);
+                    Instant::now().saturating_duration_since(due)
+                })
             })
-        })
-        .collect();
-    let mut late: Vec<Duration> = hs.into_iter().map(|h| h.join().unwrap()).collect();
-    let wall = start.elapsed();
+            .collect();
+        let late: Vec<Duration> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        (late, start.elapsed())
+    };
+    let (mut late, wall) = if from == "coroutine" {
+        goro::spawn(body).join().unwrap()
+    } else {
+        body()
+    };
     late.sort_unstable();
     println!(
-        "timers/100k_sleep_0_50ms: wall {:.1} ms (ideal 50), lateness p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "timers/100k_sleep_0_50ms (spawned from a {from}): wall {:.1} ms (ideal 50), lateness p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         wall.as_secs_f64() * 1e3,
         late[N / 2].as_secs_f64() * 1e3,
         late[N * 99 / 100].as_secs_f64() * 1e3,
@@ -212,7 +221,8 @@ fn main() {
     // Run the one-shot figures only in a real bench run, not in
     // `cargo test --benches` (which passes no `--bench`).
     if std::env::args().any(|a| a == "--bench") {
-        timers();
+        timers("coroutine");
+        timers("thread");
         idle_cpu();
         parked_rss(100_000);
         if std::env::var_os("GORO_BENCH_SKIP_1M").is_none() {

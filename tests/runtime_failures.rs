@@ -56,19 +56,24 @@ fn overflow_on_a_guarded_stack_aborts_naming_the_coroutine() {
     if in_child("overflow_on_a_guarded_stack_aborts_naming_the_coroutine") {
         overflow_in_named_coroutine();
     }
-    assert_overflow_report(&child(
-        "overflow_on_a_guarded_stack_aborts_naming_the_coroutine",
-        &[],
-    ));
+    // Light guard pages (the default where the kernel has them), then the
+    // mprotect'ed guard pages of older kernels.
+    for guards in ["light", "mapped"] {
+        assert_overflow_report(&child(
+            "overflow_on_a_guarded_stack_aborts_naming_the_coroutine",
+            &[("GORO_STACK_GUARDS", guards)],
+        ));
+    }
 }
 
 #[test]
 fn overflow_beyond_the_guard_budget_aborts_naming_the_coroutine() {
     let name = "overflow_beyond_the_guard_budget_aborts_naming_the_coroutine";
     if in_child(name) {
-        // Use up the guard budget of the 32 KiB pool (a quarter of
-        // vm.max_map_count, in stacks) with parked coroutines, so the next
-        // stacks come from unguarded slabs.
+        // With mapped guard pages (the parent sets GORO_STACK_GUARDS), use
+        // up the guard budget of the 32 KiB pool (a quarter of
+        // vm.max_map_count, in stacks: max_map_count / 8) with parked
+        // coroutines, so the next stacks come from unguarded slabs.
         let maps: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
             .unwrap()
             .trim()
@@ -85,7 +90,7 @@ fn overflow_beyond_the_guard_budget_aborts_naming_the_coroutine() {
         std::mem::forget(hold);
         overflow_in_named_coroutine();
     }
-    assert_overflow_report(&child(name, &[]));
+    assert_overflow_report(&child(name, &[("GORO_STACK_GUARDS", "mapped")]));
 }
 
 #[test]
@@ -99,6 +104,7 @@ fn bad_environment_stops_start_up_naming_the_variable() {
         ("GORO_WORKERS", "lots"),
         ("GORO_WORKERS", "0"),
         ("GORO_STACK_SIZE", "12q"),
+        ("GORO_STACK_GUARDS", "on"),
     ] {
         let out = child(name, &[(var, value)]);
         let err = String::from_utf8_lossy(&out.stderr);

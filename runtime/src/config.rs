@@ -1,5 +1,5 @@
-//! Runtime configuration: `Config` in code, `GORO_WORKERS` and
-//! `GORO_STACK_SIZE` in the environment.
+//! Runtime configuration: `Config` in code, `GORO_WORKERS`,
+//! `GORO_STACK_SIZE` and `GORO_STACK_GUARDS` in the environment.
 //!
 //! Values set with [`Config::apply`] win over the environment; the
 //! environment fills what was not set; defaults fill the rest. Configuration
@@ -124,6 +124,8 @@ impl Config {
 pub(crate) struct Resolved {
     pub(crate) workers: usize,
     pub(crate) stack_size: usize,
+    /// Whether stacks may use light guard pages (`GORO_STACK_GUARDS`).
+    pub(crate) light_guards: bool,
 }
 
 /// Resolves the configuration and forbids later `apply` calls.
@@ -148,10 +150,31 @@ pub(crate) fn resolve_and_lock() -> Result<Resolved, String> {
             Err(e) => return Err(format!("GORO_STACK_SIZE is not valid Unicode: {e}")),
         },
     };
+    let light_guards = match std::env::var("GORO_STACK_GUARDS") {
+        Ok(v) => parse_stack_guards(&v)?,
+        Err(std::env::VarError::NotPresent) => true,
+        Err(e) => return Err(format!("GORO_STACK_GUARDS is not valid Unicode: {e}")),
+    };
     Ok(Resolved {
         workers,
         stack_size,
+        light_guards,
     })
+}
+
+/// `GORO_STACK_GUARDS`: `light` (the default: a guard page for every stack
+/// where the kernel has `MADV_GUARD_INSTALL`) or `mapped` (the layout for
+/// older kernels: `mprotect`ed guard pages within a budget of mappings,
+/// canaries beyond it; see the `stack` module). Returns whether light
+/// guards are allowed.
+pub(crate) fn parse_stack_guards(v: &str) -> Result<bool, String> {
+    match v.trim() {
+        "light" => Ok(true),
+        "mapped" => Ok(false),
+        _ => Err(format!(
+            "GORO_STACK_GUARDS={v:?} is not a valid guard mode (expected light or mapped)"
+        )),
+    }
 }
 
 pub(crate) fn parse_workers(v: &str) -> Result<usize, String> {
@@ -217,6 +240,13 @@ mod tests {
                 .contains("GORO_STACK_SIZE=\"4k\"")
         );
         assert!(parse_stack_size("12q").is_err());
+        assert_eq!(parse_stack_guards("light"), Ok(true));
+        assert_eq!(parse_stack_guards(" mapped\n"), Ok(false));
+        assert!(
+            parse_stack_guards("on")
+                .unwrap_err()
+                .contains("GORO_STACK_GUARDS=\"on\"")
+        );
         assert!(parse_stack_size("99999999999999999999G").is_err());
     }
 

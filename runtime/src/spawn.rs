@@ -156,13 +156,14 @@ impl Builder {
             Some(s) if s == rt.default_stack_size => rt.default_pool,
             Some(s) => stack::pool_for(s),
         };
-        pool.reserve()?;
+        let stack = pool.take()?;
         let id = next_id();
         let task: Arc<Task<Job<T, F>>> = Arc::new(Task::new(
             id,
             self.name.map(String::into_boxed_str),
             self.migratable,
             pool,
+            stack,
             Job::new(packet, f),
         ));
         let task: Arc<Task<dyn Payload + 'a>> = task;
@@ -173,7 +174,9 @@ impl Builder {
             unsafe { std::mem::transmute::<Arc<Task<dyn Payload + 'a>>, Arc<Task>>(task) };
         // SAFETY: the payload is a `Job<T, F>`.
         let handle = unsafe { JoinHandle::new(task.clone(), id) };
-        rt.push_fresh(task);
+        if rt.push_fresh(task) {
+            yield_now();
+        }
         Ok(handle)
     }
 }

@@ -145,7 +145,8 @@ pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
     pub(crate) body: UnsafeCell<Body>,
     yielder: Cell<*const Yielder<(), Request>>,
     pub(crate) locals: UnsafeCell<LocalMap>,
-    /// The bound stack's bounds, for the overflow checks (worker-only).
+    /// The stack taken for this task at spawn, lent to its coroutine at
+    /// start; read by the overflow checks (worker-only once started).
     pub(crate) raw_stack: Cell<RawStack>,
     /// Whether the worker counted this task as parked (worker-only).
     pub(crate) was_parked: Cell<bool>,
@@ -168,6 +169,7 @@ impl<P: Payload> Task<P> {
         name: Option<Box<str>>,
         migratable: bool,
         pool: &'static Pool,
+        stack: RawStack,
         payload: P,
     ) -> Task<P> {
         Task {
@@ -182,7 +184,7 @@ impl<P: Payload> Task<P> {
             body: UnsafeCell::new(Body::Fresh),
             yielder: Cell::new(std::ptr::null()),
             locals: UnsafeCell::new(LocalMap::new()),
-            raw_stack: Cell::new(RawStack::EMPTY),
+            raw_stack: Cell::new(stack),
             was_parked: Cell::new(false),
             payload,
         }
@@ -323,8 +325,9 @@ impl<P: ?Sized + Payload> Drop for Task<P> {
                 std::mem::forget(coroutine);
             }
             Body::Running(coroutine) => self.pool.release(coroutine.into_stack().raw),
-            // The entry closure drops with the payload.
-            Body::Fresh => self.pool.unreserve(),
+            // Never started: the stack taken at spawn is still ours. The
+            // entry closure drops with the payload.
+            Body::Fresh => self.pool.release(self.raw_stack.get()),
             Body::Done => {}
         }
     }

@@ -142,6 +142,8 @@ fn start() -> &'static Shared {
             counters: CachePadded::new(WorkerCounters::default()),
         })
         .collect();
+    // Before the first stack is mapped.
+    stack::choose_guards(cfg.light_guards);
     let reactor = Reactor::new().unwrap_or_else(|e| {
         panic!("goro: cannot start the runtime: cannot create the IO poller: {e}")
     });
@@ -170,19 +172,22 @@ fn start() -> &'static Shared {
 }
 
 impl Shared {
-    /// Queues a task that has not started (spawn).
-    pub(crate) fn push_fresh(&self, task: Arc<Task>) {
-        match context::worker() {
+    /// Queues a task that has not started (spawn). Returns whether the
+    /// spawning coroutine should yield (`WorkerLocal::push_fresh`).
+    pub(crate) fn push_fresh(&self, task: Arc<Task>) -> bool {
+        let backlog = match context::worker() {
             Some(w) if std::ptr::eq(w.shared, self) => {
-                w.push_fresh(task);
                 w.counters().spawned.fetch_add(1, Ordering::Relaxed);
+                w.push_fresh(task)
             }
             _ => {
                 self.injector.push(task);
                 self.outside_spawned.fetch_add(1, Ordering::Relaxed);
+                false
             }
-        }
+        };
         self.idle.notify(self);
+        backlog
     }
 
     /// Wakes worker `index` if it sleeps (it has pinned work in its inbox).

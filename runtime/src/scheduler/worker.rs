@@ -40,6 +40,9 @@ const MAINTENANCE_INTERVAL: u32 = 61;
 const INJECT_BATCH: usize = 8;
 /// Inbox entries moved to `ready` per pick.
 const INBOX_BATCH: usize = 128;
+/// A coroutine that spawns while this many fresh tasks already wait on
+/// its worker yields once after queueing the new one (see `push_fresh`).
+const SPAWN_BACKLOG: usize = 128;
 
 /// The part of a worker only its own thread touches.
 pub(crate) struct WorkerLocal {
@@ -50,6 +53,9 @@ pub(crate) struct WorkerLocal {
     fresh: Worker<Arc<Task>>,
     tick: Cell<u32>,
     lifo_streak: Cell<u32>,
+    /// Picks left that take fresh tasks before `ready` (set when a spawner
+    /// yields to its backlog, see `push_fresh`).
+    fresh_first: Cell<u32>,
 }
 
 impl WorkerLocal {
@@ -64,6 +70,7 @@ impl WorkerLocal {
             fresh,
             tick: Cell::new(0),
             lifo_streak: Cell::new(0),
+            fresh_first: Cell::new(0),
         }));
         context::set_worker(local);
         local.run();
@@ -79,12 +86,29 @@ impl WorkerLocal {
     /// worker directly, and the pair stays on one worker. Whatever it
     /// displaces goes where other workers can steal it if it has not
     /// started, so spawn loops still spread over all workers.
-    pub(crate) fn push_fresh(&self, task: Arc<Task>) {
+    ///
+    /// Returns whether the spawning coroutine should yield: its worker
+    /// already holds `SPAWN_BACKLOG` coroutines that have not started.
+    /// Starting a coroutine (first touch of its stack, its first run up to
+    /// where it parks) costs several times what spawning one does, so a
+    /// spawn loop left alone runs far ahead of the workers that start its
+    /// children, and a child spawned late waits tens of milliseconds to
+    /// run. Yielding there is the spawn-side version of Go's time-slice
+    /// preemption and tokio's cooperative budget: the spawner's own worker
+    /// starts half of the backlog before the loop goes on (one yield per
+    /// `SPAWN_BACKLOG / 2` spawns, not one per spawn), and the backlog stays
+    /// under `SPAWN_BACKLOG`.
+    pub(crate) fn push_fresh(&self, task: Arc<Task>) -> bool {
         if context::current_task().is_none() {
             self.fresh.push(task);
-            return;
+            return false;
         }
         self.set_runnext(task);
+        if self.fresh.len() < SPAWN_BACKLOG {
+            return false;
+        }
+        self.fresh_first.set(SPAWN_BACKLOG as u32 / 2);
+        true
     }
 
     /// Puts `task` in the `runnext` slot. The task it displaces goes where
@@ -158,7 +182,11 @@ impl WorkerLocal {
             return Some(t);
         }
         let from_ready = || self.ready.borrow_mut().pop_front();
-        let picked = if tick.is_multiple_of(2) {
+        let fresh_first = self.fresh_first.get();
+        let picked = if fresh_first > 0 {
+            self.fresh_first.set(fresh_first - 1);
+            self.fresh.pop().or_else(from_ready)
+        } else if tick.is_multiple_of(2) {
             self.fresh.pop().or_else(from_ready)
         } else {
             from_ready().or_else(|| self.fresh.pop())
@@ -344,8 +372,11 @@ impl WorkerLocal {
     fn start(&self, task: &Arc<Task>, body: &mut Body) {
         task.set_home(self.index as u32);
         self.shared.registry.insert(task);
-        let raw = task.pool.take();
-        task.raw_stack.set(raw);
+        let mut raw = task.raw_stack.get();
+        if !raw.prepared {
+            stack::prepare(&mut raw);
+            task.raw_stack.set(raw);
+        }
         let task_ptr: *const Task = Arc::as_ptr(task);
         let co = Coroutine::with_stack(Stack { raw }, move |y: &Yielder<(), Request>, ()| {
             // SAFETY: the worker holds an `Arc` to the task while it

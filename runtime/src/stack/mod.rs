@@ -2,8 +2,8 @@
 //!
 //! # Why not one mapping per stack
 //!
-//! A stack with its own guard page is two kernel mappings (VMAs): the
-//! guard (`PROT_NONE`) and the stack. A default Linux kernel allows 65,530
+//! A stack with its own `mprotect`ed guard page is two kernel mappings
+//! (VMAs): the guard (`PROT_NONE`) and the stack. A default Linux kernel allows 65,530
 //! mappings per process (`vm.max_map_count`), so that design stops near
 //! 32,000 coroutines, which is exactly where `may` fails. goro must hold a
 //! million. It also must not call `mmap` on every spawn: a fresh mapping and
@@ -16,29 +16,43 @@
 //!    stack resident at 2 MiB granularity) holds many stacks of one size.
 //!    A stack goes back to its pool's free list when its coroutine ends and
 //!    is reused, so spawn does no system call in the steady state.
-//! 2. While the process is under a *guard budget* (a quarter of
-//!    `vm.max_map_count`, in stacks: about 16,000 on a default kernel),
-//!    slabs give every stack its own guard page. An overflow faults on the
-//!    guard page and the SIGSEGV handler (in `overflow.rs`, on an alternate
-//!    signal stack) prints which coroutine overflowed and its stack size,
-//!    then aborts.
-//! 3. Beyond the budget, slabs hold 256 stacks with a guard page only under
-//!    the lowest one: one mapping per slab, so a million stacks need about
-//!    4,000 mappings. Each of the other stacks has a 16-byte *canary* just
-//!    below its lowest usable byte, inside the top 64 reserved bytes of the
-//!    stack beneath it (a page that is resident anyway, so the canary costs
-//!    no memory). The worker checks the canary every time the coroutine
-//!    switches out, and the SIGSEGV handler also treats a fault taken with
-//!    the stack pointer just below the running coroutine's stack as an
-//!    overflow. Either way the process aborts with the coroutine's name and
-//!    stack size.
+//! 2. *Light guard pages* (the default, Linux 6.13 and later): every stack
+//!    has a guard page below it, installed with
+//!    `madvise(MADV_GUARD_INSTALL)`. Such a guard lives in the page tables,
+//!    not in a mapping of its own, so a slab of 256 guarded stacks is still
+//!    one mapping and a million stacks need about 4,000. An overflow faults
+//!    on the guard page and the SIGSEGV handler (in `overflow.rs`, on an
+//!    alternate signal stack) prints which coroutine overflowed and its
+//!    stack size, then aborts.
+//! 3. On older kernels (or with `GORO_STACK_GUARDS=mapped`) guard pages
+//!    are made with `mprotect`, which splits the slab's mapping: each costs
+//!    two mappings, so only a *guard budget* of stacks gets one (a quarter
+//!    of `vm.max_map_count` in mappings: about 8,000 stacks on a default
+//!    kernel). Beyond the budget, slabs hold 256 stacks with a guard page
+//!    only under the lowest one. Each of the other stacks has a 16-byte
+//!    *canary* just below its lowest usable byte, inside the top 64
+//!    reserved bytes of the stack beneath it (a page that is resident
+//!    anyway, so the canary costs no memory). The worker checks the canary
+//!    every time the coroutine switches out, and the SIGSEGV handler also
+//!    treats a fault taken with the stack pointer just below the running
+//!    coroutine's stack as an overflow. Either way the process aborts with
+//!    the coroutine's name and stack size.
+//!
+//! Light guards are also faster: installing one takes the address-space
+//! lock shared, where `mprotect` takes it exclusively and stalls every
+//! page fault of the other workers (measured as the largest kernel cost of
+//! starting 100k coroutines in a fresh process), and a guarded stack needs
+//! no canary check, which touched a second, cold page on every switch.
 //!
 //! # Limits, honestly
 //!
-//! A guarded stack's overflow is caught at the faulting instruction. An
-//! unguarded stack's overflow is caught at the next switch (or at the first
-//! fault), so a deep recursion that overflows and returns before switching
-//! may already have written into the top 64 bytes of the neighbouring stack
+//! A guarded stack's overflow is caught at the faulting instruction, as
+//! long as a frame does not jump over the guard page (a frame larger than a
+//! page that is never touched near its bottom; the compiler's stack probes
+//! prevent that for Rust code). Under the `mapped` layout, an unguarded
+//! stack's overflow is caught at the next switch (or at the first fault),
+//! so a deep recursion that overflows and returns before switching may
+//! already have written into the top 64 bytes of the neighbouring stack
 //! (the neighbour's canary area and unused reserve) or, with a frame larger
 //! than 64 bytes, into the neighbour's oldest frames. The process still
 //! aborts with a message instead of running on silently, but the
@@ -54,7 +68,7 @@ mod overflow;
 mod pool;
 
 pub(crate) use overflow::{check_canary, install_handler, prepare_thread};
-pub(crate) use pool::{Pool, RawStack, pool_for, total_stacks};
+pub(crate) use pool::{Pool, RawStack, choose_guards, pool_for, prepare, total_stacks};
 
 use corosensei::stack::StackPointer;
 
@@ -75,10 +89,11 @@ pub(crate) struct Stack {
 // SAFETY: `raw` describes memory owned by the pool and lent exclusively to
 // this handle: `top` and `guard` are 16-byte aligned, the usable part
 // (`bottom..top`) is at least `MIN_STACK_SIZE` bytes, and overflow below
-// `bottom` is caught as described in the module docs (a guard page where the
-// budget allows, otherwise a canary checked at every switch and the fault
-// handler). That last point is weaker than corosensei's stated requirement of
-// a guard page for every stack; the module docs say what it costs.
+// `bottom` is caught as described in the module docs (a guard page, light
+// or, within the budget, mapped; otherwise a canary checked at every switch
+// and the fault handler). That last case is weaker than corosensei's stated
+// requirement of a guard page for every stack; the module docs say what it
+// costs.
 unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> StackPointer {
         StackPointer::new(self.raw.top).expect("stack top is never null")

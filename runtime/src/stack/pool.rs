@@ -2,28 +2,31 @@
 //!
 //! # Invariants
 //!
-//! 1. `available` is the number of stacks on the free list that no spawned,
-//!    not-yet-started coroutine has reserved. `Builder::spawn` reserves
-//!    (decrements) before it queues a coroutine, growing the pool if the
-//!    count went negative, so a failure to map memory is reported to the
-//!    spawner as an `io::Error` and the first resume always finds a stack.
-//! 2. A stack is on the free list, or bound to exactly one coroutine.
-//! 3. Slabs are never unmapped; stacks on the free list may have dirty
+//! 1. A stack is on a free list, or bound to exactly one task: `take`
+//!    binds it when the task is spawned (so a failure to map memory is
+//!    reported to the spawner as an `io::Error`, and starting never fails),
+//!    and it comes back when the coroutine finishes or the task is dropped
+//!    unstarted.
+//! 2. Slabs are never unmapped; stacks on the free list may have dirty
 //!    pages from earlier coroutines.
-//! 4. The free list is sharded: each worker takes from and returns to its
-//!    own shard (so steady-state spawn and exit touch no shared lock), new
-//!    slabs and overflowing shards go to the global list, and a worker whose
-//!    shard and the global list are both empty takes from other shards, so
-//!    a reserved stack is always found (invariant 1).
-//! 5. A new slab is only mapped by the spawner; each stack's guard page is
-//!    protected, or its canary written, by the worker that first takes it
-//!    (`prepare`). A burst of spawns thus spreads that work (a system call,
-//!    or a first-touch page fault, per stack) over the workers instead of
-//!    serialising it on the spawning thread, measured as the bottleneck of
-//!    spawning 100k coroutines in a fresh process. A stack whose guard page
-//!    cannot be protected (the map limit) gets a canary in that page.
+//! 3. The free list is sharded: each worker takes from and returns to its
+//!    own shard, so steady-state spawn and exit touch no shared cache line
+//!    (an earlier design kept a shared count of free stacks and measured
+//!    it as 12% of spawn+join with both workers spawning). New slabs and
+//!    overflowing shards go to the global list, which a shard refills from.
+//!    A coroutine spawned on one worker and finished on another moves its
+//!    stack from the first shard to the second; the high-water spill keeps
+//!    that from piling up.
+//! 4. A new slab is mapped by the spawner; each stack's guard page is
+//!    installed, or its canary written, by the worker that first starts a
+//!    coroutine on it (`prepare`). A burst of spawns thus spreads that work
+//!    (a system call, or a first-touch page fault, per stack) over the
+//!    workers instead of serialising it on the spawning thread, measured as
+//!    the bottleneck of spawning 100k coroutines in a fresh process. A
+//!    stack whose guard page cannot be installed gets a canary in that page.
 
 use std::io;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
@@ -41,6 +44,12 @@ const SHARD_REFILL: usize = 32;
 
 /// Stacks per slab while the guard budget lasts (each costs two mappings).
 const GUARDED_PER_SLAB: usize = 32;
+/// Stacks per slab when guard pages are light (one mapping for the slab).
+const LIGHT_PER_SLAB: usize = 256;
+/// `madvise` advice that turns a range into a guard region without a
+/// mapping of its own (Linux 6.13, `include/uapi/asm-generic/mman-common.h`;
+/// not yet in the libc crate).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
 /// Stacks per slab beyond the budget (one mapping for the whole slab).
 const UNGUARDED_PER_SLAB: usize = 256;
 /// Bytes kept free at the top of every stack: holds the canary of the
@@ -63,35 +72,55 @@ pub(crate) struct RawStack {
     pub(crate) prepared: bool,
 }
 
-impl RawStack {
-    /// A stack description that describes no memory (a task's placeholder).
-    pub(crate) const EMPTY: RawStack = RawStack {
-        top: 0,
-        bottom: 0,
-        guard: 0,
-        canary: 0,
-        prepared: true,
-    };
-}
-
 /// Stacks of one size.
 pub(crate) struct Pool {
     size: usize,
     shards: Box<[CachePadded<Mutex<Vec<RawStack>>>]>,
     free: Mutex<Vec<RawStack>>,
-    available: AtomicIsize,
     grow_lock: Mutex<()>,
     total: AtomicUsize,
 }
 
 /// Stacks that may still get their own guard page (two mappings each).
 static GUARD_BUDGET: AtomicIsize = AtomicIsize::new(-1);
+/// Whether this kernel has light guard regions (`MADV_GUARD_INSTALL`).
+static LIGHT_GUARDS: OnceLock<bool> = OnceLock::new();
 static POOLS: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 { p as usize } else { 4096 }
+}
+
+/// Whether guard pages can be light: a guard region installed with
+/// `madvise` lives in the page tables, so it neither splits the slab's
+/// mapping nor counts against `vm.max_map_count`, and installing one takes
+/// the address-space lock shared, not exclusive as `mprotect` does (which
+/// stalled page faults on the other workers). Probed once on a scratch
+/// mapping; kernels before 6.13 answer `EINVAL`.
+fn light_guards() -> bool {
+    choose_guards(true)
+}
+
+/// Decides once per process whether guard pages are light: when `allowed`
+/// (`GORO_STACK_GUARDS`) and the kernel has them. The runtime calls this
+/// before mapping any stack; later calls return the decision.
+pub(crate) fn choose_guards(allowed: bool) -> bool {
+    *LIGHT_GUARDS.get_or_init(|| {
+        if !allowed {
+            return false;
+        }
+        let page = page_size();
+        let Ok(base) = map(2 * page) else {
+            return false;
+        };
+        // SAFETY: advice on the first page of our own fresh mapping.
+        let ok = unsafe { libc::madvise(base as *mut _, page, MADV_GUARD_INSTALL) } == 0;
+        // SAFETY: unmapping the scratch mapping, which nothing else uses.
+        unsafe { libc::munmap(base as *mut _, 2 * page) };
+        ok
+    })
 }
 
 fn init_guard_budget() {
@@ -122,7 +151,6 @@ pub(crate) fn pool_for(size: usize) -> &'static Pool {
             .map(|_| CachePadded::new(Mutex::new(Vec::new())))
             .collect(),
         free: Mutex::new(Vec::new()),
-        available: AtomicIsize::new(0),
         grow_lock: Mutex::new(()),
         total: AtomicUsize::new(0),
     }));
@@ -145,65 +173,54 @@ impl Pool {
         self.size
     }
 
-    /// Reserves a stack for a coroutine about to be queued (invariant 1).
-    pub(crate) fn reserve(&self) -> io::Result<()> {
-        if self.available.fetch_sub(1, Ordering::AcqRel) > 0 {
-            return Ok(());
+    /// Takes a stack for a coroutine being spawned (invariants 1 and 3),
+    /// mapping a new slab if every list the caller may take from is empty.
+    pub(crate) fn take(&self) -> io::Result<RawStack> {
+        if let Some(s) = self.take_listed() {
+            return Ok(s);
         }
         let _g = self.grow_lock.lock();
-        if self.available.load(Ordering::Acquire) >= 0 {
-            // Someone else grew the pool enough while we waited.
-            return Ok(());
+        // Someone else may have grown the pool while we waited.
+        if let Some(s) = self.take_listed() {
+            return Ok(s);
         }
-        match self.grow() {
-            Ok(n) => {
-                self.available.fetch_add(n as isize, Ordering::AcqRel);
-                Ok(())
-            }
+        let mut stacks = match self.grow() {
+            Ok(stacks) => stacks,
             Err(e) => {
-                self.available.fetch_add(1, Ordering::AcqRel);
-                Err(e)
+                // Out of memory or mappings: a stack freed into another
+                // worker's shard is the last place one can come from.
+                return self
+                    .shards
+                    .iter()
+                    .find_map(|shard| shard.lock().pop())
+                    .ok_or(e);
             }
+        };
+        let s = stacks.pop().expect("a slab holds stacks");
+        self.total.fetch_add(stacks.len() + 1, Ordering::Relaxed);
+        match shard_index() {
+            Some(i) => self.shards[i].lock().extend(stacks),
+            None => self.free.lock().extend(stacks),
         }
+        Ok(s)
     }
 
-    /// Gives back a reservation that will not be used.
-    pub(crate) fn unreserve(&self) {
-        self.available.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Takes a reserved stack off the free list (invariant 4).
-    pub(crate) fn take(&self) -> RawStack {
-        let mut raw = self.take_raw();
-        if !raw.prepared {
-            prepare(&mut raw);
-        }
-        raw
-    }
-
-    fn take_raw(&self) -> RawStack {
+    /// Pops from the caller's shard, else from the global list (moving a
+    /// batch into the shard).
+    fn take_listed(&self) -> Option<RawStack> {
         let shard = shard_index();
         if let Some(i) = shard
             && let Some(s) = self.shards[i].lock().pop()
         {
-            return s;
+            return Some(s);
         }
-        {
-            let mut global = self.free.lock();
-            if let Some(s) = global.pop() {
-                if let Some(i) = shard {
-                    let keep = global.len().saturating_sub(SHARD_REFILL);
-                    self.shards[i].lock().extend(global.drain(keep..));
-                }
-                return s;
-            }
+        let mut global = self.free.lock();
+        let s = global.pop()?;
+        if let Some(i) = shard {
+            let keep = global.len().saturating_sub(SHARD_REFILL);
+            self.shards[i].lock().extend(global.drain(keep..));
         }
-        for other in self.shards.iter() {
-            if let Some(s) = other.lock().pop() {
-                return s;
-            }
-        }
-        panic!("goro: a reserved stack is missing from the pool")
+        Some(s)
     }
 
     /// Returns a stack whose coroutine has finished.
@@ -221,16 +238,18 @@ impl Pool {
             }
             None => self.free.lock().push(raw),
         }
-        self.available.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Maps one slab and puts its stacks on the free list; returns how many.
-    fn grow(&self) -> io::Result<usize> {
+    /// Maps one slab and returns its stacks.
+    fn grow(&self) -> io::Result<Vec<RawStack>> {
+        if light_guards() {
+            return self.map_guarded(LIGHT_PER_SLAB);
+        }
         let guarded = GUARD_BUDGET.fetch_sub(GUARDED_PER_SLAB as isize, Ordering::Relaxed)
             >= GUARDED_PER_SLAB as isize;
         if guarded {
-            match self.map_guarded() {
-                Ok(stacks) => return Ok(self.add(stacks)),
+            match self.map_guarded(GUARDED_PER_SLAB) {
+                Ok(stacks) => return Ok(stacks),
                 Err(_) => {
                     // Most likely the map limit: stop spending the budget
                     // and try the one-mapping layout.
@@ -240,23 +259,15 @@ impl Pool {
         } else {
             GUARD_BUDGET.fetch_add(GUARDED_PER_SLAB as isize, Ordering::Relaxed);
         }
-        let stacks = self.map_unguarded()?;
-        Ok(self.add(stacks))
-    }
-
-    fn add(&self, stacks: Vec<RawStack>) -> usize {
-        let n = stacks.len();
-        self.free.lock().extend(stacks);
-        self.total.fetch_add(n, Ordering::Relaxed);
-        n
+        self.map_unguarded()
     }
 
     /// `[guard][stack][guard][stack]...`: every stack has its own guard page.
-    fn map_guarded(&self) -> io::Result<Vec<RawStack>> {
+    fn map_guarded(&self, stacks: usize) -> io::Result<Vec<RawStack>> {
         let page = page_size();
         let stride = page + self.size;
-        let base = map(stride * GUARDED_PER_SLAB)?;
-        Ok((0..GUARDED_PER_SLAB)
+        let base = map(stride * stacks)?;
+        Ok((0..stacks)
             .map(|i| {
                 let guard = base + i * stride;
                 let bottom = guard + page;
@@ -306,8 +317,8 @@ impl Pool {
     }
 }
 
-/// Protects a stack's guard page or writes its canary (invariant 5).
-fn prepare(raw: &mut RawStack) {
+/// Installs a stack's guard page or writes its canary (invariant 4).
+pub(crate) fn prepare(raw: &mut RawStack) {
     if raw.canary != 0 {
         // SAFETY: `canary..canary + 16` lies in the top reserve of the stack
         // below this one (or, after a failed mprotect, in this stack's own
@@ -316,12 +327,24 @@ fn prepare(raw: &mut RawStack) {
         unsafe { (raw.canary as *mut [u64; 2]).write(CANARY) };
     } else {
         let page = page_size();
+        let light = light_guards();
         // SAFETY: `guard..guard + page` is this stack's guard page, inside a
-        // live slab, used by no one.
-        if unsafe { libc::mprotect(raw.guard as *mut _, page, libc::PROT_NONE) } != 0 {
-            // Most likely the map limit: stop spending the guard budget and
-            // protect this stack with a canary in its unprotected guard page.
-            GUARD_BUDGET.store(0, Ordering::Relaxed);
+        // live slab, used by no one; nothing was ever written there, so a
+        // guard region that zaps its contents loses nothing.
+        let failed = unsafe {
+            if light {
+                libc::madvise(raw.guard as *mut _, page, MADV_GUARD_INSTALL) != 0
+            } else {
+                libc::mprotect(raw.guard as *mut _, page, libc::PROT_NONE) != 0
+            }
+        };
+        if failed {
+            // Out of memory for page tables, or (mprotect) the map limit:
+            // stop spending the guard budget and protect this stack with a
+            // canary in its unprotected guard page.
+            if !light {
+                GUARD_BUDGET.store(0, Ordering::Relaxed);
+            }
             raw.guard = raw.bottom;
             raw.canary = raw.bottom - 16;
             // SAFETY: as above, the guard page is ours, writable and unused.
@@ -363,22 +386,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reserve_take_release_accounting() {
+    fn take_release_accounting() {
         let pool = pool_for(20 << 10);
         assert_eq!(pool.size() % page_size(), 0);
-        for _ in 0..100 {
-            pool.reserve().unwrap();
-        }
-        let taken: Vec<_> = (0..100).map(|_| pool.take()).collect();
-        for s in &taken {
+        let mut taken: Vec<_> = (0..300).map(|_| pool.take().unwrap()).collect();
+        for s in &mut taken {
             assert!(s.top > s.bottom && s.top - s.bottom >= (20 << 10) - TOP_RESERVE);
             assert_eq!(s.top % 16, 0);
+            prepare(s);
+            assert!(s.prepared);
         }
         let mut tops: Vec<_> = taken.iter().map(|s| s.top).collect();
         tops.sort_unstable();
         tops.dedup();
-        assert_eq!(tops.len(), 100, "a stack was handed out twice");
+        assert_eq!(tops.len(), 300, "a stack was handed out twice");
+        let total = pool.total.load(Ordering::Relaxed);
         for s in taken {
+            pool.release(s);
+        }
+        // Released stacks are reused, not remapped.
+        let again: Vec<_> = (0..300).map(|_| pool.take().unwrap()).collect();
+        assert_eq!(pool.total.load(Ordering::Relaxed), total);
+        for s in again {
             pool.release(s);
         }
     }
