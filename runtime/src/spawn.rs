@@ -186,6 +186,17 @@ impl Builder {
 /// Works from coroutines and from plain threads alike; the first spawn
 /// starts the runtime.
 ///
+/// Spawning from a coroutine is a scheduling point: when the worker
+/// already holds a backlog of coroutines that have not started (a spawn
+/// loop far ahead of the workers), the spawner yields once after queueing,
+/// so its own worker starts half of that backlog before the loop goes on.
+/// That keeps the delay from `spawn` to the first run of a child short,
+/// the way Go's preemption does for a goroutine spawning in a loop. So do
+/// not hold a `std::sync::Mutex` guard (or any lock that parks the
+/// thread) across `spawn` if another coroutine may take the same lock:
+/// that was never safe across a `goro` call that parks, and a spawn loop
+/// may now yield too. `goro::sync::Mutex` has no such restriction.
+///
 /// # Panics
 ///
 /// If the runtime cannot start, or no stack can be had for the coroutine

@@ -36,6 +36,14 @@
 //!    M). The bound keeps an idle runtime at ~0% CPU: the search happens
 //!    once per transition to idle, never periodically.
 //!
+//! 7. Fresh tasks are stealable only once they are *waiting* (see
+//!    `WorkerLocal::fresh_waiting`: a backlog, a busy owner, or an owner
+//!    stuck in one coroutine). A worker that sees fresh tasks it may not
+//!    take yet sleeps with a short timeout (`RECHECK_FRESH`) instead of
+//!    indefinitely, because "stuck" becomes true without anyone queueing
+//!    anything. With no fresh task anywhere it sleeps with no timeout, so
+//!    an idle runtime still never polls.
+//!
 //! Rejected: a dedicated timer/IO thread (an extra context switch on every
 //! timer and every readiness event, which DESIGN.md rules out); waking all
 //! sleepers on every spawn (a thundering herd on spawn loops); sleeping at
@@ -187,6 +195,10 @@ impl Idle {
     }
 }
 
+/// How long a worker sleeps before looking again at fresh tasks on other
+/// workers that it was not allowed to steal yet (step 7).
+const RECHECK_FRESH: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// How long a worker that ran out of work keeps searching before it
 /// sleeps. While it searches, producers of stealable work skip the wake-up
 /// system call (step 4), so a spawner that feeds workers slightly slower
@@ -241,6 +253,11 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
     fence(Ordering::SeqCst);
     let due = owner && rt.next_timer_tick() <= rt.clock.now_tick();
     if !local.work_visible() && !due {
+        // Fresh tasks this worker may not steal yet (`fresh_waiting`) may
+        // become stealable without anyone queueing anything (their worker
+        // gets stuck in one coroutine), so look again after a while; with
+        // no fresh task anywhere, sleep until woken.
+        let recheck = local.fresh_elsewhere().then_some(RECHECK_FRESH);
         if owner {
             let next = rt.next_timer_tick();
             idle.reactor_wake.store(next, Ordering::SeqCst);
@@ -256,8 +273,14 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
                         .saturating_duration_since(std::time::Instant::now()),
                 )
             };
+            let timeout = match (timeout, recheck) {
+                (Some(t), Some(r)) => Some(t.min(r)),
+                (t, r) => t.or(r),
+            };
             rt.reactor.poll(timeout);
             idle.reactor_wake.store(0, Ordering::SeqCst);
+        } else if let Some(r) = recheck {
+            std::thread::park_timeout(r);
         } else {
             std::thread::park();
         }

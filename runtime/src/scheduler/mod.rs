@@ -44,7 +44,7 @@
 mod idle;
 pub(crate) mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
@@ -89,6 +89,18 @@ pub(crate) struct WorkerShared {
     pub(crate) searching: AtomicBool,
     pub(crate) thread: OnceLock<Thread>,
     pub(crate) counters: CachePadded<WorkerCounters>,
+    /// What thieves read to tell whether this worker's fresh tasks are
+    /// waiting (`WorkerLocal::fresh_waiting`).
+    pub(crate) progress: CachePadded<Progress>,
+}
+
+/// Published by a worker's run loop (relaxed stores of its own values).
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// The run loop's pick counter.
+    pub(crate) tick: AtomicU32,
+    /// Picks in a row that took other work while fresh tasks waited.
+    pub(crate) passed_over: AtomicU32,
 }
 
 /// Runtime-wide state. Created once, leaked, never torn down: the workers
@@ -140,6 +152,7 @@ fn start() -> &'static Shared {
             searching: AtomicBool::new(false),
             thread: OnceLock::new(),
             counters: CachePadded::new(WorkerCounters::default()),
+            progress: CachePadded::new(Progress::default()),
         })
         .collect();
     // Before the first stack is mapped.

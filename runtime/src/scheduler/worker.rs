@@ -15,11 +15,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use corosensei::{CoroutineResult, Yielder};
 use crossbeam_deque::{Steal, Worker};
 
-use super::{Shared, WorkerCounters};
+use super::{Shared, WorkerCounters, idle};
 use crate::context;
 use crate::stack::{self, Stack};
 use crate::task::{Body, Coroutine, Request, State, Task};
@@ -35,11 +36,17 @@ const GLOBAL_INTERVAL: u32 = 61;
 /// Every this many picks, advance timers and poll IO without blocking, so a
 /// busy worker never starves timers or sockets.
 const MAINTENANCE_INTERVAL: u32 = 61;
-/// Most fresh tasks taken from the global queue at once (see
-/// `take_injected`).
-const INJECT_BATCH: usize = 8;
 /// Inbox entries moved to `ready` per pick.
 const INBOX_BATCH: usize = 128;
+/// A thief takes fresh tasks from a worker holding at least this many...
+const STEAL_BACKLOG: usize = 16;
+/// ...or one that took other work this many picks in a row while they
+/// waited (more than `MAX_LIFO_STREAK`, so a ping-pong pair running
+/// through `runnext` does not count as busy)...
+const PASSED_OVER: u32 = 2 * MAX_LIFO_STREAK;
+/// ...or one whose run loop has not moved for this long (it is running one
+/// coroutine that does not switch).
+const STUCK: Duration = Duration::from_micros(5);
 /// A coroutine that spawns while this many fresh tasks already wait on
 /// its worker yields once after queueing the new one (see `push_fresh`).
 const SPAWN_BACKLOG: usize = 128;
@@ -56,6 +63,11 @@ pub(crate) struct WorkerLocal {
     /// Picks left that take fresh tasks before `ready` (set when a spawner
     /// yields to its backlog, see `push_fresh`).
     fresh_first: Cell<u32>,
+    /// Whether the next pick from the local queues is `ready`'s turn.
+    ready_turn: Cell<bool>,
+    /// Per worker: the last `Progress::tick` this thief saw and when it
+    /// first saw it (`fresh_waiting`).
+    seen: RefCell<Box<[(u32, Instant)]>>,
 }
 
 impl WorkerLocal {
@@ -71,6 +83,8 @@ impl WorkerLocal {
             tick: Cell::new(0),
             lifo_streak: Cell::new(0),
             fresh_first: Cell::new(0),
+            ready_turn: Cell::new(false),
+            seen: RefCell::new(vec![(u32::MAX, Instant::now()); shared.workers.len()].into()),
         }));
         context::set_worker(local);
         local.run();
@@ -148,9 +162,11 @@ impl WorkerLocal {
     }
 
     fn run(&'static self) -> ! {
+        let progress = &self.shared.workers[self.index].progress;
         loop {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
+            progress.tick.store(tick, Ordering::Relaxed);
             if tick.is_multiple_of(MAINTENANCE_INTERVAL) {
                 self.maintenance();
             }
@@ -181,19 +197,95 @@ impl WorkerLocal {
         {
             return Some(t);
         }
-        let from_ready = || self.ready.borrow_mut().pop_front();
+        // Fresh tasks get every other pick here (an explicit turn, not the
+        // tick's parity: a pair of coroutines waking each other alternates
+        // `runnext` and `ready` picks, so every `ready` pick would land on
+        // the same parity and fresh tasks would never start).
         let fresh_first = self.fresh_first.get();
-        let picked = if fresh_first > 0 {
+        let fresh_turn = if fresh_first > 0 {
             self.fresh_first.set(fresh_first - 1);
-            self.fresh.pop().or_else(from_ready)
-        } else if tick.is_multiple_of(2) {
-            self.fresh.pop().or_else(from_ready)
+            true
         } else {
-            from_ready().or_else(|| self.fresh.pop())
+            !self.ready_turn.replace(!self.ready_turn.get())
+        };
+        let picked = if fresh_turn {
+            self.pop_fresh().or_else(|| self.pop_ready())
+        } else {
+            self.pop_ready().or_else(|| self.pop_fresh())
         };
         picked
             .or_else(|| self.take_injected())
             .or_else(|| self.steal())
+    }
+
+    fn pop_fresh(&self) -> Option<Arc<Task>> {
+        let t = self.fresh.pop()?;
+        self.set_passed_over(0);
+        Some(t)
+    }
+
+    /// Pops `ready`, counting the pick as passing over fresh tasks if any
+    /// wait (what thieves read in `fresh_waiting`).
+    fn pop_ready(&self) -> Option<Arc<Task>> {
+        let t = self.ready.borrow_mut().pop_front()?;
+        if self.fresh.is_empty() {
+            self.set_passed_over(0);
+        } else {
+            let p = &self.shared.workers[self.index].progress.passed_over;
+            p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+        Some(t)
+    }
+
+    fn set_passed_over(&self, n: u32) {
+        let p = &self.shared.workers[self.index].progress.passed_over;
+        if p.load(Ordering::Relaxed) != n {
+            p.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether worker `victim` has fresh tasks worth stealing: tasks that
+    /// would otherwise wait. A coroutine starts where it is first run and
+    /// stays there, so where it starts decides, for its whole life, which
+    /// coroutines it shares a worker (and a cache) with. A coroutine that
+    /// spawns a few partners and then waits for them will run them itself
+    /// within microseconds; a thief that took them at once would turn
+    /// every message between them into a cross-worker wake-up (measured:
+    /// select over 4 unbuffered channels, 700 ns per message spread over
+    /// two workers against 114 ns on one). So a thief leaves fresh tasks
+    /// alone unless the victim has a backlog (`STEAL_BACKLOG`), keeps
+    /// choosing other work over them (`PASSED_OVER`), or is stuck in one
+    /// coroutine (`STUCK`): Go's thieves likewise leave a running P's
+    /// `runnext` alone for a few microseconds.
+    fn fresh_waiting(&self, victim: usize) -> bool {
+        let v = &self.shared.workers[victim];
+        if victim == self.index || v.stealer.is_empty() {
+            return false;
+        }
+        if v.stealer.len() >= STEAL_BACKLOG
+            || v.progress.passed_over.load(Ordering::Relaxed) >= PASSED_OVER
+            || v.sleep.load(Ordering::Relaxed) != idle::AWAKE
+        {
+            return true;
+        }
+        let tick = v.progress.tick.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let mut seen = self.seen.borrow_mut();
+        if seen[victim].0 != tick {
+            seen[victim] = (tick, now);
+            return false;
+        }
+        now.duration_since(seen[victim].1) >= STUCK
+    }
+
+    /// Whether some worker holds fresh tasks, waiting or not (a worker
+    /// that saw only tasks it may not steal yet sleeps with a timeout).
+    pub(crate) fn fresh_elsewhere(&self) -> bool {
+        self.shared
+            .workers
+            .iter()
+            .enumerate()
+            .any(|(i, w)| i != self.index && !w.stealer.is_empty())
     }
 
     fn drain_inbox(&self) {
@@ -211,20 +303,15 @@ impl WorkerLocal {
         }
     }
 
-    /// Takes a batch from the global queue: at most `INJECT_BATCH`, not as
-    /// much as fits. Coroutines start (and so are pinned) as soon as a
-    /// worker runs them, so a worker that grabbed a whole burst of spawns
-    /// would keep all of them for life while the others were still waking
-    /// up. (Go's `globrunqget` takes `len / workers + 1`; reading the
-    /// injector's length spins under concurrent pushes, so a fixed small
-    /// batch stands in for it.)
+    /// Takes one task from the global queue. Coroutines start (and so are
+    /// pinned) where they are first run, and spawns from outside the
+    /// runtime have no partner on any worker to stay close to, so they are
+    /// spread as evenly as the workers' appetite allows: a batch moved into
+    /// this worker's deque would stay here unless it grew into a backlog
+    /// (`fresh_waiting`). (Go's `globrunqget` takes `len / workers + 1`.)
     fn take_injected(&self) -> Option<Arc<Task>> {
         loop {
-            match self
-                .shared
-                .injector
-                .steal_batch_with_limit_and_pop(&self.fresh, INJECT_BATCH)
-            {
+            match self.shared.injector.steal() {
                 Steal::Success(t) => return Some(t),
                 Steal::Empty => return None,
                 Steal::Retry => continue,
@@ -240,7 +327,7 @@ impl WorkerLocal {
         let start = fastrand::usize(0..n);
         for i in 0..n {
             let victim = (start + i) % n;
-            if victim == self.index {
+            if !self.fresh_waiting(victim) {
                 continue;
             }
             loop {
@@ -274,7 +361,7 @@ impl WorkerLocal {
             || !self.fresh.is_empty()
             || !rt.workers[self.index].inbox.is_empty()
             || !rt.injector.is_empty()
-            || rt.workers.iter().any(|w| !w.stealer.is_empty())
+            || (0..rt.workers.len()).any(|i| self.fresh_waiting(i))
     }
 
     /// Timers and IO for a busy worker, without blocking: the due timers of
