@@ -151,6 +151,40 @@ fn a_coroutine_spinning_on_yield_does_not_starve_new_spawns() {
     assert_eq!(sum, 4950);
 }
 
+/// Fresh coroutines stay with their spawner while it will run them soon,
+/// but one that never switches must not keep them: another worker takes
+/// them. (Needs two workers; on one, nothing can run beside a spinner.)
+#[test]
+fn a_spawner_that_never_switches_does_not_strand_its_children() {
+    if goro::stats().workers < 2 {
+        eprintln!("skipped: needs 2 workers");
+        return;
+    }
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let all_ran = goro::spawn(move || {
+        for _ in 0..3 {
+            let r = r.clone();
+            std::mem::forget(goro::spawn(move || {
+                r.fetch_add(1, Ordering::AcqRel);
+            }));
+        }
+        // Spin without ever switching, for at most 10 s.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while r.load(Ordering::Acquire) < 3 && std::time::Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+        r.load(Ordering::Acquire) == 3
+    })
+    .join()
+    .unwrap();
+    assert!(
+        all_ran,
+        "children ran: {} of 3",
+        ran.load(Ordering::Acquire)
+    );
+}
+
 #[test]
 fn unparker_works_between_threads_and_coroutines() {
     use goro::park;

@@ -36,6 +36,9 @@ const GLOBAL_INTERVAL: u32 = 61;
 /// Every this many picks, advance timers and poll IO without blocking, so a
 /// busy worker never starves timers or sockets.
 const MAINTENANCE_INTERVAL: u32 = 61;
+/// Most fresh tasks taken from the global queue at once (see
+/// `take_injected`).
+const INJECT_BATCH: usize = 8;
 /// Inbox entries moved to `ready` per pick.
 const INBOX_BATCH: usize = 128;
 /// A thief takes fresh tasks from a worker holding at least this many...
@@ -94,12 +97,15 @@ impl WorkerLocal {
         &self.shared.workers[self.index].counters
     }
 
-    /// Queues a fresh task spawned on this worker. Spawned from a
-    /// coroutine, it takes the `runnext` slot, as Go's `newproc` does: a
-    /// coroutine that spawns a partner and then waits for it hands over the
-    /// worker directly, and the pair stays on one worker. Whatever it
-    /// displaces goes where other workers can steal it if it has not
-    /// started, so spawn loops still spread over all workers.
+    /// Queues a fresh task spawned on this worker, in the deque other
+    /// workers steal from (though only once it waits: `fresh_waiting`).
+    /// A coroutine that spawns a partner and then waits for it thus hands
+    /// its worker to the partner, and the pair stays on one worker; one
+    /// that spawns and then runs on without switching loses its children
+    /// to a thief. (Go's `newproc` puts the child in `runnext` instead,
+    /// where Go's thieves can still reach it; goro's `runnext` is a plain
+    /// cell only its worker touches, so a child there could be stranded
+    /// behind a spawner that never switches.)
     ///
     /// Returns whether the spawning coroutine should yield: its worker
     /// already holds `SPAWN_BACKLOG` coroutines that have not started.
@@ -113,12 +119,8 @@ impl WorkerLocal {
     /// `SPAWN_BACKLOG / 2` spawns, not one per spawn), and the backlog stays
     /// under `SPAWN_BACKLOG`.
     pub(crate) fn push_fresh(&self, task: Arc<Task>) -> bool {
-        if context::current_task().is_none() {
-            self.fresh.push(task);
-            return false;
-        }
-        self.set_runnext(task);
-        if self.fresh.len() < SPAWN_BACKLOG {
+        self.fresh.push(task);
+        if context::current_task().is_none() || self.fresh.len() < SPAWN_BACKLOG {
             return false;
         }
         self.fresh_first.set(SPAWN_BACKLOG as u32 / 2);
@@ -303,15 +305,20 @@ impl WorkerLocal {
         }
     }
 
-    /// Takes one task from the global queue. Coroutines start (and so are
-    /// pinned) where they are first run, and spawns from outside the
-    /// runtime have no partner on any worker to stay close to, so they are
-    /// spread as evenly as the workers' appetite allows: a batch moved into
-    /// this worker's deque would stay here unless it grew into a backlog
-    /// (`fresh_waiting`). (Go's `globrunqget` takes `len / workers + 1`.)
+    /// Takes a batch from the global queue: at most `INJECT_BATCH`, not as
+    /// much as fits. Coroutines start (and so are pinned) where they are
+    /// first run, so a worker that grabbed a whole burst of spawns would
+    /// keep all of them for life while the others were still waking up.
+    /// (Go's `globrunqget` takes `len / workers + 1`; reading the
+    /// injector's length spins under concurrent pushes, so a fixed small
+    /// batch stands in for it.)
     fn take_injected(&self) -> Option<Arc<Task>> {
         loop {
-            match self.shared.injector.steal() {
+            match self
+                .shared
+                .injector
+                .steal_batch_with_limit_and_pop(&self.fresh, INJECT_BATCH)
+            {
                 Steal::Success(t) => return Some(t),
                 Steal::Empty => return None,
                 Steal::Retry => continue,
