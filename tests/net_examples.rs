@@ -212,18 +212,32 @@ fn slow_consumers_lose_messages_but_stay_connected() {
     });
     let mut slow = Client::login(addr, "slow", "busy");
     flood_until(&hub, addr, "busy", "dropped=");
-    // Drain; a PING answered while the queue is still full would lose its
-    // PONG too, so ask again every so often until one gets through.
-    for i in 0.. {
-        if i % 256 == 0 {
-            slow.send("PING");
-        }
+    // Drain; a PING answered while the queue is still full loses its PONG
+    // too, so a pinger asks again every few milliseconds (by time, not by
+    // lines read: the drain may end before any count comes round) until a
+    // PONG gets through.
+    let got_pong = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pinger = {
+        let mut w = slow.w.try_clone().unwrap();
+        let got_pong = got_pong.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !got_pong.load(std::sync::atomic::Ordering::Acquire) && Instant::now() < deadline
+            {
+                w.write_all(b"PING\n").unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    loop {
         let l = slow.line();
         if l == "PONG" {
             break;
         }
         assert!(l.starts_with("ROOM busy flooder "), "{l}");
     }
+    got_pong.store(true, std::sync::atomic::Ordering::Release);
+    pinger.join().unwrap();
 }
 
 #[test]

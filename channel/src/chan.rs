@@ -1,7 +1,7 @@
 //! The channel core behind `bounded(0)` (rendezvous), `bounded(n)` and
 //! `unbounded()`.
 //!
-//! One lock (`parking_lot::Mutex`) guards the buffer and two FIFO queues
+//! One lock (a spin lock, `lock.rs`) guards the buffer and two FIFO queues
 //! of waiting operations, as in Go's `hchan`: `sendq` holds blocked
 //! senders, `recvq` blocked receivers, each as an `Arc<Packet<T>>` (see
 //! `waiter.rs`). A sender that finds a waiting receiver hands its message
@@ -47,9 +47,9 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use goro_runtime::park;
-use parking_lot::{Mutex, MutexGuard};
 
 use crate::err::{RecvError, RecvTimeoutError, SendError, SendTimeoutError};
+use crate::lock::{SpinGuard, SpinLock};
 use crate::waiter::{
     ABANDONED, AWAIT_VALUE, CLOSED, DONE, Handoff, Kind, OwnedPacket, PENDING, Packet, PacketPtr,
     RESERVED, Waiter,
@@ -241,7 +241,7 @@ fn finish<T>(p: PacketPtr<T>, status: u8) {
 /// (`Chan::hint`) while still holding the lock.
 struct Locked<'a, T> {
     chan: &'a Chan<T>,
-    st: MutexGuard<'a, State<T>>,
+    st: SpinGuard<'a, State<T>>,
 }
 
 impl<T> Deref for Locked<'_, T> {
@@ -279,7 +279,7 @@ impl<T> Drop for Locked<'_, T> {
 
 /// The shared core of one channel.
 pub(crate) struct Chan<T> {
-    state: Mutex<State<T>>,
+    state: SpinLock<State<T>>,
     /// What a non-blocking operation could achieve, as of the last critical
     /// section (`RECV_MAY`, `SEND_MAY`). Lets `try_*` and select's phase 1
     /// skip the lock when nothing can succeed: they linearize at the load,
@@ -300,7 +300,7 @@ impl<T> Chan<T> {
     pub(crate) fn new(cap: Option<usize>) -> Chan<T> {
         let cap_n = cap.unwrap_or(usize::MAX);
         Chan {
-            state: Mutex::new(State {
+            state: SpinLock::new(State {
                 buf: VecDeque::new(),
                 reserved: 0,
                 closed: false,

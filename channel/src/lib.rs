@@ -82,6 +82,7 @@
 mod chan;
 mod channel;
 mod err;
+mod lock;
 mod select;
 mod select_macro;
 mod timer;

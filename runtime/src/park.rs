@@ -46,8 +46,15 @@
 //! 3. `unpark` swaps in `NOTIFIED`. Exactly the caller that sees the old
 //!    value `PARKED` schedules the task, so a parked task is queued once
 //!    however many unparks race, and never before it is off its stack.
-//! 4. When the coroutine runs again it swaps `EMPTY` back in, consuming the
-//!    token that woke it.
+//! 4. When the coroutine runs again it stores `EMPTY` back, consuming the
+//!    token that woke it. (A plain store, after an Acquire load that pairs
+//!    with the unparker's swap: an unpark racing with it finds `NOTIFIED`
+//!    and does nothing, so a swap would clear that token all the same.)
+//! 5. The worker's reference to the task (the `Arc` it took off its run
+//!    queue) is not dropped when the task parks: `EMPTY -> PARKED` hands it
+//!    to the parked state, and the unpark that sees `PARKED` takes it back
+//!    to queue the task. A park/unpark cycle thus costs no reference-count
+//!    traffic. (A parked task is kept alive by the registry as well.)
 //!
 //! A started coroutine is only ever queued to its home worker, so it is
 //! resumed by one worker at a time.

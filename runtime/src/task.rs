@@ -296,22 +296,39 @@ impl Task {
         if let Some(key) = timer {
             scheduler::cancel_timer(key);
         }
-        self.park_state.swap(EMPTY, Ordering::Acquire);
+        // park.rs step 4.
+        if self.park_state.load(Ordering::Acquire) != EMPTY {
+            self.park_state.store(EMPTY, Ordering::Relaxed);
+        }
     }
 
     /// Runs on the worker after the coroutine suspended with `Park`: marks
-    /// the task parked unless a token arrived, in which case returns false
-    /// and the caller must queue the task again.
-    pub(crate) fn try_mark_parked(&self) -> bool {
-        self.park_state
+    /// the task parked unless a token arrived. On success the worker's
+    /// reference moves into the parked state (park.rs step 5); otherwise
+    /// the caller must queue the task again and keeps its reference.
+    pub(crate) fn try_mark_parked(self: Arc<Task>) -> Result<(), Arc<Task>> {
+        match self
+            .park_state
             .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        {
+            Ok(_) => {
+                // The matching `from_raw` is in `unpark`.
+                let _ = Arc::into_raw(self);
+                Ok(())
+            }
+            Err(_) => Err(self),
+        }
     }
 
     /// Makes the token available; schedules the task if it was parked.
     pub(crate) fn unpark(&self) {
         if self.park_state.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
-            scheduler::schedule_woken(self.arc());
+            // SAFETY: seeing `PARKED` makes us the one taker of the
+            // reference `try_mark_parked` turned into a raw pointer (park.rs
+            // steps 3 and 5); that pointer is `self`'s address, since the
+            // task lives in that `Arc` (invariant 1).
+            let task = unsafe { Arc::from_raw(self as *const Task) };
+            scheduler::schedule_woken(task);
         }
     }
 }

@@ -406,7 +406,7 @@ impl WorkerLocal {
     }
 
     /// Runs `task` until it yields, parks or finishes.
-    fn run_task(&self, task: Arc<Task>) {
+    fn run_task(&self, mut task: Arc<Task>) {
         // SAFETY: invariant 2: this worker owns the task now, so nothing
         // else touches its body.
         let body = unsafe { &mut *task.body.get() };
@@ -442,12 +442,19 @@ impl WorkerLocal {
                     // the resume that follows its wake-up finds it.
                     task.was_parked.set(true);
                     self.count_parked(1);
-                    if !task.try_mark_parked() {
-                        // The token arrived while it switched out: run it
-                        // again now, as `park` would have returned at once.
-                        task.was_parked.set(false);
-                        self.count_parked(-1);
-                        continue;
+                    match task.try_mark_parked() {
+                        // Our reference now belongs to the parked state
+                        // (park.rs step 5).
+                        Ok(()) => return,
+                        Err(t) => {
+                            // The token arrived while it switched out: run
+                            // it again now, as `park` would have returned
+                            // at once.
+                            task = t;
+                            task.was_parked.set(false);
+                            self.count_parked(-1);
+                            continue;
+                        }
                     }
                 }
                 CoroutineResult::Return(()) => self.finish(&task, body),
