@@ -148,9 +148,7 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
     let mut yielded = false;
     loop {
         // Phase 1: look for a ready case, in a uniformly random order.
-        for i in (1..order.len()).rev() {
-            order.swap(i, random_up_to(i));
-        }
+        shuffle(order);
         for &i in order.iter() {
             if let Some(c) = cases.case(i as usize)
                 && c.try_now()
@@ -859,12 +857,37 @@ impl std::fmt::Debug for SelectedOperation<'_> {
     }
 }
 
-/// A uniform random index in `0..=i`, from fastrand's thread-local
-/// generator. Never inlined: select parks inside the loop that shuffles, and
-/// a migratable coroutine (goro_runtime's `Builder::migratable`) may resume on
-/// another thread, so the generator's thread-local address must not be
-/// cached across the park.
+/// Shuffles `order` (Fisher-Yates). Each swap index comes from 32 random
+/// bits by a multiply-shift (`bits * (i + 1) >> 32`), whose bias is at most
+/// `(i + 1) / 2^32`: nothing a fairness test could see. One draw from the
+/// thread-local generator covers two swaps; a generator on the stack,
+/// seeded by the first draw, covers the rest (a select over many cases).
+fn shuffle(order: &mut [u32]) {
+    let n = order.len();
+    if n < 2 {
+        return;
+    }
+    let first = random_seed();
+    let mut rng = fastrand::Rng::with_seed(first);
+    let mut bits = first;
+    let mut left = 2;
+    for i in (1..n).rev() {
+        if left == 0 {
+            bits = rng.u64(..);
+            left = 2;
+        }
+        let j = ((bits & 0xffff_ffff) * (i as u64 + 1)) >> 32;
+        bits >>= 32;
+        left -= 1;
+        order.swap(i, j as usize);
+    }
+}
+
+/// One draw from fastrand's thread-local generator. Never inlined: select
+/// parks inside the loop that shuffles, and a migratable coroutine
+/// (goro_runtime's `Builder::migratable`) may resume on another thread, so
+/// the generator's thread-local address must not be cached across the park.
 #[inline(never)]
-fn random_up_to(i: usize) -> usize {
-    fastrand::usize(..=i)
+fn random_seed() -> u64 {
+    fastrand::u64(..)
 }
