@@ -77,7 +77,10 @@
 //!
 //! The runtime starts on first use with `GORO_WORKERS` workers (default:
 //! available parallelism) and `GORO_STACK_SIZE` stacks (default 64 KiB), or
-//! what [`Config::apply`] set before that.
+//! what [`Config::apply`] set before that. `GORO_STACK_GUARDS=mapped`
+//! switches stacks to the guard layout of kernels before 6.13 (see the
+//! stack module docs); the default, `light`, uses `MADV_GUARD_INSTALL`
+//! where the kernel has it.
 //!
 //! [corosensei]: https://docs.rs/corosensei
 

@@ -210,8 +210,15 @@ impl WorkerLocal {
         } else {
             !self.ready_turn.replace(!self.ready_turn.get())
         };
+        // Spawns from outside the runtime wait in the global queue: on
+        // fresh tasks' turn they count as fresh, so a worker busy with
+        // wake-ups still starts them at half its picks (not only every
+        // `GLOBAL_INTERVAL` picks, which let 100k spawns from a thread
+        // wait hundreds of milliseconds behind their own timers).
         let picked = if fresh_turn {
-            self.pop_fresh().or_else(|| self.pop_ready())
+            self.pop_fresh()
+                .or_else(|| self.take_injected())
+                .or_else(|| self.pop_ready())
         } else {
             self.pop_ready().or_else(|| self.pop_fresh())
         };
