@@ -9,7 +9,11 @@
 //! - **fresh** task: spawned, never resumed. It has no stack and no home
 //!   and may run on any worker: fresh tasks sit in the global *injector*
 //!   (spawned from outside a worker) or in a worker's stealable *fresh*
-//!   deque (spawned from a worker), and idle workers steal them in batches.
+//!   deque (spawned from a worker), and idle workers steal them in batches
+//!   once they *wait* (`WorkerLocal::fresh_waiting`: a backlog, a busy
+//!   owner, or an owner stuck in one coroutine). Where a coroutine starts
+//!   decides its worker for life, so a coroutine and the partners it spawns
+//!   and then waits for are left together.
 //! - **started** task: resumed at least once. It is pinned to its *home*
 //!   worker for life (the soundness rule below) and is queued only there:
 //!   in the home's `runnext` slot, its `ready` queue, or its `inbox` (wakes
@@ -36,9 +40,13 @@
 //! 2. The `inbox`, drained into `ready`.
 //! 3. Every `GLOBAL_INTERVAL` picks, the global injector first, so spawns
 //!    from outside are not starved by a busy worker.
-//! 4. `ready` and the local `fresh` deque, alternating which goes first, so
-//!    neither a yield loop nor a spawn loop starves the other.
-//! 5. The injector, then stealing half of another worker's fresh deque.
+//! 4. `ready` and fresh work (the local `fresh` deque, then the injector),
+//!    taking turns (an explicit flag, not the tick's parity, which a pair
+//!    waking each other aliases), so neither a yield loop nor a spawn loop
+//!    starves the other. A spawn loop that built a backlog gets several
+//!    fresh turns in a row (`fresh_first`, see `push_fresh`).
+//! 5. The injector, then stealing half of another worker's fresh deque if
+//!    its tasks wait.
 //! 6. Nothing: go idle (`idle.rs`).
 
 mod idle;
