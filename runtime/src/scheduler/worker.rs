@@ -220,11 +220,11 @@ impl WorkerLocal {
                 .or_else(|| self.take_injected())
                 .or_else(|| self.pop_ready())
         } else {
-            self.pop_ready().or_else(|| self.pop_fresh())
+            self.pop_ready()
+                .or_else(|| self.pop_fresh())
+                .or_else(|| self.take_injected())
         };
-        picked
-            .or_else(|| self.take_injected())
-            .or_else(|| self.steal())
+        picked.or_else(|| self.steal())
     }
 
     fn pop_fresh(&self) -> Option<Arc<Task>> {
@@ -240,14 +240,19 @@ impl WorkerLocal {
         if self.fresh.is_empty() {
             self.set_passed_over(0);
         } else {
-            let p = &self.shared.workers[self.index].progress.passed_over;
-            p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            self.set_passed_over(self.passed_over().load(Ordering::Relaxed) + 1);
         }
         Some(t)
     }
 
+    /// This worker's count of picks that passed over fresh tasks (only
+    /// this worker writes it: plain loads and stores, no read-modify-write).
+    fn passed_over(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.shared.workers[self.index].progress.passed_over
+    }
+
     fn set_passed_over(&self, n: u32) {
-        let p = &self.shared.workers[self.index].progress.passed_over;
+        let p = self.passed_over();
         if p.load(Ordering::Relaxed) != n {
             p.store(n, Ordering::Relaxed);
         }
