@@ -67,9 +67,15 @@
 //!    `GRANTED` (it owns the lock; `LOCKED` was never cleared) or `RETRY`
 //!    (it owns `WOKEN` and competes again). The pop and the state change
 //!    happen with the queue's lock held (see `waiter.rs`).
-//! 6. Fast paths: `lock` is one CAS `0 -> LOCKED`; `unlock` is one CAS
-//!    `LOCKED -> 0`, which fails exactly when there are waiters or another
-//!    bit is set. The slow unlock only frees the lock (one more CAS, no
+//! 6. Fast paths: `lock` and `try_lock` are one `fetch_or(LOCKED)`: by
+//!    invariant 3 a lock seen free is not reserved for a waiter, so setting
+//!    the bit takes it, and setting a bit already set changes nothing.
+//!    `unlock` reads the word (its line is already ours) and makes one CAS
+//!    with that value: `LOCKED -> 0` with nobody queued, or in
+//!    `unlock_slow` the change the other bits call for. Both stay one
+//!    atomic read-modify-write while waiters are counted, which is most of
+//!    the time under contention; a CAS that fails on a stale guess costs as
+//!    much as one that succeeds. The slow unlock only frees the lock (no
 //!    queue lock) when nobody needs waking: no waiters, or `WOKEN` is
 //!    owned. It takes the queue's lock to wake or hand over.
 
@@ -164,31 +170,19 @@ impl RawMutex {
 
     #[inline]
     pub(crate) fn lock(&self) {
-        if let Err(state) =
-            self.state
-                .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-        {
+        // One atomic operation whether or not waiters are counted: setting
+        // a bit that is already set changes nothing, and a lock seen free
+        // here is not in starvation mode (invariant 3), so it is ours.
+        let state = self.state.fetch_or(LOCKED, Ordering::Acquire);
+        if state & LOCKED != 0 {
             self.lock_slow(state);
         }
     }
 
     #[inline]
     pub(crate) fn try_lock(&self) -> bool {
-        let mut state = self.state.load(Ordering::Relaxed);
-        loop {
-            if state & LOCKED != 0 {
-                return false;
-            }
-            match self.state.compare_exchange_weak(
-                state,
-                state | LOCKED,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(s) => state = s,
-            }
-        }
+        // As in `lock`: a free lock is never in starvation mode.
+        self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0
     }
 
     /// Releases the lock.
@@ -198,12 +192,21 @@ impl RawMutex {
     /// The caller holds the lock (it need not be the party that took it).
     #[inline]
     pub(crate) unsafe fn unlock(&self) {
-        if let Err(state) =
-            self.state
+        // Read first (the line is ours: we just took the lock), so that the
+        // one compare-and-swap, here or in `unlock_slow`, is made with the
+        // right expected value even while waiters are counted; a failed
+        // swap costs as much as a successful one.
+        let state = self.state.load(Ordering::Relaxed);
+        if state == LOCKED {
+            match self
+                .state
                 .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-        {
-            self.unlock_slow(state);
+            {
+                Ok(_) => return,
+                Err(s) => return self.unlock_slow(s),
+            }
         }
+        self.unlock_slow(state);
     }
 
     #[cold]
