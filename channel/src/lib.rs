@@ -79,6 +79,7 @@
 
 #![deny(missing_docs)]
 
+mod blocks;
 mod chan;
 mod channel;
 mod err;

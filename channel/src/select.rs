@@ -49,12 +49,12 @@
 //! like Go's `select {}`.
 
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use goro_runtime::park;
 
+use crate::blocks;
 use crate::chan::{Chan, Deadline, SendToken};
 use crate::channel::{Flavor, Receiver, Sender};
 use crate::err::{RecvError, SelectTimeoutError, SendError, TrySelectError};
@@ -145,16 +145,25 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
     for (i, o) in order.iter_mut().enumerate() {
         *o = i as u32;
     }
+    let mut draws = Draws::new();
     let mut yielded = false;
     loop {
-        // Phase 1: look for a ready case, in a uniformly random order.
-        shuffle(order);
-        for &i in order.iter() {
+        // Phase 1: look for a ready case, in a uniformly random order. The
+        // order is drawn lazily (Fisher-Yates, one position at a time), so
+        // a select whose first pick is ready pays for one random index, not
+        // a whole permutation: the first ready case of a uniformly random
+        // permutation is uniform among the ready cases either way.
+        let mut live = n;
+        while live > 0 {
+            let j = if live > 1 { draws.below(live) } else { 0 };
+            let i = order[j];
             if let Some(c) = cases.case(i as usize)
                 && c.try_now()
             {
                 return Some(i as usize);
             }
+            order.swap(j, live - 1);
+            live -= 1;
         }
         if deadline.expired() {
             return None;
@@ -170,13 +179,16 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
         // Phase 2: enqueue on every channel. The packets point at this
         // waiter, so it is freed only after phase 4 freed them all; if
         // anything unwinds in between it is leaked instead.
-        let mut waiter = ManuallyDrop::new(Box::new(Waiter::new()));
+        let waiter_block = blocks::put(Waiter::new());
+        // SAFETY: the block holds a live waiter until the `take` at the
+        // end of this round, after the last use of this reference.
+        let waiter: &Waiter = unsafe { waiter_block.as_ref() };
         let mut became_ready = false;
         for &i in order.iter() {
             let Some(c) = cases.case(i as usize) else {
                 continue;
             };
-            if c.register(&waiter, i as usize) == Registration::Ready {
+            if c.register(waiter, i as usize) == Registration::Ready {
                 became_ready = true;
                 break;
             }
@@ -237,8 +249,9 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
             None => false,
         };
         // SAFETY: phase 4 freed every packet of this round (unregister or
-        // accept), so nothing points at the waiter any more.
-        unsafe { ManuallyDrop::drop(&mut waiter) };
+        // accept), so nothing points at the waiter any more, and `waiter`
+        // is not used after this.
+        drop(unsafe { blocks::take(waiter_block) });
         if done {
             return chosen;
         }
@@ -857,34 +870,51 @@ impl std::fmt::Debug for SelectedOperation<'_> {
     }
 }
 
-/// Shuffles `order` (Fisher-Yates). Each swap index comes from 32 random
-/// bits by a multiply-shift (`bits * (i + 1) >> 32`), whose bias is at most
-/// `(i + 1) / 2^32`: nothing a fairness test could see. One draw from the
-/// thread-local generator covers two swaps; a generator on the stack,
-/// seeded by the first draw, covers the rest (a select over many cases).
-fn shuffle(order: &mut [u32]) {
-    let n = order.len();
-    if n < 2 {
-        return;
-    }
-    let first = random_seed();
-    let mut rng = fastrand::Rng::with_seed(first);
-    let mut bits = first;
-    let mut left = 2;
-    for i in (1..n).rev() {
-        if left == 0 {
-            bits = rng.u64(..);
-            left = 2;
+/// Random indices for phase 1's lazy shuffle. Each index comes from 32
+/// random bits by a multiply-shift (`bits * n >> 32`), whose bias is at
+/// most `n / 2^32`: nothing a fairness test could see. The first draw comes
+/// from the thread-local generator and covers two indices; a generator on
+/// the stack, seeded by it, covers the rest (a select over many cases, or
+/// one that goes round several times).
+struct Draws {
+    bits: u64,
+    left: u32,
+    rng: Option<fastrand::Rng>,
+}
+
+impl Draws {
+    fn new() -> Draws {
+        Draws {
+            bits: 0,
+            left: 0,
+            rng: None,
         }
-        let j = ((bits & 0xffff_ffff) * (i as u64 + 1)) >> 32;
-        bits >>= 32;
-        left -= 1;
-        order.swap(i, j as usize);
+    }
+
+    /// A uniformly random index below `n`.
+    #[inline]
+    fn below(&mut self, n: usize) -> usize {
+        debug_assert!(n > 0 && n <= u32::MAX as usize);
+        if self.left == 0 {
+            self.bits = match &mut self.rng {
+                Some(rng) => rng.u64(..),
+                None => {
+                    let seed = random_seed();
+                    self.rng = Some(fastrand::Rng::with_seed(seed));
+                    seed
+                }
+            };
+            self.left = 2;
+        }
+        let j = ((self.bits & 0xffff_ffff) * n as u64) >> 32;
+        self.bits >>= 32;
+        self.left -= 1;
+        j as usize
     }
 }
 
 /// One draw from fastrand's thread-local generator. Never inlined: select
-/// parks inside the loop that shuffles, and a migratable coroutine
+/// parks inside the loop that draws, and a migratable coroutine
 /// (goro_runtime's `Builder::migratable`) may resume on another thread, so
 /// the generator's thread-local address must not be cached across the park.
 #[inline(never)]

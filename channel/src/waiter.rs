@@ -6,7 +6,9 @@
 //! (the case index, a value slot, and a status word saying how the case
 //! ended). Both live on the heap, never on the waiting coroutine's stack:
 //! the counterpart that completes the operation writes into them while the
-//! waiter sleeps.
+//! waiter sleeps. Their blocks come from, and go back to, a few per-thread
+//! slots in front of the allocator (`blocks.rs`), since a blocked operation
+//! usually frees a block of the size the next one asks for.
 //!
 //! Channel queues hold plain pointers ([`PacketPtr`]) and each packet has
 //! exactly one owner ([`OwnedPacket`]), the operation that created it, which
@@ -60,6 +62,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use goro_runtime::park::{self, Unparker};
+
+use crate::blocks;
 
 /// `Waiter::state`: not decided yet.
 const WAITING: usize = 0;
@@ -503,7 +507,7 @@ unsafe impl<T: Send> Send for OwnedPacket<T> {}
 
 impl<T> OwnedPacket<T> {
     fn new(packet: Packet<T>) -> OwnedPacket<T> {
-        OwnedPacket(NonNull::from(Box::leak(Box::new(packet))))
+        OwnedPacket(blocks::put(packet))
     }
 
     /// The packet. Valid for as long as the owner does not free it.
@@ -527,10 +531,10 @@ impl<T> OwnedPacket<T> {
     /// Nobody else can reach the packet any more (invariant 4).
     pub(crate) unsafe fn free(self) -> Option<T> {
         let this = ManuallyDrop::new(self);
-        // SAFETY: the packet was leaked from a `Box` in `new` and, by the
-        // caller's contract, no other reference to it exists.
-        let packet = unsafe { Box::from_raw(this.0.as_ptr()) };
-        packet.slot.into_inner()
+        // SAFETY: the packet was made by `blocks::put` in `new`, and this
+        // handle (consumed here) is its one owner; by the caller's
+        // contract no other reference to it exists.
+        unsafe { blocks::drop_with(this.0, |p| p.slot.get_mut().take()) }
     }
 }
 

@@ -324,7 +324,16 @@ impl WorkerLocal {
     /// (Go's `globrunqget` takes `len / workers + 1`; reading the
     /// injector's length spins under concurrent pushes, so a fixed small
     /// batch stands in for it.)
+    ///
+    /// An empty queue is seen by two plain loads first: a steal attempt
+    /// issues a full fence even when there is nothing to take, and this is
+    /// called on every other pick. Missing a task pushed a moment ago only
+    /// delays it to a later pick; a worker about to sleep re-checks every
+    /// queue after announcing itself (`idle.rs`).
     fn take_injected(&self) -> Option<Arc<Task>> {
+        if self.shared.injector.is_empty() {
+            return None;
+        }
         loop {
             match self
                 .shared

@@ -1,8 +1,9 @@
 //! select: one receiver selects over 4 unbuffered channels, one producer each.
 //! A closed channel's arm is switched to `chan::never()` (Go's nil channel);
-//! a `default(timeout)` arm bounds the run by time.
-//! API: `goro::go!`, `chan::bounded(0)`, `chan::never`, `goro::select!` with
-//! `recv(..) -> res` and `default(Duration)` arms, `chan::RecvError`.
+//! a fifth arm on one `chan::after` timer channel bounds the run by time,
+//! as Go's `time.NewTimer` arm and tokio's pinned `sleep` do.
+//! API: `goro::go!`, `chan::bounded(0)`, `chan::never`, `chan::after`,
+//! `goro::select!` with `recv(..) -> res` arms, `chan::RecvError`.
 
 use crate::common::{self, Args, Report};
 use goro::chan::{self, Receiver};
@@ -53,7 +54,8 @@ fn receive_all(rxs: &[Receiver<u64>], limit: Duration) -> (usize, u64, bool) {
     let nev = chan::never::<u64>();
     let mut open = [true; 4];
     let (mut count, mut sum) = (0usize, 0u64);
-    let deadline = Instant::now() + limit;
+    let limit = chan::after(limit);
+    let mut timed_out = false;
     let mut on = |i: usize, res: Result<u64, chan::RecvError>, open: &mut [bool; 4]| match res {
         Ok(v) => {
             count += 1;
@@ -61,18 +63,14 @@ fn receive_all(rxs: &[Receiver<u64>], limit: Duration) -> (usize, u64, bool) {
         }
         Err(_) => open[i] = false,
     };
-    while open.iter().any(|o| *o) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return (count, sum, true);
-        }
+    while open.iter().any(|o| *o) && !timed_out {
         goro::select! {
             recv(if open[0] { &rxs[0] } else { &nev }) -> res => on(0, res, &mut open),
             recv(if open[1] { &rxs[1] } else { &nev }) -> res => on(1, res, &mut open),
             recv(if open[2] { &rxs[2] } else { &nev }) -> res => on(2, res, &mut open),
             recv(if open[3] { &rxs[3] } else { &nev }) -> res => on(3, res, &mut open),
-            default(left) => {}
+            recv(limit) -> _ => timed_out = true,
         }
     }
-    (count, sum, false)
+    (count, sum, timed_out)
 }

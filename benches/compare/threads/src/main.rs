@@ -177,12 +177,14 @@ fn select_wl(args: &Args) {
 }
 
 /// Receives until all four channels are closed (a closed channel's arm is
-/// replaced by `never()`, Go's nil channel) or `limit` passes.
+/// replaced by `never()`, Go's nil channel) or `limit` passes (a fifth arm
+/// on one `after` timer channel, as Go's timer arm).
 fn select_loop(rxs: &[Receiver<u64>], limit: Duration) -> (usize, u64, bool) {
     let nev = never::<u64>();
     let mut open = [true; 4];
     let (mut count, mut sum) = (0usize, 0u64);
-    let deadline = Instant::now() + limit;
+    let limit = crossbeam_channel::after(limit);
+    let mut timed_out = false;
     let mut on = |i: usize, res: Result<u64, crossbeam_channel::RecvError>, open: &mut [bool; 4]| {
         match res {
             Ok(v) => {
@@ -192,20 +194,16 @@ fn select_loop(rxs: &[Receiver<u64>], limit: Duration) -> (usize, u64, bool) {
             Err(_) => open[i] = false,
         }
     };
-    while open.iter().any(|o| *o) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return (count, sum, true);
-        }
+    while open.iter().any(|o| *o) && !timed_out {
         select! {
             recv(if open[0] { &rxs[0] } else { &nev }) -> res => on(0, res, &mut open),
             recv(if open[1] { &rxs[1] } else { &nev }) -> res => on(1, res, &mut open),
             recv(if open[2] { &rxs[2] } else { &nev }) -> res => on(2, res, &mut open),
             recv(if open[3] { &rxs[3] } else { &nev }) -> res => on(3, res, &mut open),
-            default(left) => {}
+            recv(limit) -> _ => timed_out = true,
         }
     }
-    (count, sum, false)
+    (count, sum, timed_out)
 }
 
 /// 8 threads increment one counter under std::sync::Mutex.
