@@ -72,7 +72,7 @@ thread_local! {
 
 /// Moves `value` into a heap block (from this thread's slots when one of
 /// the right layout is there) and returns the pointer. Free it with
-/// [`take`].
+/// [`drop_with`].
 pub(crate) fn put<T>(value: T) -> NonNull<T> {
     let layout = Layout::new::<T>();
     if layout.size() == 0 {
@@ -94,40 +94,19 @@ pub(crate) fn put<T>(value: T) -> NonNull<T> {
     p
 }
 
-/// Moves the value out of a block made by [`put`] and frees the block
-/// (into this thread's slots when one is free).
-///
-/// # Safety
-///
-/// `p` came from [`put`] with the same `T`, has not been taken yet, and
-/// nobody else uses it any more.
-pub(crate) unsafe fn take<T>(p: NonNull<T>) -> T {
-    let layout = Layout::new::<T>();
-    if layout.size() == 0 {
-        // SAFETY: zero-sized values were boxed by `put`.
-        return *unsafe { Box::from_raw(p.as_ptr()) };
-    }
-    // SAFETY: the caller's contract: `p` holds a live `T` that is ours.
-    let value = unsafe { p.as_ptr().read() };
-    // SAFETY: the block came from the global allocator with `layout`
-    // (either directly in `put` or through a slot, invariant 1), and the
-    // value has been moved out.
-    unsafe { recycle(p.cast::<u8>(), layout) };
-    value
-}
-
 /// Lets `f` take what it needs out of the value in a block made by
-/// [`put`], then drops the value in place and frees the block as [`take`]
-/// does. Cheaper than `take` for a large value of which the caller wants
-/// one field: nothing is copied out but what `f` returns.
+/// [`put`], then drops the value in place and frees the block (into this
+/// thread's slots when one is free). Nothing is copied out of the block
+/// but what `f` returns.
 ///
 /// # Safety
 ///
-/// As for [`take`].
+/// `p` came from [`put`] with the same `T`, has not been freed yet, and
+/// nobody else uses it any more.
 pub(crate) unsafe fn drop_with<T, R>(p: NonNull<T>, f: impl FnOnce(&mut T) -> R) -> R {
     let layout = Layout::new::<T>();
     if layout.size() == 0 {
-        // SAFETY: as in `take`.
+        // SAFETY: zero-sized values were boxed by `put`.
         return f(&mut *unsafe { Box::from_raw(p.as_ptr()) });
     }
     // SAFETY: the caller's contract: `p` holds a live `T` that is ours
@@ -135,7 +114,9 @@ pub(crate) unsafe fn drop_with<T, R>(p: NonNull<T>, f: impl FnOnce(&mut T) -> R)
     let r = f(unsafe { &mut *p.as_ptr() });
     // SAFETY: as above; the value is dropped exactly once, here.
     unsafe { ptr::drop_in_place(p.as_ptr()) };
-    // SAFETY: as in `take`; the value has been dropped.
+    // SAFETY: the block came from the global allocator with `layout`
+    // (either directly in `put` or through a slot, invariant 1), and the
+    // value has been dropped.
     unsafe { recycle(p.cast::<u8>(), layout) };
     r
 }
@@ -193,18 +174,18 @@ mod tests {
     fn a_freed_block_is_reused_for_the_same_layout_only() {
         let a = put(1u64);
         let addr = a.as_ptr() as usize;
-        // SAFETY: from `put`, taken once.
-        assert_eq!(unsafe { take(a) }, 1);
+        // SAFETY: from `put`, freed once.
+        assert_eq!(unsafe { drop_with(a, |v| *v) }, 1);
         // A different layout does not get the cached block...
         let b = put([7u8; 3]);
         assert_ne!(b.as_ptr() as usize, addr);
         // ...the same one does.
         let c = put(2u64);
         assert_eq!(c.as_ptr() as usize, addr);
-        // SAFETY: from `put`, taken once.
+        // SAFETY: from `put`, freed once.
         unsafe {
-            assert_eq!(take(b), [7u8; 3]);
-            assert_eq!(take(c), 2);
+            assert_eq!(drop_with(b, |v| *v), [7u8; 3]);
+            assert_eq!(drop_with(c, |v| *v), 2);
         }
     }
 
@@ -212,14 +193,14 @@ mod tests {
     fn values_with_destructors_move_through_intact() {
         let blocks: Vec<_> = (0..SLOTS * 2).map(|i| put(vec![i; i])).collect();
         for (i, b) in blocks.into_iter().enumerate() {
-            // SAFETY: from `put`, taken once.
-            assert_eq!(unsafe { take(b) }, vec![i; i]);
+            // SAFETY: from `put`, freed once.
+            assert_eq!(unsafe { drop_with(b, std::mem::take) }, vec![i; i]);
         }
         let z = put(());
-        // SAFETY: from `put`, taken once.
-        unsafe { take(z) };
+        // SAFETY: from `put`, freed once.
+        unsafe { drop_with(z, |_| ()) };
         let v = put((String::from("kept"), vec![1, 2, 3]));
-        // SAFETY: from `put`, taken once; the vector drops in place.
+        // SAFETY: from `put`, freed once; the vector drops in place.
         let kept = unsafe { drop_with(v, |(s, _)| std::mem::take(s)) };
         assert_eq!(kept, "kept");
     }

@@ -180,8 +180,8 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
         // waiter, so it is freed only after phase 4 freed them all; if
         // anything unwinds in between it is leaked instead.
         let waiter_block = blocks::put(Waiter::new());
-        // SAFETY: the block holds a live waiter until the `take` at the
-        // end of this round, after the last use of this reference.
+        // SAFETY: the block holds a live waiter until the `drop_with` at
+        // the end of this round, after the last use of this reference.
         let waiter: &Waiter = unsafe { waiter_block.as_ref() };
         let mut became_ready = false;
         for &i in order.iter() {
@@ -251,7 +251,7 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
         // SAFETY: phase 4 freed every packet of this round (unregister or
         // accept), so nothing points at the waiter any more, and `waiter`
         // is not used after this.
-        drop(unsafe { blocks::take(waiter_block) });
+        unsafe { blocks::drop_with(waiter_block, |_| ()) };
         if done {
             return chosen;
         }

@@ -67,7 +67,8 @@
 //!    `GRANTED` (it owns the lock; `LOCKED` was never cleared) or `RETRY`
 //!    (it owns `WOKEN` and competes again). The pop and the state change
 //!    happen with the queue's lock held (see `waiter.rs`).
-//! 6. Fast paths: `lock` and `try_lock` are one `fetch_or(LOCKED)`: by
+//! 6. Fast paths: `lock` is one `fetch_or(LOCKED)` (`try_lock` too, after
+//!    a plain load that fails it early while the lock is held): by
 //!    invariant 3 a lock seen free is not reserved for a waiter, so setting
 //!    the bit takes it, and setting a bit already set changes nothing.
 //!    `unlock` reads the word (its line is already ours) and makes one CAS
@@ -181,8 +182,11 @@ impl RawMutex {
 
     #[inline]
     pub(crate) fn try_lock(&self) -> bool {
-        // As in `lock`: a free lock is never in starvation mode.
-        self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0
+        // Fail on a plain load when held, so that a caller polling a busy
+        // lock reads its line instead of taking it from the holder; then as
+        // in `lock` (a free lock is never in starvation mode).
+        self.state.load(Ordering::Relaxed) & LOCKED == 0
+            && self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0
     }
 
     /// Releases the lock.
