@@ -25,7 +25,10 @@
 //!    herd). A searcher that finds work hands the search to one more
 //!    sleeper (there may be more work); one that finds none stops searching
 //!    *before* its final re-check in step 2, so work queued meanwhile is
-//!    seen either by it or by a waker that now sees no searcher.
+//!    seen either by it or by a waker that now sees no searcher. The count
+//!    of searchers equals the number of workers whose `searching` flag is
+//!    set: every change of a flag is a swap, and only the swap that
+//!    actually flips it moves the count.
 //! 5. When the reactor owner wakes and leaves to run work while timers are
 //!    pending and another worker sleeps in `park`, it wakes one such worker
 //!    to take over the reactor, so timers of a busy runtime keep firing.
@@ -145,10 +148,16 @@ impl Idle {
             }
             let Some(i) = s.pop() else { return };
             self.num_sleepers.fetch_sub(1, Ordering::SeqCst);
-            self.searching.fetch_add(1, Ordering::SeqCst);
+            // Count the sleeper only if its flag goes from false to true
+            // here: it may still hold the flag from its own search, in the
+            // moment between joining the list and giving the search up
+            // (`sleep`), and counting it twice would leave `searching`
+            // above zero for good, after which `notify` never wakes anyone.
+            if !rt.workers[i].searching.swap(true, Ordering::AcqRel) {
+                self.searching.fetch_add(1, Ordering::SeqCst);
+            }
             i
         };
-        rt.workers[index].searching.store(true, Ordering::Release);
         rt.wake_worker(index);
     }
 
@@ -214,10 +223,8 @@ fn search(local: &'static WorkerLocal) -> bool {
     let rt = local.shared;
     let idle = &rt.idle;
     let me = &rt.workers[local.index];
-    if me.searching.load(Ordering::Relaxed) {
-        // Already counted as a searcher (woken by `notify`).
-    } else {
-        me.searching.store(true, Ordering::Relaxed);
+    // Unless already counted as a searcher (woken by `notify`), count in.
+    if !me.searching.swap(true, Ordering::AcqRel) {
         idle.searching.fetch_add(1, Ordering::SeqCst);
     }
     let start = std::time::Instant::now();
