@@ -39,7 +39,11 @@
 //!    it, so such a pair cannot starve the rest of the queue.
 //! 2. The `inbox`, drained into `ready`.
 //! 3. Every `GLOBAL_INTERVAL` picks, the global injector first, so spawns
-//!    from outside are not starved by a busy worker.
+//!    from outside are not starved by a busy worker; then other workers'
+//!    fresh tasks if they wait (as in step 5). Without this a worker kept
+//!    busy by a yield loop never stole, and fresh tasks queued behind a
+//!    coroutine that never switches stayed there until it did, even
+//!    though the "stuck" rule said they were waiting.
 //! 4. `ready` and fresh work (the local `fresh` deque, then the injector),
 //!    taking turns (an explicit flag, not the tick's parity, which a pair
 //!    waking each other aliases), so neither a yield loop nor a spawn loop

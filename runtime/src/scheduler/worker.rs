@@ -30,8 +30,9 @@ use crate::task::{Body, Coroutine, Request, State, Task};
 /// traffic, low enough that a third runnable task waits at most a few
 /// microseconds (each pick is a few hundred nanoseconds).
 const MAX_LIFO_STREAK: u32 = 64;
-/// Every this many picks, look at the global injector first (a prime, as in
-/// Go's `schedule`, so it does not beat in step with other periodic work).
+/// Every this many picks, look at the global injector and at other
+/// workers' waiting fresh tasks first (a prime, as in Go's `schedule`, so it
+/// does not beat in step with other periodic work).
 const GLOBAL_INTERVAL: u32 = 61;
 /// Every this many picks, advance timers and poll IO without blocking, so a
 /// busy worker never starves timers or sockets.
@@ -195,7 +196,7 @@ impl WorkerLocal {
         self.lifo_streak.set(0);
         self.drain_inbox();
         if tick.is_multiple_of(GLOBAL_INTERVAL)
-            && let Some(t) = self.take_injected()
+            && let Some(t) = self.take_injected().or_else(|| self.steal())
         {
             return Some(t);
         }
