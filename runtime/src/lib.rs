@@ -59,6 +59,16 @@
 //!    [`Builder::spawn`]; a stack overflow aborts with a message naming the
 //!    coroutine and its stack size (`stack/`).
 //!
+//! # Coroutine-locals
+//!
+//! [`coroutine_local!`] values live as long as their coroutine and are
+//! dropped on its own worker thread, inside it, after everything that runs
+//! on its behalf (its closure, and the drop of a result whose handle was
+//! already gone) and before `join` returns; touching one during or after
+//! its destruction fails as std's thread-locals do ([`LocalKey::try_with`]
+//! returns [`AccessError`], [`LocalKey::with`] panics). [`LocalKey`] says
+//! in which order values are dropped and what their destructors may use.
+//!
 //! # Rejected alternatives
 //!
 //! - *Migrating started coroutines by default* (as `may` does) makes the
@@ -103,7 +113,7 @@ mod timer;
 pub use blocking::blocking;
 pub use config::{Config, ConfigError, MAX_WORKERS};
 pub use join::{JoinHandle, PanicPayload};
-pub use local::LocalKey;
+pub use local::{AccessError, LocalKey};
 pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use spawn::{Builder, current_id, is_coroutine, sleep, spawn, yield_now};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
