@@ -238,8 +238,11 @@ impl<T> JoinHandle<T> {
 
     /// Waits for the coroutine to finish and returns its result, or
     /// `Err(payload)` if it panicked (its closure, or the destructor of one
-    /// of its coroutine-locals after the closure returned). Its
-    /// coroutine-locals have been destroyed when `join` returns.
+    /// of its coroutine-locals after the closure returned). The panic was
+    /// reported by the panic hook when it happened, whatever hook is
+    /// installed (see the crate docs, "Panics in coroutines"); `join`
+    /// returns it either way. Its coroutine-locals have been destroyed when
+    /// `join` returns.
     ///
     /// ```
     /// let h = goro_runtime::spawn(|| 6 * 7);
