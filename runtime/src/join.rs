@@ -4,32 +4,62 @@
 //! `task.rs`: one allocation per spawn), so `JoinHandle<T>` reaches it
 //! through the task it holds.
 //!
+//! # How a coroutine finishes
+//!
+//! 1. Its closure returns (or panics). The coroutine stores the result and
+//!    sets `RETURNED`. If the handle was already dropped, the result is
+//!    unwanted: the coroutine drops it there and then, still inside itself,
+//!    so the result's `Drop` runs on the coroutine's worker with its
+//!    coroutine-locals alive.
+//! 2. It destroys its coroutine-locals (`local.rs`), keeping the first
+//!    panic a destructor raised in `teardown`.
+//! 3. It sets `DONE` and wakes a parked joiner. `join` returns only after
+//!    `DONE`, so the locals are gone before it returns, as a thread's
+//!    thread-locals are gone before `std::thread::JoinHandle::join`
+//!    returns.
+//!
+//! No user code runs on the coroutine's behalf after step 2 except
+//! dropping a teardown panic's payload when nobody joins; it finds the
+//! locals gone (`AccessError`). A result the handle takes is dropped
+//! wherever the handle is: by the joiner, or, when the handle is dropped
+//! after step 1, by whoever drops it (the result is `Send`, and it sees
+//! that coroutine's or thread's locals, never the finished coroutine's).
+//!
 //! # Invariants
 //!
-//! 1. `state` holds three bits: `DONE` (the coroutine stored its result),
-//!    `WAITING` (a joiner parked and left its unparker), `DETACHED` (the
-//!    handle was dropped without joining). Each is set once, by
-//!    `fetch_or`.
-//! 2. Only the coroutine writes `result`, before it sets `DONE` (Release);
-//!    the handle reads it only after it saw `DONE` (Acquire).
-//! 3. The joiner writes `waiter` before it sets `WAITING`; the coroutine
+//! 1. `state` holds four bits, each set once, by `fetch_or`: `RETURNED`
+//!    (step 1), `DONE` (step 3), `WAITING` (a joiner parked and left its
+//!    unparker) and `DETACHED` (the handle was dropped without joining).
+//! 2. Only the coroutine writes `result`, before it sets `RETURNED`
+//!    (Release), and `teardown`, before it sets `DONE` (Release). The
+//!    handle reads `result` only after it saw `RETURNED` and `teardown`
+//!    only after it saw `DONE` (Acquire).
+//! 3. The result is taken by exactly one side: the coroutine if its
+//!    `fetch_or(RETURNED)` saw `DETACHED`; the handle otherwise, in `join`
+//!    or in `Drop` (its `fetch_or(DETACHED)` saw `RETURNED`).
+//! 4. The joiner writes `waiter` before it sets `WAITING`; the coroutine
 //!    reads it only if its `fetch_or(DONE)` saw `WAITING`.
-//! 4. Exactly one side *ends* the packet (drops an unwanted result and
-//!    releases the scope): the coroutine if its `fetch_or(DONE)` saw
-//!    `DETACHED`, the handle if it saw `DONE` (in `Drop`) or after `join`.
-//!    A scoped coroutine is counted as finished in its scope only then,
-//!    after its closure and its result are gone, so nothing it borrowed is
-//!    touched after `scope` returns. This does not wait for the task
-//!    allocation itself to be freed: stale unparkers held by channels may
-//!    keep that alive, holding only `None`s.
+//! 5. Exactly one side *ends* the packet (drops what is left, the teardown
+//!    panic included, and releases the scope): the coroutine if its
+//!    `fetch_or(DONE)` saw `DETACHED`, the handle if its
+//!    `fetch_or(DETACHED)` saw `DONE` (in `Drop`) or after `join`. A
+//!    scoped coroutine is counted as finished in its scope only then,
+//!    after its closure, its result and its locals are gone (or, for a
+//!    result the handle took in `Drop`, being dropped by a party that the
+//!    scope waits for itself), so nothing it borrowed is touched after
+//!    `scope` returns. This does not wait for the task allocation itself
+//!    to be freed: stale unparkers held by channels may keep that alive,
+//!    holding only `None`s.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::local::drop_quietly;
 use crate::park::{self, Unparker};
 use crate::scope::ScopeData;
 use crate::task::Task;
@@ -37,10 +67,13 @@ use crate::task::Task;
 const DONE: u8 = 1;
 const WAITING: u8 = 2;
 const DETACHED: u8 = 4;
+const RETURNED: u8 = 8;
 
 pub(crate) struct Packet<T> {
     state: AtomicU8,
     result: UnsafeCell<Option<std::thread::Result<T>>>,
+    /// The first panic raised by a coroutine-local's destructor.
+    teardown: UnsafeCell<Option<PanicPayload>>,
     waiter: UnsafeCell<Option<Unparker>>,
     scope: UnsafeCell<Option<Arc<ScopeData>>>,
 }
@@ -50,21 +83,51 @@ impl<T> Packet<T> {
         Packet {
             state: AtomicU8::new(0),
             result: UnsafeCell::new(None),
+            teardown: UnsafeCell::new(None),
             waiter: UnsafeCell::new(None),
             scope: UnsafeCell::new(scope),
         }
     }
 
-    /// Called by the coroutine, once, with its outcome.
-    pub(crate) fn complete(&self, r: std::thread::Result<T>) {
-        // SAFETY: invariant 2: only the coroutine writes, before DONE.
+    /// Step 1: called by the coroutine, once, with its closure's outcome,
+    /// before its locals are destroyed.
+    pub(crate) fn returned(&self, r: std::thread::Result<T>) {
+        // SAFETY: invariant 2: only the coroutine writes, before RETURNED.
         unsafe { *self.result.get() = Some(r) };
+        if self.state.fetch_or(RETURNED, Ordering::AcqRel) & DETACHED == 0 {
+            return;
+        }
+        // SAFETY: invariant 3: the handle is gone and never looked at the
+        // result; it is ours.
+        let unwanted = unsafe { (*self.result.get()).take() };
+        if let Err(e) = catch_unwind(AssertUnwindSafe(|| drop(unwanted))) {
+            // The panic hook has reported it, naming the coroutine.
+            drop_quietly(e);
+            eprintln!("goro: dropping a detached coroutine's result panicked; ignored");
+        }
+    }
+
+    /// Step 3: called by the coroutine, once, after its locals are gone;
+    /// `panicked` says whether its closure panicked, `teardown` is the
+    /// first panic a local's destructor raised.
+    pub(crate) fn complete(&self, panicked: bool, teardown: Option<PanicPayload>) {
+        let unhandled = panicked || teardown.is_some();
+        // SAFETY: invariant 2: only the coroutine writes, before DONE.
+        unsafe { *self.teardown.get() = teardown };
         let prev = self.state.fetch_or(DONE, Ordering::AcqRel);
         if prev & DETACHED != 0 {
-            // SAFETY: invariant 4: nobody else will touch the packet.
-            unsafe { self.end() };
+            // SAFETY: invariant 5: the handle is gone; ending the packet
+            // is ours. The result was taken already (invariant 3).
+            let (teardown, scope) =
+                unsafe { ((*self.teardown.get()).take(), (*self.scope.get()).take()) };
+            if let Some(p) = teardown {
+                drop_quietly(p);
+            }
+            if let Some(scope) = scope {
+                scope.coroutine_finished(unhandled);
+            }
         } else if prev & WAITING != 0 {
-            // SAFETY: invariant 3: the joiner wrote it before WAITING and
+            // SAFETY: invariant 4: the joiner wrote it before WAITING and
             // does not touch it again.
             if let Some(w) = unsafe { (*self.waiter.get()).take() } {
                 w.unpark();
@@ -76,32 +139,56 @@ impl<T> Packet<T> {
         self.state.load(Ordering::Acquire) & DONE != 0
     }
 
-    /// Parks until done, then takes the result (the handle side).
-    fn wait_and_take(&self) -> std::thread::Result<T> {
+    /// Parks until done, then takes the result and the teardown panic (the
+    /// handle side).
+    fn wait_and_take(&self) -> (std::thread::Result<T>, Option<PanicPayload>) {
         if !self.is_done() {
-            // SAFETY: invariant 3: before WAITING only the joiner touches it.
+            // SAFETY: invariant 4: before WAITING only the joiner touches it.
             unsafe { *self.waiter.get() = Some(park::current()) };
             self.state.fetch_or(WAITING, Ordering::AcqRel);
             while !self.is_done() {
                 park::park();
             }
         }
-        // SAFETY: invariant 2: DONE was observed with Acquire.
-        unsafe { (*self.result.get()).take() }.expect("goro: coroutine result taken twice")
+        // SAFETY: invariant 2: DONE (hence RETURNED) was observed with
+        // Acquire; invariant 3: the handle, not detached, owns the result.
+        unsafe {
+            (
+                (*self.result.get())
+                    .take()
+                    .expect("goro: coroutine result taken twice"),
+                (*self.teardown.get()).take(),
+            )
+        }
     }
 
-    /// Drops whatever result is left and releases the scope (invariant 4).
+    /// Drops whatever is left and releases the scope (invariant 5). The
+    /// scope is released even if a destructor panics; the panic then goes
+    /// on.
     ///
     /// # Safety
     ///
-    /// Only the side that ends the packet may call it, once.
+    /// Only the handle, when it ends the packet, may call it, once.
     unsafe fn end(&self) {
-        // SAFETY: the caller is the one side that ends the packet.
-        let (result, scope) = unsafe { ((*self.result.get()).take(), (*self.scope.get()).take()) };
-        let unhandled_panic = matches!(result, Some(Err(_)));
-        drop(result);
+        // SAFETY: the caller is the one side that ends the packet, after
+        // DONE (invariants 2 and 5).
+        let (result, teardown, scope) = unsafe {
+            (
+                (*self.result.get()).take(),
+                (*self.teardown.get()).take(),
+                (*self.scope.get()).take(),
+            )
+        };
+        let unhandled_panic = matches!(result, Some(Err(_))) || teardown.is_some();
+        let dropped = catch_unwind(AssertUnwindSafe(move || {
+            drop(result);
+            drop(teardown);
+        }));
         if let Some(scope) = scope {
             scope.coroutine_finished(unhandled_panic);
+        }
+        if let Err(e) = dropped {
+            resume_unwind(e);
         }
     }
 }
@@ -111,6 +198,13 @@ impl<T> Packet<T> {
 /// Dropping it detaches the coroutine, which keeps running. Like
 /// `std::thread::JoinHandle`, [`join`](JoinHandle::join) works from a
 /// coroutine (parking only the coroutine) and from a plain thread.
+///
+/// Where the result is dropped: `join` hands it to the caller. A handle
+/// dropped before the coroutine's closure returns leaves the result to the
+/// coroutine, which drops it on its own worker before its
+/// [coroutine-locals](crate::LocalKey#destruction) are destroyed, so the
+/// result's `Drop` may use them. A handle dropped after the closure
+/// returned drops the result itself, in the dropping coroutine or thread.
 pub struct JoinHandle<T> {
     task: Option<Arc<Task>>,
     id: u64,
@@ -143,20 +237,33 @@ impl<T> JoinHandle<T> {
     }
 
     /// Waits for the coroutine to finish and returns its result, or
-    /// `Err(payload)` if it panicked.
+    /// `Err(payload)` if it panicked (its closure, or the destructor of one
+    /// of its coroutine-locals after the closure returned). The panic was
+    /// reported by the panic hook when it happened, whatever hook is
+    /// installed (see the crate docs, "Panics in coroutines"); `join`
+    /// returns it either way. Its coroutine-locals have been destroyed when
+    /// `join` returns.
     ///
     /// ```
     /// let h = goro_runtime::spawn(|| 6 * 7);
     /// assert_eq!(h.join().unwrap(), 42);
     /// ```
     pub fn join(mut self) -> std::thread::Result<T> {
-        let r = self.packet().wait_and_take();
+        let (r, teardown) = self.packet().wait_and_take();
         // SAFETY: we saw DONE and took the result: this side ends the
-        // packet (invariant 4), and `task = None` keeps `Drop` from doing
+        // packet (invariant 5), and `task = None` keeps `Drop` from doing
         // it again.
         unsafe { self.packet().end() };
         self.task = None;
-        r
+        match (r, teardown) {
+            // A coroutine-local's destructor panicked after the closure
+            // returned: that is the coroutine's panic.
+            (Ok(value), Some(p)) => {
+                drop(value);
+                Err(p)
+            }
+            (r, _) => r,
+        }
     }
 
     /// Whether the coroutine has finished (its result is ready).
@@ -176,10 +283,16 @@ impl<T> Drop for JoinHandle<T> {
             return;
         }
         let packet = self.packet();
-        if packet.state.fetch_or(DETACHED, Ordering::AcqRel) & DONE != 0 {
-            // SAFETY: invariant 4: the coroutine finished before we
+        let prev = packet.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if prev & DONE != 0 {
+            // SAFETY: invariant 5: the coroutine finished before we
             // detached, so ending the packet is ours.
             unsafe { packet.end() };
+        } else if prev & RETURNED != 0 {
+            // SAFETY: invariants 2 and 3: the closure returned before we
+            // detached, so the result is ours to drop, here; the coroutine
+            // ends the packet when it is done.
+            drop(unsafe { (*packet.result.get()).take() });
         }
     }
 }

@@ -59,6 +59,42 @@
 //!    [`Builder::spawn`]; a stack overflow aborts with a message naming the
 //!    coroutine and its stack size (`stack/`).
 //!
+//! # Panics in coroutines
+//!
+//! A panic ends only its coroutine: it is caught where the coroutine
+//! started and [`JoinHandle::join`] returns it as `Err(payload)`; the
+//! runtime keeps running. This does not depend on any panic hook.
+//!
+//! What is *printed* comes from the process's panic hook. When the runtime
+//! starts (on first use) it takes the hook installed at that moment (std's
+//! default, or the program's own, such as an error reporter) and installs
+//! its own in front of it: for a panic inside a coroutine goro writes one
+//! line to stderr, `coroutine 'name' (id N) panicked on thread
+//! 'goro-worker-K'`, then calls the previous hook, which reports the panic
+//! as it would for a thread (std's default prints `thread 'goro-worker-K'
+//! panicked at file:line:` and the message, so the message is printed
+//! once). The previous hook runs inside the coroutine, so it can call
+//! [`current_id`] to tell which. Panics outside coroutines go to the
+//! previous hook alone.
+//!
+//! So install your hook *before* the first spawn to keep goro's line. A
+//! hook installed after the runtime started replaces goro's, as
+//! `std::panic::set_hook` always replaces: coroutine panics are still
+//! caught and returned by `join`, but only your hook reports them (no
+//! coroutine line). To keep goro's line then, chain to the hook you
+//! replace (`let prev = std::panic::take_hook();` and call `prev(info)` from
+//! yours).
+//!
+//! # Coroutine-locals
+//!
+//! [`coroutine_local!`] values live as long as their coroutine and are
+//! dropped on its own worker thread, inside it, after everything that runs
+//! on its behalf (its closure, and the drop of a result whose handle was
+//! already gone) and before `join` returns; touching one during or after
+//! its destruction fails as std's thread-locals do ([`LocalKey::try_with`]
+//! returns [`AccessError`], [`LocalKey::with`] panics). [`LocalKey`] says
+//! in which order values are dropped and what their destructors may use.
+//!
 //! # Rejected alternatives
 //!
 //! - *Migrating started coroutines by default* (as `may` does) makes the
@@ -103,7 +139,7 @@ mod timer;
 pub use blocking::blocking;
 pub use config::{Config, ConfigError, MAX_WORKERS};
 pub use join::{JoinHandle, PanicPayload};
-pub use local::LocalKey;
+pub use local::{AccessError, LocalKey};
 pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use spawn::{Builder, current_id, is_coroutine, sleep, spawn, yield_now};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};

@@ -197,6 +197,11 @@ impl Builder {
 /// that was never safe across a `goro` call that parks, and a spawn loop
 /// may now yield too. `goro::sync::Mutex` has no such restriction.
 ///
+/// A panic in `f` ends only that coroutine: [`JoinHandle::join`] returns
+/// it. It is reported through the panic hook, chained to the one the
+/// program installed before the runtime started (crate docs, "Panics in
+/// coroutines").
+///
 /// # Panics
 ///
 /// If the runtime cannot start, or no stack can be had for the coroutine
@@ -280,39 +285,27 @@ pub fn sleep(d: Duration) {
     }
 }
 
-/// Installs the hook that reports a coroutine's panic the way std reports
-/// a thread's (`coroutine 'name' (id N) panicked at ...`). Panics outside
-/// coroutines go to the hook that was installed before.
+/// Installs goro's panic hook, chained to the hook in place when the
+/// runtime starts (std's default, or the program's own): for a panic in a
+/// coroutine it writes one line naming the coroutine, then calls that
+/// previous hook, which prints the report (std's default prints
+/// `thread 'goro-worker-N' panicked at ...` with the message) or does
+/// whatever the program's hook does; panics elsewhere go to the previous
+/// hook alone. The crate docs ("Panics") say what users see.
 pub(crate) fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let Some(task) = context::current_task() else {
-            previous(info);
-            return;
-        };
-        let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("Box<dyn Any>");
-        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
-        let name = task.name().unwrap_or("<unnamed>");
-        let backtrace = std::backtrace::Backtrace::capture();
-        use std::io::Write;
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(
-            err,
-            "\ncoroutine '{name}' (id {}) panicked at {location}:\n{msg}",
-            task.id()
-        );
-        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
-            let _ = writeln!(err, "stack backtrace:\n{backtrace}");
-        } else {
+        if let Some(task) = context::current_task() {
+            let name = task.name().unwrap_or("<unnamed>");
+            let thread = std::thread::current();
+            let thread = thread.name().unwrap_or("<unnamed>");
+            use std::io::Write;
             let _ = writeln!(
-                err,
-                "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
+                std::io::stderr().lock(),
+                "coroutine '{name}' (id {}) panicked on thread '{thread}'",
+                task.id()
             );
         }
+        previous(info);
     }));
 }

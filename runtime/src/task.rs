@@ -25,8 +25,13 @@
 //! 4. `park_state` follows the protocol in `park.rs`.
 //! 5. A task whose coroutine is suspended is never dropped with it: the
 //!    registry holds a strong reference until the coroutine returns, and
-//!    if a suspended coroutine is ever dropped anyway its stack is leaked,
-//!    not unwound on a foreign thread.
+//!    if a suspended coroutine is ever dropped anyway its stack and its
+//!    coroutine-locals are leaked, not dropped on a foreign thread.
+//! 6. A finished coroutine destroyed its coroutine-locals on its worker,
+//!    inside the coroutine (`local.rs`), so `locals` is empty whichever
+//!    thread drops the last `Arc<Task>`; the user code a task can still
+//!    run there is only the `Send` parts of its payload (a result nobody
+//!    took, an entry closure that never ran).
 
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -117,16 +122,17 @@ impl<T: Send, F: FnOnce() -> T + Send> Payload for Job<T, F> {
         // SAFETY: invariant 2: only the running task's coroutine gets here,
         // once.
         let f = unsafe { (*self.entry.get()).take() }.expect("goro: coroutine entry ran twice");
-        let mut result = catch_unwind(AssertUnwindSafe(f));
-        if let Err(e) = catch_unwind(local::destroy_current)
-            && result.is_ok()
-        {
-            result = Err(e);
-        }
-        // Counted before the result is published, so that whoever joins
-        // never sees this coroutine as still live in `stats()`.
+        let result = catch_unwind(AssertUnwindSafe(f));
+        let panicked = result.is_err();
+        // The order is join.rs's "How a coroutine finishes": hand over the
+        // result (or drop it here if nobody wants it, locals still alive),
+        // then destroy the locals, then let the joiner go.
+        self.packet.returned(result);
+        let teardown = local::destroy_current();
+        // Counted before the joiner is let go, so that whoever joins never
+        // sees this coroutine as still live in `stats()`.
         scheduler::count_finished();
-        self.packet.complete(result);
+        self.packet.complete(panicked, teardown);
     }
 }
 
@@ -338,8 +344,10 @@ impl<P: ?Sized + Payload> Drop for Task<P> {
         match std::mem::replace(self.body.get_mut(), Body::Done) {
             Body::Running(coroutine) if !coroutine.done() => {
                 // Invariant 5: unwinding a suspended coroutine here could run
-                // its destructors on a foreign thread; leak it instead.
+                // its destructors on a foreign thread; leak it instead, and
+                // its coroutine-locals with it, for the same reason.
                 std::mem::forget(coroutine);
+                std::mem::forget(std::mem::replace(self.locals.get_mut(), LocalMap::new()));
             }
             Body::Running(coroutine) => self.pool.release(coroutine.into_stack().raw),
             // Never started: the stack taken at spawn is still ours. The
