@@ -7,7 +7,9 @@
 //!    spent guard budget, is reported to the spawner as an `io::Error`, and
 //!    starting never fails), and it comes back when the coroutine finishes
 //!    or the task is dropped unstarted.
-//! 2. Slabs are never unmapped; stacks on the free list may have dirty
+//! 2. A slab is never unmapped once its stacks are listed (only the
+//!    unlisted tail of a new slab whose guard pages could not all be
+//!    installed is given back); stacks on the free lists may have dirty
 //!    pages from earlier coroutines.
 //! 3. Each free list is sharded: each worker takes from and returns to its
 //!    own shard, so steady-state spawn and exit touch no shared cache line
