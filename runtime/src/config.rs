@@ -8,6 +8,7 @@
 //! variable and the value, rather than silently falling back to a default.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
@@ -26,6 +27,7 @@ pub const MAX_WORKERS: usize = 1024;
 pub struct Config {
     workers: Option<usize>,
     stack_size: Option<usize>,
+    unguarded_stacks: bool,
 }
 
 /// Why [`Config::apply`] refused a configuration.
@@ -70,6 +72,7 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
     config: Config {
         workers: None,
         stack_size: None,
+        unguarded_stacks: false,
     },
     started: false,
 });
@@ -91,6 +94,33 @@ impl Config {
     /// else 64 KiB). Rounded up to whole pages.
     pub fn stack_size(mut self, bytes: usize) -> Config {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Lets every coroutine of the process run on a stack without a guard
+    /// page of its own when no guarded stack can be had: what
+    /// [`Builder::allow_unguarded_stack`](crate::Builder::allow_unguarded_stack)
+    /// does for one coroutine, for all of them, including those spawned
+    /// with `go!`/`spawn` and by libraries.
+    ///
+    /// It matters only under mapped guard pages (kernels before Linux
+    /// 6.13, or `GORO_STACK_GUARDS=mapped`), where the process otherwise
+    /// holds at most `vm.max_map_count / 8` live coroutines; it is how a
+    /// million coroutines run on such a kernel without raising
+    /// `vm.max_map_count`. There is deliberately no environment variable
+    /// for it: whoever sets the environment is not the code whose
+    /// soundness depends on it.
+    ///
+    /// # Safety
+    ///
+    /// Every coroutine spawned in this process, by any code, must never
+    /// use more stack than its stack size; see
+    /// [`Builder::allow_unguarded_stack`](crate::Builder::allow_unguarded_stack)
+    /// for what an overflow on a canary stack does (it corrupts another
+    /// coroutine's stack, possibly undetected). A program that cannot vouch
+    /// for every coroutine it runs should opt in per coroutine instead.
+    pub unsafe fn allow_unguarded_stacks(mut self) -> Config {
+        self.unguarded_stacks = true;
         self
     }
 
@@ -116,6 +146,7 @@ impl Config {
         if self.stack_size.is_some() {
             p.config.stack_size = self.stack_size;
         }
+        p.config.unguarded_stacks |= self.unguarded_stacks;
         Ok(())
     }
 }
@@ -128,10 +159,22 @@ pub(crate) struct Resolved {
     pub(crate) light_guards: bool,
 }
 
+/// Whether `Config::allow_unguarded_stacks` was applied; set when the
+/// runtime starts, before any spawn takes a stack.
+static UNGUARDED_STACKS: AtomicBool = AtomicBool::new(false);
+
+/// Whether every spawn may take a canary stack (the process-wide `unsafe`
+/// opt-in). Read after the runtime started, whose one-time start orders
+/// the store before this load.
+pub(crate) fn unguarded_stacks() -> bool {
+    UNGUARDED_STACKS.load(Ordering::Relaxed)
+}
+
 /// Resolves the configuration and forbids later `apply` calls.
 pub(crate) fn resolve_and_lock() -> Result<Resolved, String> {
     let mut p = PENDING.lock();
     p.started = true;
+    UNGUARDED_STACKS.store(p.config.unguarded_stacks, Ordering::Relaxed);
     let workers = match p.config.workers {
         Some(n) => n,
         None => match std::env::var("GORO_WORKERS") {
@@ -164,9 +207,11 @@ pub(crate) fn resolve_and_lock() -> Result<Resolved, String> {
 
 /// `GORO_STACK_GUARDS`: `light` (the default: a guard page for every stack
 /// where the kernel has `MADV_GUARD_INSTALL`) or `mapped` (the layout for
-/// older kernels: `mprotect`ed guard pages within a budget of mappings,
-/// canaries beyond it; see the `stack` module). Returns whether light
-/// guards are allowed.
+/// older kernels: `mprotect`ed guard pages within a budget of
+/// `vm.max_map_count / 8` stacks, beyond which spawning fails; see the
+/// `stack` module). Either way every stack safe code gets has a guard
+/// page, so the variable chooses cost and capacity, never soundness.
+/// Returns whether light guards are allowed.
 pub(crate) fn parse_stack_guards(v: &str) -> Result<bool, String> {
     match v.trim() {
         "light" => Ok(true),

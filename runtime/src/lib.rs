@@ -57,7 +57,18 @@
 //! 5. **Bad input gets an error, not a hang**: stack sizes out of range are
 //!    `InvalidInput`; failing to map a stack is the OS error from
 //!    [`Builder::spawn`]; a stack overflow aborts with a message naming the
-//!    coroutine and its stack size (`stack/`).
+//!    coroutine and its stack size (`stack/`). As with `std::thread`, only
+//!    a failure to allocate a coroutine's small heap header aborts (Rust's
+//!    allocation error handler).
+//! 6. **No stack without a guard page in safe code.** On Linux 6.13 and
+//!    later every stack gets one that costs no mapping
+//!    (`MADV_GUARD_INSTALL`). On older kernels (or with
+//!    `GORO_STACK_GUARDS=mapped`) each guard page costs two mappings, so at
+//!    most `vm.max_map_count / 8` coroutines (8,191 on a default kernel)
+//!    can hold a stack at once; beyond that [`Builder::spawn`] fails with
+//!    `OutOfMemory` and says how to raise the limit. Stacks guarded only by
+//!    a canary exist behind the `unsafe` [`Builder::allow_unguarded_stack`]
+//!    and [`Config::allow_unguarded_stacks`].
 //!
 //! # Panics in coroutines
 //!
@@ -102,7 +113,10 @@
 //!   (rule 1); goro offers it only as the `unsafe` opt-in above.
 //! - *One `mmap` with a guard page per stack* stops near 32,000 coroutines
 //!   on a default kernel (`vm.max_map_count`); goro carves stacks from slabs
-//!   and keeps guard pages while a map budget lasts (`stack/`).
+//!   whose guard pages cost no mapping where the kernel allows (`stack/`).
+//! - *Canary-only stacks beyond the map budget*, for safe code: a frame
+//!   that reaches past the canary corrupts a neighbour's live stack
+//!   undetected, so they are an `unsafe` opt-in (rule 6).
 //! - *A timer thread* adds a context switch to every timer; workers drive
 //!   per-worker timing wheels themselves (`timer/`).
 //! - *Idle polling* (waking every few milliseconds to look for work) burns
@@ -115,8 +129,9 @@
 //! available parallelism) and `GORO_STACK_SIZE` stacks (default 64 KiB), or
 //! what [`Config::apply`] set before that. `GORO_STACK_GUARDS=mapped`
 //! switches stacks to the guard layout of kernels before 6.13 (see the
-//! stack module docs); the default, `light`, uses `MADV_GUARD_INSTALL`
-//! where the kernel has it.
+//! stack module docs and rule 6); the default, `light`, uses
+//! `MADV_GUARD_INSTALL` where the kernel has it. No environment variable
+//! enables unguarded stacks: only code can make that `unsafe` promise.
 //!
 //! [corosensei]: https://docs.rs/corosensei
 

@@ -50,6 +50,7 @@ pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
     migratable: bool,
+    unguarded_stack: bool,
 }
 
 impl Builder {
@@ -110,13 +111,69 @@ impl Builder {
         self
     }
 
+    /// Lets the coroutine run on a stack without a guard page of its own
+    /// (a *canary stack*) when no guarded stack can be had.
+    ///
+    /// This matters only under mapped guard pages (kernels before Linux
+    /// 6.13, or `GORO_STACK_GUARDS=mapped`), once the process's guard
+    /// budget of `vm.max_map_count / 8` stacks is spent; without the
+    /// opt-in, [`spawn`](Builder::spawn) then fails with `OutOfMemory`.
+    /// While guarded stacks are available, and always under light guard
+    /// pages, the coroutine gets a guarded stack anyway. See
+    /// [`Config::allow_unguarded_stacks`](crate::Config::allow_unguarded_stacks)
+    /// for the same opt-in for every spawn in the process.
+    ///
+    /// A canary stack sits directly above another coroutine's stack, with
+    /// a 16-byte canary between them that the worker checks each time the
+    /// coroutine switches out.
+    ///
+    /// # Safety
+    ///
+    /// The coroutine, and everything it calls, must never use more stack
+    /// than its stack size (minus a few hundred bytes for the runtime's
+    /// own frames). On a canary stack an overflow writes into the
+    /// neighbouring coroutine's stack: detected only if it overwrote the
+    /// canary, only at the next switch, after the damage is done; and a
+    /// frame that reaches past the canary without writing it (a large,
+    /// partly initialised local array, say a 32 KiB
+    /// `[MaybeUninit<u8>; N]` on a 20 KiB stack) overwrites the
+    /// neighbour's live locals with nothing detected at all. That is
+    /// undefined behaviour in the neighbour, which may be any coroutine
+    /// that opted in. Deep or unbounded recursion, large local buffers and
+    /// foreign code of unknown stack use rule the opt-in out.
+    ///
+    /// ```
+    /// // SAFETY: the closure uses a few hundred bytes of its 64 KiB stack.
+    /// let h = unsafe { goro_runtime::Builder::new().allow_unguarded_stack() }
+    ///     .spawn(|| 6 * 7)
+    ///     .unwrap();
+    /// assert_eq!(h.join().unwrap(), 42);
+    /// ```
+    pub unsafe fn allow_unguarded_stack(mut self) -> Builder {
+        self.unguarded_stack = true;
+        self
+    }
+
     /// Spawns the coroutine.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a stack size out of range; the OS error (usually
-    /// `OutOfMemory`) when no stack can be mapped. The runtime keeps
-    /// serving the coroutines it has either way.
+    /// - `InvalidInput` for a stack size out of range.
+    /// - `OutOfMemory` when no guarded stack is left under mapped guard
+    ///   pages (kernels before Linux 6.13, or `GORO_STACK_GUARDS=mapped`):
+    ///   the process's guard budget of `vm.max_map_count / 8` stacks is
+    ///   bound to live coroutines (or pooled for another stack size). The
+    ///   message names the limit and the ways out; spawning succeeds again
+    ///   once coroutines finish. The `unsafe`
+    ///   [`allow_unguarded_stack`](Builder::allow_unguarded_stack) trades
+    ///   this error for a stack without a guard page.
+    /// - The OS error (usually `OutOfMemory`) when no stack can be mapped
+    ///   (address space, `RLIMIT_AS`, mappings).
+    ///
+    /// The runtime keeps serving the coroutines it has either way. As with
+    /// `std::thread::Builder::spawn`, failing to allocate the coroutine's
+    /// header on the heap (a few hundred bytes) is not an error: it aborts
+    /// the process through Rust's allocation error handler.
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -156,7 +213,7 @@ impl Builder {
             Some(s) if s == rt.default_stack_size => rt.default_pool,
             Some(s) => stack::pool_for(s),
         };
-        let stack = pool.take()?;
+        let stack = pool.take(self.unguarded_stack || crate::config::unguarded_stacks())?;
         let id = next_id();
         let task: Arc<Task<Job<T, F>>> = Arc::new(Task::new(
             id,
@@ -204,8 +261,11 @@ impl Builder {
 ///
 /// # Panics
 ///
-/// If the runtime cannot start, or no stack can be had for the coroutine
-/// (use [`Builder::spawn`] to get that as an `io::Error`).
+/// If the runtime cannot start, or no stack can be had for the coroutine,
+/// with the message of [`Builder::spawn`]'s error (use that to get it as an
+/// `io::Error`). Under mapped guard pages (kernels before Linux 6.13) that
+/// includes spawning beyond the guard budget of `vm.max_map_count / 8`
+/// live coroutines.
 ///
 /// ```
 /// let h = goro_runtime::spawn(|| "hello from a coroutine");

@@ -18,25 +18,36 @@
 //!    is reused, so spawn does no system call in the steady state.
 //! 2. *Light guard pages* (the default, Linux 6.13 and later): every stack
 //!    has a guard page below it, installed with
-//!    `madvise(MADV_GUARD_INSTALL)`. Such a guard lives in the page tables,
-//!    not in a mapping of its own, so a slab of 256 guarded stacks is still
-//!    one mapping and a million stacks need about 4,000. An overflow faults
-//!    on the guard page and the SIGSEGV handler (in `overflow.rs`, on an
-//!    alternate signal stack) prints which coroutine overflowed and its
-//!    stack size, then aborts.
-//! 3. On older kernels (or with `GORO_STACK_GUARDS=mapped`) guard pages
-//!    are made with `mprotect`, which splits the slab's mapping: each costs
-//!    two mappings, so only a *guard budget* of stacks gets one (a quarter
-//!    of `vm.max_map_count` in mappings: about 8,000 stacks on a default
-//!    kernel). Beyond the budget, slabs hold 256 stacks with a guard page
-//!    only under the lowest one. Each of the other stacks has a 16-byte
-//!    *canary* just below its lowest usable byte, inside the top 64
-//!    reserved bytes of the stack beneath it (a page that is resident
-//!    anyway, so the canary costs no memory). The worker checks the canary
-//!    every time the coroutine switches out, and the SIGSEGV handler also
-//!    treats a fault taken with the stack pointer just below the running
-//!    coroutine's stack as an overflow. Either way the process aborts with
-//!    the coroutine's name and stack size.
+//!    `madvise(MADV_GUARD_INSTALL)` by the worker that first runs a
+//!    coroutine on it. Such a guard lives in the page tables, not in a
+//!    mapping of its own, so a slab of 256 guarded stacks is still one
+//!    mapping and a million stacks need about 4,000.
+//! 3. *Mapped guard pages* (kernels before 6.13, or
+//!    `GORO_STACK_GUARDS=mapped`): guard pages are made with `mprotect`,
+//!    which splits the slab's mapping, so each guarded stack costs two
+//!    mappings. goro spends at most a quarter of `vm.max_map_count` on
+//!    them: a *guard budget* of `vm.max_map_count / 8` stacks (8,191 on a
+//!    default kernel), for the whole process and all stack sizes. Beyond
+//!    it, [`Builder::spawn`](crate::Builder::spawn) fails with
+//!    `OutOfMemory` and a message naming the limit and the ways out
+//!    (Linux 6.13 or later; a larger `vm.max_map_count`, N of which allow
+//!    N / 8 guarded stacks), and spawning succeeds again as soon as
+//!    coroutines finish and give their guarded stacks back.
+//! 4. *Canary stacks*, only behind an `unsafe` opt-in
+//!    ([`Builder::allow_unguarded_stack`](crate::Builder::allow_unguarded_stack),
+//!    [`Config::allow_unguarded_stacks`](crate::Config::allow_unguarded_stacks))
+//!    and only once a mapped guard budget is spent: slabs of 256 stacks
+//!    with a guard page only under the lowest one. Each of the other
+//!    stacks has a 16-byte *canary* just below its lowest usable byte,
+//!    inside the top 64 reserved bytes of the stack beneath it (a page that
+//!    is resident anyway, so the canary costs no memory). The worker checks
+//!    the canary every time the coroutine switches out, and the SIGSEGV
+//!    handler also treats a fault taken with the stack pointer below the
+//!    running coroutine's stack as an overflow.
+//!
+//! An overflow into a guard page faults at the instruction that touched
+//! it; the SIGSEGV handler (in `overflow.rs`, on an alternate signal stack)
+//! prints which coroutine overflowed and its stack size, then aborts.
 //!
 //! Light guards are also faster: installing one takes the address-space
 //! lock shared, where `mprotect` takes it exclusively and stalls every
@@ -44,25 +55,50 @@
 //! starting 100k coroutines in a fresh process), and a guarded stack needs
 //! no canary check, which touched a second, cold page on every switch.
 //!
-//! # Limits, honestly
+//! # The guarantee
 //!
-//! A guarded stack's overflow is caught at the faulting instruction, as
-//! long as a frame does not jump over the guard page (a frame larger than a
-//! page that is never touched near its bottom; the compiler's stack probes
-//! prevent that for Rust code). Under the `mapped` layout, an unguarded
-//! stack's overflow is caught at the next switch (or at the first fault),
-//! so a deep recursion that overflows and returns before switching may
-//! already have written into the top 64 bytes of the neighbouring stack
-//! (the neighbour's canary area and unused reserve) or, with a frame larger
-//! than 64 bytes, into the neighbour's oldest frames. The process still
-//! aborts with a message instead of running on silently, but the
-//! neighbour's memory may be damaged before that. Code that recurses
-//! deeply should get a larger stack (`Builder::stack_size`) or run early,
-//! while stacks are still guarded.
+//! *Safe code never runs a coroutine on a stack without a guard page of its
+//! own directly below the stack's lowest usable byte*, whatever the kernel
+//! and mode:
 //!
-//! Stacks are never unmapped: a pool keeps its high-water mark. The
-//! memory of a parked coroutine is the pages its stack has touched (usually
-//! one, 4 KiB) plus its task header.
+//! - light guards (Linux 6.13+, default): every stack, with no budget. If
+//!   the kernel refuses to install one when the coroutine first runs (out
+//!   of memory for page tables), an `mprotect`ed guard stands in within the
+//!   budget, or the process aborts with a message; it never runs the
+//!   coroutine unguarded.
+//! - mapped guards (older kernels, `GORO_STACK_GUARDS=mapped`): every
+//!   stack, up to the budget; beyond it spawning fails with an error,
+//!   never with an unguarded stack.
+//! - the `unsafe` opt-ins: under mapped guards, beyond the budget, a
+//!   canary stack, with the weaker detection below. It is the opt-in's
+//!   caller who promises that no coroutine so spawned overflows.
+//!
+//! A guard page catches an overflow as long as no frame jumps over the
+//! page without touching it. Rust's stack probes touch every page of a
+//! frame larger than a page, in order, so Rust code cannot; C code
+//! compiled without `-fstack-clash-protection` could. An overflow caught
+//! this way aborts the process with the coroutine's name and stack size.
+//!
+//! A canary stack's overflow is caught only at the next switch (or at the
+//! first fault), and only if the overflow wrote the canary's 16 bytes. A
+//! recursion that overflows and returns before switching may already have
+//! written into the top 64 bytes of the neighbouring stack or, with a
+//! frame larger than 64 bytes, into the neighbour's live frames; a single
+//! large frame that reaches past the canary without writing it (a big,
+//! partly initialised local array) corrupts the neighbour with nothing
+//! detected at all. That is undefined behaviour, hence `unsafe`: the
+//! opt-in is for code whose stack use is known to fit, on kernels where
+//! the alternative is not to run at all.
+//!
+//! There is deliberately no environment variable for canary stacks: the
+//! environment is chosen by whoever runs a program, not by the code whose
+//! soundness depends on the choice, so it cannot carry an `unsafe`
+//! promise.
+//!
+//! Stacks are never unmapped: a pool keeps its high-water mark, and under
+//! mapped guards the budget it spent. The memory of a parked coroutine is
+//! the pages its stack has touched (usually one, 4 KiB) plus its task
+//! header.
 
 mod overflow;
 mod pool;
@@ -87,13 +123,16 @@ pub(crate) struct Stack {
 }
 
 // SAFETY: `raw` describes memory owned by the pool and lent exclusively to
-// this handle: `top` and `guard` are 16-byte aligned, the usable part
-// (`bottom..top`) is at least `MIN_STACK_SIZE` bytes, and overflow below
-// `bottom` is caught as described in the module docs (a guard page, light
-// or, within the budget, mapped; otherwise a canary checked at every switch
-// and the fault handler). That last case is weaker than corosensei's stated
-// requirement of a guard page for every stack; the module docs say what it
-// costs.
+// this handle: `top` and `guard` are 16-byte aligned and the usable part
+// (`bottom..top`) is at least `MIN_STACK_SIZE` bytes. corosensei requires a
+// guard page below `limit` so that an overflow faults instead of writing
+// past the stack; the module docs' guarantee provides it: on light guards
+// every stack has one (installed before the coroutine first runs, or the
+// process aborts), on mapped guards every stack safe code can get has one
+// (beyond the budget, spawning fails), and a canary stack without one
+// exists only for a coroutine whose spawner promised, through an `unsafe`
+// opt-in, that it never overflows, which is the same promise corosensei's
+// requirement protects.
 unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> StackPointer {
         StackPointer::new(self.raw.top).expect("stack top is never null")

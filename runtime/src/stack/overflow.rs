@@ -20,7 +20,8 @@ use std::sync::OnceLock;
 use super::RawStack;
 use crate::task::Task;
 
-/// Written below each unguarded stack (the bytes spell "goro_stk").
+/// Written below each stack of a canary slab but the lowest (the bytes
+/// spell "goro_stk").
 pub(crate) const CANARY: [u64; 2] = [0x6b74_735f_6f72_6f67, 0x6b74_735f_6f72_6f67];
 
 struct OldAction(libc::sigaction);
@@ -38,7 +39,7 @@ pub(crate) fn check_canary(raw: &RawStack, task: &Task) {
         return;
     }
     // SAFETY: `raw.canary` points at 16 bytes inside a live slab mapping
-    // (pool invariant 3: slabs are never unmapped).
+    // (pool invariant 2: a listed slab is never unmapped).
     let seen = unsafe { std::ptr::read_volatile(raw.canary as *const [u64; 2]) };
     if seen != CANARY {
         report_and_abort(task, raw.top - raw.bottom, "its canary was overwritten");

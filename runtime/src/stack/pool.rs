@@ -1,15 +1,17 @@
-//! Stack pools: one per stack size, each a free list over slabs.
+//! Stack pools: one per stack size, each with free lists over slabs.
 //!
 //! # Invariants
 //!
 //! 1. A stack is on a free list, or bound to exactly one task: `take`
-//!    binds it when the task is spawned (so a failure to map memory is
-//!    reported to the spawner as an `io::Error`, and starting never fails),
-//!    and it comes back when the coroutine finishes or the task is dropped
-//!    unstarted.
-//! 2. Slabs are never unmapped; stacks on the free list may have dirty
+//!    binds it when the task is spawned (so a failure to map memory, or a
+//!    spent guard budget, is reported to the spawner as an `io::Error`, and
+//!    starting never fails), and it comes back when the coroutine finishes
+//!    or the task is dropped unstarted.
+//! 2. A slab is never unmapped once its stacks are listed (only the
+//!    unlisted tail of a new slab whose guard pages could not all be
+//!    installed is given back); stacks on the free lists may have dirty
 //!    pages from earlier coroutines.
-//! 3. The free list is sharded: each worker takes from and returns to its
+//! 3. Each free list is sharded: each worker takes from and returns to its
 //!    own shard, so steady-state spawn and exit touch no shared cache line
 //!    (an earlier design kept a shared count of free stacks and measured
 //!    it as 12% of spawn+join with both workers spawning). New slabs and
@@ -17,17 +19,39 @@
 //!    A coroutine spawned on one worker and finished on another moves its
 //!    stack from the first shard to the second; the high-water spill keeps
 //!    that from piling up.
-//! 4. A new slab is mapped by the spawner; each stack's guard page is
-//!    installed, or its canary written, by the worker that first starts a
-//!    coroutine on it (`prepare`). A burst of spawns thus spreads that work
-//!    (a system call, or a first-touch page fault, per stack) over the
-//!    workers instead of serialising it on the spawning thread, measured as
-//!    the bottleneck of spawning 100k coroutines in a fresh process. A
-//!    stack whose guard page cannot be installed gets a canary in that page.
+//! 4. A light guard page (`MADV_GUARD_INSTALL`) or a canary is installed
+//!    by the worker that first starts a coroutine on the stack (`prepare`):
+//!    a burst of spawns thus spreads that work (a system call, or a
+//!    first-touch page fault, per stack) over the workers instead of
+//!    serialising it on the spawning thread, measured as the bottleneck of
+//!    spawning 100k coroutines in a fresh process. `mprotect`ed guard pages
+//!    are installed by the spawner when it maps their slab, so that running
+//!    out of mappings is the spawn's error: there are at most a budget's
+//!    worth of them in the life of the process, a few milliseconds of
+//!    system calls in all. A light guard the kernel refuses at start is
+//!    replaced by an `mprotect`ed one within the budget, or the process
+//!    aborts: no coroutine runs without its guard page.
+//! 5. A pool has two free lists. `guarded` holds stacks with a guard page
+//!    of their own, directly below their lowest usable byte; it is the
+//!    only list safe code takes from. `canary` holds the stacks of *canary
+//!    slabs* (one guard page under the lowest stack, a canary under each
+//!    other), taken only for a coroutine whose spawner opted in through
+//!    `unsafe` (`Builder::allow_unguarded_stack`,
+//!    `Config::allow_unguarded_stacks`), only under mapped guards and only
+//!    once the budget is spent. A stack goes back to the list it came from
+//!    (`in_canary_slab`), so a canary slab's neighbours are only ever
+//!    other opted-in coroutines.
+//! 6. The mapped-guard budget is the process's, shared by all pools:
+//!    `vm.max_map_count / 8` stacks (two mappings each, so a quarter of the
+//!    mappings), read once. It is taken when a guarded slab is mapped
+//!    (exactly, so the last slab may be short) and given back only for
+//!    guard pages never installed; since slabs are never unmapped, a stack
+//!    size that once held many coroutines keeps its share of the budget.
 
 use std::io;
+use std::io::Write as _;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
@@ -50,11 +74,13 @@ const LIGHT_PER_SLAB: usize = 256;
 /// mapping of its own (Linux 6.13, `include/uapi/asm-generic/mman-common.h`;
 /// not yet in the libc crate).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
-/// Stacks per slab beyond the budget (one mapping for the whole slab).
+/// Stacks per canary slab (one guard page and two mappings for the slab).
 const UNGUARDED_PER_SLAB: usize = 256;
 /// Bytes kept free at the top of every stack: holds the canary of the
-/// stack above it in an unguarded slab.
+/// stack above it in a canary slab.
 const TOP_RESERVE: usize = 64;
+/// `vm.max_map_count` when `/proc` cannot tell (the kernel's default).
+const DEFAULT_MAX_MAP_COUNT: usize = 65_530;
 
 /// Describes one stack's memory.
 #[derive(Clone, Copy, Debug)]
@@ -67,24 +93,57 @@ pub(crate) struct RawStack {
     pub(crate) guard: usize,
     /// Address of this stack's 16-byte canary, or 0 when it has a guard page.
     pub(crate) canary: usize,
-    /// Whether the guard page is protected or the canary written yet
-    /// (invariant 5).
+    /// Whether the stack lies in a canary slab (invariant 5); such a stack
+    /// goes back to the canary list even if it is the one guarded stack at
+    /// the slab's bottom.
+    pub(crate) in_canary_slab: bool,
+    /// Whether the guard page is installed or the canary written yet
+    /// (invariant 4).
     pub(crate) prepared: bool,
+}
+
+/// A free list of stacks: per-worker shards over a global list
+/// (invariant 3).
+struct FreeList {
+    shards: Box<[CachePadded<Mutex<Vec<RawStack>>>]>,
+    global: Mutex<Vec<RawStack>>,
 }
 
 /// Stacks of one size.
 pub(crate) struct Pool {
     size: usize,
-    shards: Box<[CachePadded<Mutex<Vec<RawStack>>>]>,
-    free: Mutex<Vec<RawStack>>,
+    /// Stacks with a guard page of their own: the only ones safe code gets.
+    guarded: FreeList,
+    /// Stacks of canary slabs, for coroutines that opted in (invariant 5).
+    canary: FreeList,
     grow_lock: Mutex<()>,
     total: AtomicUsize,
 }
 
-/// Stacks that may still get their own guard page (two mappings each).
-static GUARD_BUDGET: AtomicIsize = AtomicIsize::new(-1);
-/// Whether this kernel has light guard regions (`MADV_GUARD_INSTALL`).
-static LIGHT_GUARDS: OnceLock<bool> = OnceLock::new();
+/// How this process guards its stacks (decided once, `choose_guards`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Guards {
+    /// `MADV_GUARD_INSTALL` guard regions, no budget.
+    Light,
+    /// `mprotect`ed guard pages within the budget: `GORO_STACK_GUARDS=mapped`.
+    MappedByRequest,
+    /// `mprotect`ed guard pages within the budget: the kernel has no
+    /// `MADV_GUARD_INSTALL` (before Linux 6.13).
+    MappedByKernel,
+}
+
+/// The mapped-guard budget (invariant 6).
+struct Budget {
+    /// `vm.max_map_count` when the budget was set.
+    max_maps: usize,
+    /// Stacks the budget allowed in all.
+    total: usize,
+    /// Stacks that may still get an `mprotect`ed guard page.
+    left: AtomicUsize,
+}
+
+static BUDGET: OnceLock<Budget> = OnceLock::new();
+static GUARDS: OnceLock<Guards> = OnceLock::new();
 static POOLS: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
 
 fn page_size() -> usize {
@@ -93,47 +152,113 @@ fn page_size() -> usize {
     if p > 0 { p as usize } else { 4096 }
 }
 
-/// Whether guard pages can be light: a guard region installed with
-/// `madvise` lives in the page tables, so it neither splits the slab's
-/// mapping nor counts against `vm.max_map_count`, and installing one takes
-/// the address-space lock shared, not exclusive as `mprotect` does (which
-/// stalled page faults on the other workers). Probed once on a scratch
-/// mapping; kernels before 6.13 answer `EINVAL`.
+/// Whether guard pages are light: a guard region installed with `madvise`
+/// lives in the page tables, so it neither splits the slab's mapping nor
+/// counts against `vm.max_map_count`, and installing one takes the
+/// address-space lock shared, not exclusive as `mprotect` does (which
+/// stalled page faults on the other workers).
 fn light_guards() -> bool {
-    choose_guards(true)
+    guards() == Guards::Light
+}
+
+fn guards() -> Guards {
+    *GUARDS.get_or_init(|| probe_guards(true))
 }
 
 /// Decides once per process whether guard pages are light: when `allowed`
 /// (`GORO_STACK_GUARDS`) and the kernel has them. The runtime calls this
 /// before mapping any stack; later calls return the decision.
 pub(crate) fn choose_guards(allowed: bool) -> bool {
-    *LIGHT_GUARDS.get_or_init(|| {
-        if !allowed {
-            return false;
+    *GUARDS.get_or_init(|| probe_guards(allowed)) == Guards::Light
+}
+
+/// Probes `MADV_GUARD_INSTALL` on a scratch mapping; kernels before 6.13
+/// answer `EINVAL`.
+fn probe_guards(allowed: bool) -> Guards {
+    if !allowed {
+        return Guards::MappedByRequest;
+    }
+    let page = page_size();
+    let Ok(base) = map(2 * page) else {
+        return Guards::MappedByKernel;
+    };
+    // SAFETY: advice on the first page of our own fresh mapping.
+    let ok = unsafe { libc::madvise(base as *mut _, page, MADV_GUARD_INSTALL) } == 0;
+    // SAFETY: unmapping the scratch mapping, which nothing else uses.
+    unsafe { libc::munmap(base as *mut _, 2 * page) };
+    if ok {
+        Guards::Light
+    } else {
+        Guards::MappedByKernel
+    }
+}
+
+fn budget() -> &'static Budget {
+    BUDGET.get_or_init(|| {
+        let max_maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(DEFAULT_MAX_MAP_COUNT);
+        // A quarter of the map budget, in stacks (two mappings each): the
+        // rest stays for the heap, thread stacks, files and the application.
+        let total = max_maps / 8;
+        Budget {
+            max_maps,
+            total,
+            left: AtomicUsize::new(total),
         }
-        let page = page_size();
-        let Ok(base) = map(2 * page) else {
-            return false;
-        };
-        // SAFETY: advice on the first page of our own fresh mapping.
-        let ok = unsafe { libc::madvise(base as *mut _, page, MADV_GUARD_INSTALL) } == 0;
-        // SAFETY: unmapping the scratch mapping, which nothing else uses.
-        unsafe { libc::munmap(base as *mut _, 2 * page) };
-        ok
     })
 }
 
-fn init_guard_budget() {
-    if GUARD_BUDGET.load(Ordering::Relaxed) >= 0 {
-        return;
+/// Takes up to `n` stacks from the guard budget; returns how many it got.
+fn take_budget(n: usize) -> usize {
+    let left = &budget().left;
+    let mut cur = left.load(Ordering::Relaxed);
+    loop {
+        let k = n.min(cur);
+        if k == 0 {
+            return 0;
+        }
+        match left.compare_exchange_weak(cur, cur - k, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return k,
+            Err(now) => cur = now,
+        }
     }
-    let max_maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse::<isize>().ok())
-        .unwrap_or(65_530);
-    // A quarter of the map budget, in stacks (two mappings each): the rest
-    // stays for the heap, thread stacks, files and the application.
-    let _ = GUARD_BUDGET.compare_exchange(-1, max_maps / 8, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// Gives back budget taken for guard pages that were never installed.
+fn refund_budget(k: usize) {
+    if k > 0 {
+        budget().left.fetch_add(k, Ordering::Relaxed);
+    }
+}
+
+/// The error of a spawn beyond the mapped-guard budget.
+///
+/// `OutOfMemory`, the kind the kernel itself gives (`ENOMEM`) when a
+/// process runs out of the same resource, mappings: a caller that backs off
+/// when memory runs out handles both alike, and the message tells them
+/// apart.
+fn budget_error() -> io::Error {
+    let b = budget();
+    let why = match guards() {
+        Guards::MappedByRequest => "GORO_STACK_GUARDS=mapped is set",
+        _ => "this kernel has no MADV_GUARD_INSTALL",
+    };
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "no stack with a guard page is left: {why}, so each guard page is an mprotect'ed \
+             mapping (two mappings per stack), and goro spends at most a quarter of \
+             vm.max_map_count on them: {} stacks (vm.max_map_count {} / 8), all bound to live \
+             coroutines or pooled for another stack size. Let coroutines finish, run on Linux \
+             6.13 or later (whose MADV_GUARD_INSTALL guard pages cost no mapping) without \
+             GORO_STACK_GUARDS=mapped, or raise vm.max_map_count (N allows N / 8 guarded \
+             stacks); canary-only stacks need the unsafe Builder::allow_unguarded_stack or \
+             Config::allow_unguarded_stacks",
+            b.total, b.max_maps
+        ),
+    )
 }
 
 /// The pool for stacks of `size` usable bytes (rounded up to a page).
@@ -144,13 +269,10 @@ pub(crate) fn pool_for(size: usize) -> &'static Pool {
     if let Some(p) = pools.iter().find(|p| p.size == size) {
         return p;
     }
-    init_guard_budget();
     let pool: &'static Pool = Box::leak(Box::new(Pool {
         size,
-        shards: (0..SHARDS)
-            .map(|_| CachePadded::new(Mutex::new(Vec::new())))
-            .collect(),
-        free: Mutex::new(Vec::new()),
+        guarded: FreeList::new(),
+        canary: FreeList::new(),
         grow_lock: Mutex::new(()),
         total: AtomicUsize::new(0),
     }));
@@ -167,54 +289,26 @@ pub(crate) fn total_stacks() -> usize {
         .sum()
 }
 
-impl Pool {
-    /// Usable bytes per stack.
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
-
-    /// Takes a stack for a coroutine being spawned (invariants 1 and 3),
-    /// mapping a new slab if every list the caller may take from is empty.
-    pub(crate) fn take(&self) -> io::Result<RawStack> {
-        if let Some(s) = self.take_listed() {
-            return Ok(s);
+impl FreeList {
+    fn new() -> FreeList {
+        FreeList {
+            shards: (0..SHARDS)
+                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
+                .collect(),
+            global: Mutex::new(Vec::new()),
         }
-        let _g = self.grow_lock.lock();
-        // Someone else may have grown the pool while we waited.
-        if let Some(s) = self.take_listed() {
-            return Ok(s);
-        }
-        let mut stacks = match self.grow() {
-            Ok(stacks) => stacks,
-            Err(e) => {
-                // Out of memory or mappings: a stack freed into another
-                // worker's shard is the last place one can come from.
-                return self
-                    .shards
-                    .iter()
-                    .find_map(|shard| shard.lock().pop())
-                    .ok_or(e);
-            }
-        };
-        let s = stacks.pop().expect("a slab holds stacks");
-        self.total.fetch_add(stacks.len() + 1, Ordering::Relaxed);
-        match shard_index() {
-            Some(i) => self.shards[i].lock().extend(stacks),
-            None => self.free.lock().extend(stacks),
-        }
-        Ok(s)
     }
 
     /// Pops from the caller's shard, else from the global list (moving a
     /// batch into the shard).
-    fn take_listed(&self) -> Option<RawStack> {
+    fn take(&self) -> Option<RawStack> {
         let shard = shard_index();
         if let Some(i) = shard
             && let Some(s) = self.shards[i].lock().pop()
         {
             return Some(s);
         }
-        let mut global = self.free.lock();
+        let mut global = self.global.lock();
         let s = global.pop()?;
         if let Some(i) = shard {
             let keep = global.len().saturating_sub(SHARD_REFILL);
@@ -223,8 +317,15 @@ impl Pool {
         Some(s)
     }
 
-    /// Returns a stack whose coroutine has finished.
-    pub(crate) fn release(&self, raw: RawStack) {
+    /// Pops from any shard: the last place a stack can come from when no
+    /// new one can be mapped (one freed on another worker).
+    fn take_any(&self) -> Option<RawStack> {
+        self.take()
+            .or_else(|| self.shards.iter().find_map(|shard| shard.lock().pop()))
+    }
+
+    /// Puts one stack back into the caller's shard (or the global list).
+    fn put(&self, raw: RawStack) {
         match shard_index() {
             Some(i) => {
                 let mut shard = self.shards[i].lock();
@@ -233,36 +334,137 @@ impl Pool {
                     let half = shard.len() / 2;
                     let spill: Vec<RawStack> = shard.drain(half..).collect();
                     drop(shard);
-                    self.free.lock().extend(spill);
+                    self.global.lock().extend(spill);
                 }
             }
-            None => self.free.lock().push(raw),
+            None => self.global.lock().push(raw),
         }
     }
 
-    /// Maps one slab and returns its stacks.
-    fn grow(&self) -> io::Result<Vec<RawStack>> {
+    /// Lists the stacks of a new slab.
+    fn put_new(&self, stacks: Vec<RawStack>) {
+        match shard_index() {
+            Some(i) => self.shards[i].lock().extend(stacks),
+            None => self.global.lock().extend(stacks),
+        }
+    }
+}
+
+impl Pool {
+    /// Usable bytes per stack.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Takes a stack for a coroutine being spawned (invariants 1 and 3),
+    /// mapping a new slab if every list the caller may take from is empty.
+    ///
+    /// The stack has a guard page of its own (invariant 5) unless
+    /// `allow_unguarded` (the caller's `unsafe` opt-in) and the
+    /// mapped-guard budget is spent; then it may be a canary stack. Under
+    /// light guards the opt-in changes nothing.
+    pub(crate) fn take(&self, allow_unguarded: bool) -> io::Result<RawStack> {
+        if let Some(s) = self.guarded.take() {
+            return Ok(s);
+        }
+        let unguarded = allow_unguarded && !light_guards();
+        if unguarded
+            && budget().left.load(Ordering::Relaxed) == 0
+            && let Some(s) = self.canary.take()
+        {
+            return Ok(s);
+        }
+        let _g = self.grow_lock.lock();
+        // Someone else may have grown the pool while we waited.
+        if let Some(s) = self.guarded.take() {
+            return Ok(s);
+        }
+        let err = match self.grow_guarded() {
+            Ok(stacks) => return Ok(self.keep(&self.guarded, stacks)),
+            Err(e) => e,
+        };
+        if let Some(s) = self.guarded.take_any() {
+            return Ok(s);
+        }
+        if !unguarded {
+            return Err(err);
+        }
+        if let Some(s) = self.canary.take_any() {
+            return Ok(s);
+        }
+        let stacks = self.map_canary_slab()?;
+        Ok(self.keep(&self.canary, stacks))
+    }
+
+    /// Lists a new slab's stacks but one, which it returns.
+    fn keep(&self, list: &FreeList, mut stacks: Vec<RawStack>) -> RawStack {
+        let s = stacks.pop().expect("a slab holds stacks");
+        self.total.fetch_add(stacks.len() + 1, Ordering::Relaxed);
+        list.put_new(stacks);
+        s
+    }
+
+    /// Returns a stack whose coroutine has finished, to the list it came
+    /// from.
+    pub(crate) fn release(&self, raw: RawStack) {
+        if raw.in_canary_slab {
+            self.canary.put(raw);
+        } else {
+            self.guarded.put(raw);
+        }
+    }
+
+    /// Maps one slab of stacks that each have a guard page of their own:
+    /// light guards (installed later, by `prepare`), or `mprotect`ed ones
+    /// within the budget, installed here (invariant 6).
+    fn grow_guarded(&self) -> io::Result<Vec<RawStack>> {
         if light_guards() {
             return self.map_guarded(LIGHT_PER_SLAB);
         }
-        let guarded = GUARD_BUDGET.fetch_sub(GUARDED_PER_SLAB as isize, Ordering::Relaxed)
-            >= GUARDED_PER_SLAB as isize;
-        if guarded {
-            match self.map_guarded(GUARDED_PER_SLAB) {
-                Ok(stacks) => return Ok(stacks),
-                Err(_) => {
-                    // Most likely the map limit: stop spending the budget
-                    // and try the one-mapping layout.
-                    GUARD_BUDGET.store(0, Ordering::Relaxed);
-                }
-            }
-        } else {
-            GUARD_BUDGET.fetch_add(GUARDED_PER_SLAB as isize, Ordering::Relaxed);
+        let k = take_budget(GUARDED_PER_SLAB);
+        if k == 0 {
+            return Err(budget_error());
         }
-        self.map_unguarded()
+        let mut stacks = match self.map_guarded(k) {
+            Ok(stacks) => stacks,
+            Err(e) => {
+                refund_budget(k);
+                return Err(e);
+            }
+        };
+        let page = page_size();
+        for i in 0..k {
+            let guard = stacks[i].guard;
+            // SAFETY: `guard..guard + page` is stack i's guard page in our
+            // fresh mapping, which nothing else uses yet.
+            if unsafe { libc::mprotect(guard as *mut _, page, libc::PROT_NONE) } != 0 {
+                let e = io::Error::last_os_error();
+                refund_budget(k - i);
+                // Stacks i.. lie in one unsplit mapping at the slab's end:
+                // unmapping it gives their memory and mappings back.
+                let end = stacks[k - 1].bottom + self.size;
+                // SAFETY: that tail of our own mapping holds no stack in
+                // use (none of this slab's stacks was handed out yet).
+                unsafe { libc::munmap(guard as *mut _, end - guard) };
+                if i == 0 {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot protect a stack's guard page with mprotect ({e}); \
+                             the process may be at its vm.max_map_count limit"
+                        ),
+                    ));
+                }
+                stacks.truncate(i);
+                break;
+            }
+            stacks[i].prepared = true;
+        }
+        Ok(stacks)
     }
 
-    /// `[guard][stack][guard][stack]...`: every stack has its own guard page.
+    /// `[guard][stack][guard][stack]...`: every stack has its own guard page
+    /// (not installed yet).
     fn map_guarded(&self, stacks: usize) -> io::Result<Vec<RawStack>> {
         let page = page_size();
         let stride = page + self.size;
@@ -276,6 +478,7 @@ impl Pool {
                     bottom,
                     guard,
                     canary: 0,
+                    in_canary_slab: false,
                     prepared: false,
                 }
             })
@@ -283,8 +486,8 @@ impl Pool {
     }
 
     /// `[guard][stack 0][stack 1]...`: one guard under the lowest stack,
-    /// canaries for the others (module docs).
-    fn map_unguarded(&self) -> io::Result<Vec<RawStack>> {
+    /// canaries for the others (invariant 5; module docs).
+    fn map_canary_slab(&self) -> io::Result<Vec<RawStack>> {
         let page = page_size();
         let len = page + self.size * UNGUARDED_PER_SLAB;
         let base = map(len)?;
@@ -310,6 +513,7 @@ impl Pool {
                 bottom,
                 guard,
                 canary,
+                in_canary_slab: true,
                 prepared: canary == 0,
             });
         }
@@ -317,41 +521,48 @@ impl Pool {
     }
 }
 
-/// Installs a stack's guard page or writes its canary (invariant 4).
+/// Writes a canary stack's canary, or installs a light-guard stack's guard
+/// page (invariant 4). `mprotect`ed guard pages were installed when their
+/// slab was mapped.
+///
+/// If the kernel refuses a light guard (out of memory for page tables) and
+/// no `mprotect`ed one can stand in within the budget, the process aborts
+/// with a message: the coroutine was spawned already, it must not run
+/// without a guard, and a worker must not panic. That is what Rust does
+/// when the heap cannot grow.
 pub(crate) fn prepare(raw: &mut RawStack) {
     if raw.canary != 0 {
         // SAFETY: `canary..canary + 16` lies in the top reserve of the stack
-        // below this one (or, after a failed mprotect, in this stack's own
-        // unprotected guard page) inside a live slab; no coroutine ever
+        // below this one inside a live canary slab; no coroutine ever
         // writes there, so this write races with nothing.
         unsafe { (raw.canary as *mut [u64; 2]).write(CANARY) };
-    } else {
-        let page = page_size();
-        let light = light_guards();
-        // SAFETY: `guard..guard + page` is this stack's guard page, inside a
-        // live slab, used by no one; nothing was ever written there, so a
-        // guard region that zaps its contents loses nothing.
-        let failed = unsafe {
-            if light {
-                libc::madvise(raw.guard as *mut _, page, MADV_GUARD_INSTALL) != 0
-            } else {
-                libc::mprotect(raw.guard as *mut _, page, libc::PROT_NONE) != 0
-            }
-        };
-        if failed {
-            // Out of memory for page tables, or (mprotect) the map limit:
-            // stop spending the guard budget and protect this stack with a
-            // canary in its unprotected guard page.
-            if !light {
-                GUARD_BUDGET.store(0, Ordering::Relaxed);
-            }
-            raw.guard = raw.bottom;
-            raw.canary = raw.bottom - 16;
-            // SAFETY: as above, the guard page is ours, writable and unused.
-            unsafe { (raw.canary as *mut [u64; 2]).write(CANARY) };
-        }
+        raw.prepared = true;
+        return;
     }
-    raw.prepared = true;
+    let page = page_size();
+    // SAFETY: `guard..guard + page` is this stack's guard page, inside a
+    // live slab, used by no one; nothing was ever written there, so a guard
+    // region that zaps its contents loses nothing.
+    if unsafe { libc::madvise(raw.guard as *mut _, page, MADV_GUARD_INSTALL) } == 0 {
+        raw.prepared = true;
+        return;
+    }
+    let err = io::Error::last_os_error();
+    if take_budget(1) == 1 {
+        // SAFETY: as above; `mprotect` makes the same page a guard.
+        if unsafe { libc::mprotect(raw.guard as *mut _, page, libc::PROT_NONE) } == 0 {
+            raw.prepared = true;
+            return;
+        }
+        refund_budget(1);
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "\ngoro: cannot install the guard page of a coroutine's stack ({err}); \
+         the kernel is out of memory for page tables or the process out of mappings. \
+         A coroutine must not run without a guard page, so the process aborts."
+    );
+    std::process::abort();
 }
 
 fn shard_index() -> Option<usize> {
@@ -389,7 +600,7 @@ mod tests {
     fn take_release_accounting() {
         let pool = pool_for(20 << 10);
         assert_eq!(pool.size() % page_size(), 0);
-        let mut taken: Vec<_> = (0..300).map(|_| pool.take().unwrap()).collect();
+        let mut taken: Vec<_> = (0..300).map(|_| pool.take(false).unwrap()).collect();
         for s in &mut taken {
             assert!(s.top > s.bottom && s.top - s.bottom >= (20 << 10) - TOP_RESERVE);
             assert_eq!(s.top % 16, 0);
@@ -401,11 +612,12 @@ mod tests {
         tops.dedup();
         assert_eq!(tops.len(), 300, "a stack was handed out twice");
         let total = pool.total.load(Ordering::Relaxed);
+        assert!(taken.iter().all(|s| s.canary == 0 && !s.in_canary_slab));
         for s in taken {
             pool.release(s);
         }
         // Released stacks are reused, not remapped.
-        let again: Vec<_> = (0..300).map(|_| pool.take().unwrap()).collect();
+        let again: Vec<_> = (0..300).map(|_| pool.take(false).unwrap()).collect();
         assert_eq!(pool.total.load(Ordering::Relaxed), total);
         for s in again {
             pool.release(s);
