@@ -91,6 +91,15 @@ impl WorkerLocal {
             seen: RefCell::new(vec![(u32::MAX, Instant::now()); shared.workers.len()].into()),
         }));
         context::set_worker(local);
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: `gettid` has no preconditions and cannot fail.
+            let tid = unsafe { libc::gettid() };
+            shared.workers[index]
+                .progress
+                .tid
+                .store(tid, Ordering::Relaxed);
+        }
         local.run();
     }
 
@@ -164,12 +173,22 @@ impl WorkerLocal {
         }
     }
 
+    /// This worker's published progress (`Progress`).
+    fn progress(&self) -> &super::Progress {
+        &self.shared.workers[self.index].progress
+    }
+
+    /// Advances the pick counter and publishes it.
+    fn advance_tick(&self) -> u32 {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        self.progress().tick.store(tick, Ordering::Relaxed);
+        tick
+    }
+
     fn run(&'static self) -> ! {
-        let progress = &self.shared.workers[self.index].progress;
         loop {
-            let tick = self.tick.get().wrapping_add(1);
-            self.tick.set(tick);
-            progress.tick.store(tick, Ordering::Relaxed);
+            let tick = self.advance_tick();
             if tick.is_multiple_of(MAINTENANCE_INTERVAL) {
                 self.maintenance();
             }
@@ -425,6 +444,9 @@ impl WorkerLocal {
 
     fn idle(&'static self) {
         super::idle::sleep(self);
+        // Awake again: the watchdog may have gone to sleep for good while
+        // every worker slept.
+        self.shared.watchdog.worker_awake();
     }
 
     /// Runs `task` until it yields, parks or finishes.
@@ -447,10 +469,15 @@ impl WorkerLocal {
         if task.was_parked.replace(false) {
             self.count_parked(-1);
         }
+        let progress = self.progress();
         loop {
             task.set_state(State::Running);
             context::set_current_task(Some(&task));
+            // What the watchdog reads (with `tick`): two relaxed stores to
+            // a line only this worker writes.
+            progress.running.store(task.id(), Ordering::Relaxed);
             let result = co.resume(());
+            progress.running.store(0, Ordering::Relaxed);
             context::set_current_task(None);
             stack::check_canary(&raw, &task);
             match result {
@@ -475,6 +502,8 @@ impl WorkerLocal {
                             task = t;
                             task.was_parked.set(false);
                             self.count_parked(-1);
+                            // It switched: a new episode for the watchdog.
+                            self.advance_tick();
                             continue;
                         }
                     }
