@@ -75,9 +75,12 @@
 //! coroutine is live, so it is there), how long, and, on Linux, what the
 //! worker thread is doing: the first field of `/proc/self/task/<tid>/syscall`
 //! (a system call number, named for the common ones, or `running`) and its
-//! `wchan` (where the kernel has it waiting). Both are read after the
-//! episode was seen; if the worker switched meanwhile nothing is reported,
-//! so a report never gives another coroutine's reason. The line goes to
+//! `wchan` (where the kernel has it waiting). A thread seen running is
+//! looked at a few more times, a millisecond apart, so that a coroutine
+//! which mostly waits is not reported as running for the moment it woke
+//! (`inspect`). Both are read after the episode was seen; if the worker
+//! switched meanwhile nothing is reported, so a report never gives another
+//! coroutine's reason. The line goes to
 //! file descriptor 2 with `write(2)` directly, not through `std::io::Stderr`:
 //! a coroutine stuck while printing holds std's stderr lock, and a report
 //! must not wait for it (nor land in a test harness's captured output).
@@ -385,15 +388,38 @@ fn write_stderr(text: &str) {
     }
 }
 
+/// How many more times a thread seen running is looked at, and how far
+/// apart (see `inspect`).
+const RUNNING_RESAMPLES: u32 = 4;
+const RESAMPLE_GAP: Duration = Duration::from_millis(1);
+
 /// What the thread with OS id `tid` is doing, and its `wchan`.
+///
+/// One look is a point sample. A coroutine that mostly waits in a system
+/// call but wakes now and then (a loop around `thread::sleep`, whose timer
+/// may fire in step with the monitor's own) can be caught in the moment it
+/// runs; so a thread seen running is looked at up to `RUNNING_RESAMPLES`
+/// more times, `RESAMPLE_GAP` apart, and the first system call seen wins.
+/// A loop that never enters the kernel is still reported as running, a few
+/// milliseconds later.
 #[cfg(target_os = "linux")]
 fn inspect(tid: i32) -> (BlockedIn, Option<String>) {
     if tid <= 0 {
         return (BlockedIn::Unknown, None);
     }
     let dir = format!("/proc/self/task/{tid}");
-    let blocked_in = std::fs::read_to_string(format!("{dir}/syscall"))
-        .map_or(BlockedIn::Unknown, |s| parse_syscall(&s));
+    let look = || {
+        std::fs::read_to_string(format!("{dir}/syscall"))
+            .map_or(BlockedIn::Unknown, |s| parse_syscall(&s))
+    };
+    let mut blocked_in = look();
+    for _ in 0..RUNNING_RESAMPLES {
+        if blocked_in != BlockedIn::Running {
+            break;
+        }
+        thread::sleep(RESAMPLE_GAP);
+        blocked_in = look();
+    }
     let wchan = std::fs::read_to_string(format!("{dir}/wchan"))
         .ok()
         .map(|w| w.trim().to_owned())

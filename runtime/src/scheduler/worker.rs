@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use corosensei::{CoroutineResult, Yielder};
 use crossbeam_deque::{Steal, Worker};
 
-use super::{Shared, WorkerCounters, idle};
+use super::{Progress, Shared, WorkerCounters, idle};
 use crate::context;
 use crate::stack::{self, Stack};
 use crate::task::{Body, Coroutine, Request, State, Task};
@@ -72,6 +72,8 @@ pub(crate) struct WorkerLocal {
     /// Per worker: the last `Progress::tick` this thief saw and when it
     /// first saw it (`fresh_waiting`).
     seen: RefCell<Box<[(u32, Instant)]>>,
+    /// This worker's published progress (`shared.workers[index].progress`).
+    progress: &'static Progress,
 }
 
 impl WorkerLocal {
@@ -89,16 +91,14 @@ impl WorkerLocal {
             fresh_first: Cell::new(0),
             ready_turn: Cell::new(false),
             seen: RefCell::new(vec![(u32::MAX, Instant::now()); shared.workers.len()].into()),
+            progress: &shared.workers[index].progress,
         }));
         context::set_worker(local);
         #[cfg(target_os = "linux")]
         {
             // SAFETY: `gettid` has no preconditions and cannot fail.
             let tid = unsafe { libc::gettid() };
-            shared.workers[index]
-                .progress
-                .tid
-                .store(tid, Ordering::Relaxed);
+            local.progress.tid.store(tid, Ordering::Relaxed);
         }
         local.run();
     }
@@ -173,16 +173,11 @@ impl WorkerLocal {
         }
     }
 
-    /// This worker's published progress (`Progress`).
-    fn progress(&self) -> &super::Progress {
-        &self.shared.workers[self.index].progress
-    }
-
     /// Advances the pick counter and publishes it.
     fn advance_tick(&self) -> u32 {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        self.progress().tick.store(tick, Ordering::Relaxed);
+        self.progress.tick.store(tick, Ordering::Relaxed);
         tick
     }
 
@@ -469,7 +464,7 @@ impl WorkerLocal {
         if task.was_parked.replace(false) {
             self.count_parked(-1);
         }
-        let progress = self.progress();
+        let progress = self.progress;
         loop {
             task.set_state(State::Running);
             context::set_current_task(Some(&task));
