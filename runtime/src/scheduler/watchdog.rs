@@ -356,12 +356,14 @@ fn monitor(rt: &'static Shared) {
                 s.since = now;
             }
         }
-        last = now;
         let mut awake = false;
         for (index, s) in seen.iter_mut().enumerate() {
             awake |= rt.workers[index].sleep.load(Ordering::Relaxed) == idle::AWAKE;
             wd.check(rt, index, s, now);
         }
+        // After the checks, so that the time a report took (its looks at
+        // /proc) does not count as the monitor running late.
+        last = Instant::now();
         if awake || !wd.sleep_while_idle(rt) {
             thread::park_timeout(period);
         }
