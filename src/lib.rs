@@ -45,10 +45,10 @@
 
 #[doc(inline)]
 pub use goro_runtime::{
-    AccessError, Builder, Config, ConfigError, CoroutineInfo, DEFAULT_STACK_SIZE, JoinHandle,
-    LocalKey, MAX_STACK_SIZE, MAX_WORKERS, MIN_STACK_SIZE, PanicPayload, Scope, ScopedJoinHandle,
-    State, Stats, blocking, coroutines, current_id, is_coroutine, scope, sleep, spawn, stats,
-    yield_now,
+    AccessError, BlockedIn, BlockedWorker, Builder, Config, ConfigError, CoroutineInfo,
+    DEFAULT_STACK_SIZE, JoinHandle, LocalKey, MAX_STACK_SIZE, MAX_WORKERS, MIN_STACK_SIZE,
+    PanicPayload, Scope, ScopedJoinHandle, State, Stats, blocking, coroutines, current_id,
+    is_coroutine, scope, sleep, spawn, stats, yield_now,
 };
 #[doc(inline)]
 pub use goro_runtime::{coroutine_local, go};

@@ -1,5 +1,6 @@
 //! Runtime configuration: `Config` in code, `GORO_WORKERS`,
-//! `GORO_STACK_SIZE` and `GORO_STACK_GUARDS` in the environment.
+//! `GORO_STACK_SIZE`, `GORO_STACK_GUARDS` and `GORO_BLOCKED_WORKER_MS` in
+//! the environment.
 //!
 //! Values set with [`Config::apply`] win over the environment; the
 //! environment fills what was not set; defaults fill the rest. Configuration
@@ -8,10 +9,13 @@
 //! variable and the value, rather than silently falling back to a default.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::scheduler::watchdog::{BlockedWorker, DEFAULT_THRESHOLD, MIN_THRESHOLD};
 use crate::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 
 /// The most workers a runtime may have.
@@ -23,11 +27,31 @@ pub const MAX_WORKERS: usize = 1024;
 /// // In main, before anything spawns:
 /// let _ = goro_runtime::Config::new().workers(2).stack_size(128 << 10).apply();
 /// ```
+///
+/// | setting | method | environment | default |
+/// |---|---|---|---|
+/// | worker threads | [`workers`](Config::workers) | `GORO_WORKERS` | available parallelism |
+/// | stack size | [`stack_size`](Config::stack_size) | `GORO_STACK_SIZE` | 64 KiB |
+/// | guard layout | | `GORO_STACK_GUARDS` | `light` |
+/// | blocked-worker report after | [`blocked_worker_threshold`](Config::blocked_worker_threshold) | `GORO_BLOCKED_WORKER_MS` (0 = off) | 1 s |
+/// | blocked-worker reporter | [`on_blocked_worker`](Config::on_blocked_worker) | | one line on stderr |
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     workers: Option<usize>,
     stack_size: Option<usize>,
     unguarded_stacks: bool,
+    blocked_worker_threshold: Option<Duration>,
+    blocked_worker_reporter: Option<Reporter>,
+}
+
+/// A user's blocked-worker reporter ([`Config::on_blocked_worker`]).
+#[derive(Clone)]
+pub(crate) struct Reporter(pub(crate) Arc<dyn Fn(&BlockedWorker) + Send + Sync>);
+
+impl fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reporter(..)")
+    }
 }
 
 /// Why [`Config::apply`] refused a configuration.
@@ -41,6 +65,9 @@ pub enum ConfigError {
     InvalidWorkers(usize),
     /// The stack size is outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
     InvalidStackSize(usize),
+    /// The blocked-worker threshold is above zero but below one
+    /// millisecond ([`Config::blocked_worker_threshold`]).
+    InvalidBlockedWorkerThreshold(Duration),
 }
 
 impl fmt::Display for ConfigError {
@@ -56,6 +83,10 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidStackSize(n) => write!(
                 f,
                 "invalid stack size {n} bytes: expected {MIN_STACK_SIZE} to {MAX_STACK_SIZE}"
+            ),
+            ConfigError::InvalidBlockedWorkerThreshold(d) => write!(
+                f,
+                "invalid blocked-worker threshold {d:?}: expected zero (off) or at least {MIN_THRESHOLD:?}"
             ),
         }
     }
@@ -73,6 +104,8 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
         workers: None,
         stack_size: None,
         unguarded_stacks: false,
+        blocked_worker_threshold: None,
+        blocked_worker_reporter: None,
     },
     started: false,
 });
@@ -124,8 +157,71 @@ impl Config {
         self
     }
 
+    /// How long a worker may run one coroutine without a switch before the
+    /// blocked-worker watchdog reports it (default: `GORO_BLOCKED_WORKER_MS`
+    /// milliseconds, else 1 s); `Duration::ZERO` turns the watchdog off.
+    /// A nonzero threshold below one millisecond is refused
+    /// ([`ConfigError::InvalidBlockedWorkerThreshold`]).
+    ///
+    /// A coroutine that calls something goro cannot park (a
+    /// `std::sync::Mutex`, `std::thread::sleep`, a plain `std::net` read
+    /// without the `hook` feature, a long CPU loop) holds its worker
+    /// thread, and every other coroutine that lives on that worker waits
+    /// for it. The watchdog reports such a worker once per episode, naming
+    /// the coroutine, how long it has held the worker, and (on Linux) the
+    /// system call it is blocked in; it never interrupts or unblocks
+    /// anything. See the crate docs, "The blocked-worker watchdog".
+    ///
+    /// The default of one second is far above any scheduling delay a
+    /// healthy program shows (a coroutine normally switches within
+    /// microseconds), so a report is worth reading when it comes, and far
+    /// below the time in which a stuck service is noticed by other means.
+    /// Go's sysmon acts after 10-20 µs of system call because it *acts*
+    /// (hands the processor to another thread, which is cheap to undo);
+    /// a report is read by a person, and a report for every 30 ms
+    /// computation would teach people to ignore it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // Stricter, for a latency-sensitive service:
+    /// let _ = goro_runtime::Config::new()
+    ///     .blocked_worker_threshold(Duration::from_millis(100))
+    ///     .apply();
+    /// ```
+    pub fn blocked_worker_threshold(mut self, threshold: Duration) -> Config {
+        self.blocked_worker_threshold = Some(threshold);
+        self
+    }
+
+    /// Replaces the blocked-worker watchdog's line on stderr with `report`,
+    /// called once per episode on the watchdog's own thread (to log it
+    /// elsewhere, count it, or fail a test). [`BlockedWorker`]'s `Display`
+    /// is the line goro would have printed.
+    ///
+    /// `report` should return quickly: while it runs, no other blocked
+    /// worker is reported. A panic in it is caught and printed.
+    ///
+    /// ```
+    /// let _ = goro_runtime::Config::new()
+    ///     .on_blocked_worker(|b| eprintln!("[warn] {b}"))
+    ///     .apply();
+    /// ```
+    pub fn on_blocked_worker(
+        mut self,
+        report: impl Fn(&BlockedWorker) + Send + Sync + 'static,
+    ) -> Config {
+        self.blocked_worker_reporter = Some(Reporter(Arc::new(report)));
+        self
+    }
+
     /// Makes this configuration the one the runtime will start with.
     pub fn apply(self) -> Result<(), ConfigError> {
+        if let Some(d) = self.blocked_worker_threshold
+            && !d.is_zero()
+            && d < MIN_THRESHOLD
+        {
+            return Err(ConfigError::InvalidBlockedWorkerThreshold(d));
+        }
         if let Some(n) = self.workers
             && !(1..=MAX_WORKERS).contains(&n)
         {
@@ -147,6 +243,12 @@ impl Config {
             p.config.stack_size = self.stack_size;
         }
         p.config.unguarded_stacks |= self.unguarded_stacks;
+        if self.blocked_worker_threshold.is_some() {
+            p.config.blocked_worker_threshold = self.blocked_worker_threshold;
+        }
+        if self.blocked_worker_reporter.is_some() {
+            p.config.blocked_worker_reporter = self.blocked_worker_reporter;
+        }
         Ok(())
     }
 }
@@ -157,6 +259,10 @@ pub(crate) struct Resolved {
     pub(crate) stack_size: usize,
     /// Whether stacks may use light guard pages (`GORO_STACK_GUARDS`).
     pub(crate) light_guards: bool,
+    /// The blocked-worker watchdog's threshold; zero: no watchdog.
+    pub(crate) blocked_worker_threshold: Duration,
+    /// Who reports a blocked worker (`None`: a line on stderr).
+    pub(crate) blocked_worker_reporter: Option<Reporter>,
 }
 
 /// Whether `Config::allow_unguarded_stacks` was applied; set when the
@@ -198,10 +304,31 @@ pub(crate) fn resolve_and_lock() -> Result<Resolved, String> {
         Err(std::env::VarError::NotPresent) => true,
         Err(e) => return Err(format!("GORO_STACK_GUARDS is not valid Unicode: {e}")),
     };
+    let blocked_worker_threshold = match p.config.blocked_worker_threshold {
+        Some(d) => d,
+        None => match std::env::var("GORO_BLOCKED_WORKER_MS") {
+            Ok(v) => parse_blocked_worker_ms(&v)?,
+            Err(std::env::VarError::NotPresent) => DEFAULT_THRESHOLD,
+            Err(e) => return Err(format!("GORO_BLOCKED_WORKER_MS is not valid Unicode: {e}")),
+        },
+    };
     Ok(Resolved {
         workers,
         stack_size,
         light_guards,
+        blocked_worker_threshold,
+        blocked_worker_reporter: p.config.blocked_worker_reporter.clone(),
+    })
+}
+
+/// `GORO_BLOCKED_WORKER_MS`: the blocked-worker threshold in whole
+/// milliseconds; 0 turns the watchdog off.
+pub(crate) fn parse_blocked_worker_ms(v: &str) -> Result<Duration, String> {
+    v.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| {
+        format!(
+            "GORO_BLOCKED_WORKER_MS={v:?} is not a valid threshold (expected whole milliseconds, \
+             e.g. 1000, or 0 to turn the blocked-worker watchdog off)"
+        )
     })
 }
 
@@ -293,6 +420,19 @@ mod tests {
                 .contains("GORO_STACK_GUARDS=\"on\"")
         );
         assert!(parse_stack_size("99999999999999999999G").is_err());
+        assert_eq!(
+            parse_blocked_worker_ms(" 250\n"),
+            Ok(Duration::from_millis(250))
+        );
+        assert_eq!(parse_blocked_worker_ms("0"), Ok(Duration::ZERO));
+        for bad in ["", "1s", "-5", "1.5", "soon"] {
+            assert!(
+                parse_blocked_worker_ms(bad)
+                    .unwrap_err()
+                    .contains(&format!("GORO_BLOCKED_WORKER_MS={bad:?}")),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -304,6 +444,16 @@ mod tests {
         assert_eq!(
             Config::new().stack_size(100).apply(),
             Err(ConfigError::InvalidStackSize(100))
+        );
+        let short = Duration::from_micros(999);
+        assert_eq!(
+            Config::new().blocked_worker_threshold(short).apply(),
+            Err(ConfigError::InvalidBlockedWorkerThreshold(short))
+        );
+        assert!(
+            ConfigError::InvalidBlockedWorkerThreshold(short)
+                .to_string()
+                .contains("at least 1ms")
         );
     }
 }

@@ -106,6 +106,52 @@
 //! returns [`AccessError`], [`LocalKey::with`] panics). [`LocalKey`] says
 //! in which order values are dropped and what their destructors may use.
 //!
+//! # The blocked-worker watchdog
+//!
+//! Every coroutine on a worker waits while one of them holds the worker
+//! thread, and goro cannot take a worker back: a started coroutine never
+//! changes threads (rule 1) and nothing preempts a thread. So a call goro
+//! cannot park is a stall for its neighbours, and a hang if what it waits
+//! for lives on a blocked worker: `std::sync::Mutex` and `Condvar`,
+//! `std::thread::JoinHandle::join` and other futex waits,
+//! `std::thread::sleep`, a plain `std::net` read (without the `hook`
+//! feature), a blocking call libc makes internally, or a loop that computes
+//! for long without a switch. Two coroutines reading from plain
+//! `std::net::TcpStream`s on a two-worker runtime, against a server
+//! coroutine on the same runtime, block both workers in `recv`, and the
+//! server never runs.
+//!
+//! A monitor thread makes that loud. When a worker has run one coroutine
+//! without a switch for longer than the threshold (default 1 s;
+//! [`Config::blocked_worker_threshold`] or `GORO_BLOCKED_WORKER_MS`, 0
+//! turns it off) it writes one line to stderr, once per episode (an
+//! episode ends when the worker switches), such as
+//!
+//! ```text
+//! goro: worker 1 has run coroutine 'client-0' (id 2) for 1.0s without switching;
+//! it is blocked in the system call recvfrom (kernel wait: wait_woken). ...
+//! ```
+//!
+//! (one line in reality), and counts the episode in
+//! [`Stats::blocked_worker_episodes`]; [`Config::on_blocked_worker`]
+//! replaces the line with a function of your own. What it sees: the
+//! coroutine's id and name, a lower bound of how long it has held the
+//! worker (the report comes between one and one and a half thresholds after
+//! its last switch), and, on Linux, what the thread is doing: the system
+//! call it is in (`futex` for std's locks, `join` and condition variables,
+//! `clock_nanosleep` for `thread::sleep`, `recvfrom` for a socket read...)
+//! or `running` for a loop. What it cannot do: unblock, interrupt or
+//! preempt anything. The program stays as stuck as it was; the report
+//! tells you where. It does not see a coroutine that switches now and then
+//! but is slow overall, nor blocking on the blocking pool
+//! ([`blocking`]), which is where such calls belong. A worker thread the OS
+//! does not run for a whole threshold (a badly overloaded machine) looks
+//! stuck too, and is reported as running.
+//!
+//! It costs the workers two relaxed stores per resume, and an idle
+//! runtime nothing: with every worker asleep the monitor sleeps with no
+//! timeout (`scheduler/watchdog.rs` has the details).
+//!
 //! # Rejected alternatives
 //!
 //! - *Migrating started coroutines by default* (as `may` does) makes the
@@ -132,6 +178,9 @@
 //! stack module docs and rule 6); the default, `light`, uses
 //! `MADV_GUARD_INSTALL` where the kernel has it. No environment variable
 //! enables unguarded stacks: only code can make that `unsafe` promise.
+//! `GORO_BLOCKED_WORKER_MS` sets the threshold of the blocked-worker
+//! watchdog above (whole milliseconds, 0 = off). The [`Config`] docs list
+//! every setting.
 //!
 //! [corosensei]: https://docs.rs/corosensei
 
@@ -155,6 +204,7 @@ pub use blocking::blocking;
 pub use config::{Config, ConfigError, MAX_WORKERS};
 pub use join::{JoinHandle, PanicPayload};
 pub use local::{AccessError, LocalKey};
+pub use scheduler::watchdog::{BlockedIn, BlockedWorker};
 pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use spawn::{Builder, current_id, is_coroutine, sleep, spawn, yield_now};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};

@@ -71,6 +71,22 @@ impl Registry {
         drop(removed);
     }
 
+    /// The live task with id `id`, if any, looking in shard `hint` first
+    /// (a task started on worker `i` is in shard `i`). Costs a scan of the
+    /// shards under their locks, without cloning every entry.
+    pub(crate) fn find(&self, id: u64, hint: usize) -> Option<Arc<Task>> {
+        let n = self.shards.len();
+        (0..n).find_map(|k| {
+            self.shards[(hint + k) % n]
+                .lock()
+                .slots
+                .iter()
+                .flatten()
+                .find(|t| t.id() == id)
+                .cloned()
+        })
+    }
+
     /// Calls `f` for every live task (a snapshot per shard).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Task)) {
         for shard in self.shards.iter() {

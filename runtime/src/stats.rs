@@ -28,6 +28,12 @@ pub struct Stats {
     pub stacks: usize,
     /// Pending timers.
     pub timers: usize,
+    /// Episodes the blocked-worker watchdog reported since start: times a
+    /// worker ran one coroutine without a switch for longer than
+    /// [`Config::blocked_worker_threshold`](crate::Config::blocked_worker_threshold)
+    /// (each episode counts once however long it lasts; 0 while the
+    /// watchdog is off).
+    pub blocked_worker_episodes: u64,
 }
 
 /// Takes a snapshot of the runtime's counters (starting the runtime if
@@ -59,6 +65,7 @@ pub fn stats() -> Stats {
     s.runnable = s.coroutines - s.parked;
     s.blocking_threads = rt.blocking.threads();
     s.stacks = crate::stack::total_stacks();
+    s.blocked_worker_episodes = rt.watchdog.episodes();
     s
 }
 

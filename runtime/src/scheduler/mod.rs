@@ -52,11 +52,21 @@
 //! 5. The injector, then stealing half of another worker's fresh deque if
 //!    its tasks wait.
 //! 6. Nothing: go idle (`idle.rs`).
+//!
+//! # Watching for stuck workers (`watchdog.rs`)
+//!
+//! Each worker publishes, in `Progress`, its pick counter and the id of the
+//! coroutine it is resuming (relaxed stores of its own values); a monitor
+//! thread reads them to report a worker that has run one coroutine without
+//! a switch for longer than the blocked-worker threshold.
 
 mod idle;
+pub(crate) mod watchdog;
 pub(crate) mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering,
+};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
@@ -75,6 +85,7 @@ use crate::stack::Pool;
 use crate::task::{State, Task};
 use crate::timer::{Clock, TimerKey, Timers};
 use crate::{context, stack};
+use watchdog::Watchdog;
 
 /// Counters one worker owns (relaxed; summed by `stats()`).
 #[derive(Default)]
@@ -109,10 +120,17 @@ pub(crate) struct WorkerShared {
 /// Published by a worker's run loop (relaxed stores of its own values).
 #[derive(Default)]
 pub(crate) struct Progress {
-    /// The run loop's pick counter.
+    /// The run loop's pick counter (also advanced when a coroutine is
+    /// resumed again at once, so that it changes at every resume).
     pub(crate) tick: AtomicU32,
     /// Picks in a row that took other work while fresh tasks waited.
     pub(crate) passed_over: AtomicU32,
+    /// The id of the coroutine being resumed, 0 between resumes (read by
+    /// the watchdog).
+    pub(crate) running: AtomicU64,
+    /// The worker thread's OS thread id (Linux), 0 until it starts (read by
+    /// the watchdog to tell what a stuck worker is blocked in).
+    pub(crate) tid: AtomicI32,
 }
 
 /// Runtime-wide state. Created once, leaked, never torn down: the workers
@@ -129,6 +147,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     /// Spawns from threads that are not workers.
     pub(crate) outside_spawned: CachePadded<AtomicU64>,
+    /// The blocked-worker watchdog (`watchdog.rs`).
+    pub(crate) watchdog: Watchdog,
 }
 
 static RUNTIME: OnceLock<&'static Shared> = OnceLock::new();
@@ -183,6 +203,7 @@ fn start() -> &'static Shared {
         blocking: BlockingPool::new(),
         registry: Registry::new(cfg.workers),
         outside_spawned: CachePadded::new(AtomicU64::new(0)),
+        watchdog: Watchdog::new(cfg.blocked_worker_threshold, cfg.blocked_worker_reporter),
     }));
     for (index, deque) in deques.into_iter().enumerate() {
         let handle = std::thread::Builder::new()
@@ -193,6 +214,7 @@ fn start() -> &'static Shared {
             });
         let _ = shared.workers[index].thread.set(handle.thread().clone());
     }
+    watchdog::launch(shared);
     shared
 }
 

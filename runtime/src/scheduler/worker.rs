@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use corosensei::{CoroutineResult, Yielder};
 use crossbeam_deque::{Steal, Worker};
 
-use super::{Shared, WorkerCounters, idle};
+use super::{Progress, Shared, WorkerCounters, idle};
 use crate::context;
 use crate::stack::{self, Stack};
 use crate::task::{Body, Coroutine, Request, State, Task};
@@ -72,6 +72,8 @@ pub(crate) struct WorkerLocal {
     /// Per worker: the last `Progress::tick` this thief saw and when it
     /// first saw it (`fresh_waiting`).
     seen: RefCell<Box<[(u32, Instant)]>>,
+    /// This worker's published progress (`shared.workers[index].progress`).
+    progress: &'static Progress,
 }
 
 impl WorkerLocal {
@@ -89,8 +91,15 @@ impl WorkerLocal {
             fresh_first: Cell::new(0),
             ready_turn: Cell::new(false),
             seen: RefCell::new(vec![(u32::MAX, Instant::now()); shared.workers.len()].into()),
+            progress: &shared.workers[index].progress,
         }));
         context::set_worker(local);
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: `gettid` has no preconditions and cannot fail.
+            let tid = unsafe { libc::gettid() };
+            local.progress.tid.store(tid, Ordering::Relaxed);
+        }
         local.run();
     }
 
@@ -164,12 +173,17 @@ impl WorkerLocal {
         }
     }
 
+    /// Advances the pick counter and publishes it.
+    fn advance_tick(&self) -> u32 {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        self.progress.tick.store(tick, Ordering::Relaxed);
+        tick
+    }
+
     fn run(&'static self) -> ! {
-        let progress = &self.shared.workers[self.index].progress;
         loop {
-            let tick = self.tick.get().wrapping_add(1);
-            self.tick.set(tick);
-            progress.tick.store(tick, Ordering::Relaxed);
+            let tick = self.advance_tick();
             if tick.is_multiple_of(MAINTENANCE_INTERVAL) {
                 self.maintenance();
             }
@@ -425,6 +439,9 @@ impl WorkerLocal {
 
     fn idle(&'static self) {
         super::idle::sleep(self);
+        // Awake again: the watchdog may have gone to sleep for good while
+        // every worker slept.
+        self.shared.watchdog.worker_awake();
     }
 
     /// Runs `task` until it yields, parks or finishes.
@@ -447,10 +464,15 @@ impl WorkerLocal {
         if task.was_parked.replace(false) {
             self.count_parked(-1);
         }
+        let progress = self.progress;
         loop {
             task.set_state(State::Running);
             context::set_current_task(Some(&task));
+            // What the watchdog reads (with `tick`): two relaxed stores to
+            // a line only this worker writes.
+            progress.running.store(task.id(), Ordering::Relaxed);
             let result = co.resume(());
+            progress.running.store(0, Ordering::Relaxed);
             context::set_current_task(None);
             stack::check_canary(&raw, &task);
             match result {
@@ -475,6 +497,8 @@ impl WorkerLocal {
                             task = t;
                             task.was_parked.set(false);
                             self.count_parked(-1);
+                            // It switched: a new episode for the watchdog.
+                            self.advance_tick();
                             continue;
                         }
                     }
