@@ -62,6 +62,16 @@ fn connect_by_host_name_from_coroutines() {
         // which is then refused: connect must try every address in turn.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        // Hold the same port on ::1 without listening, so a connect there
+        // is refused rather than reaching someone else's server (where the
+        // host has no IPv6 loopback, there is nothing to hold).
+        let _hold_v6 = {
+            let s = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None);
+            s.ok().filter(|s| {
+                s.bind(&std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)).into())
+                    .is_ok()
+            })
+        };
         goro::go!(move || {
             for c in listener.incoming() {
                 let mut c = c.unwrap();

@@ -267,18 +267,22 @@ fn timeouts_are_shared_by_clones_like_socket_options() {
     });
 }
 
-fn refused_addr() -> SocketAddr {
-    // Bind, learn the port, close: nothing listens there now.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr
+/// An address where connects are refused for as long as the returned
+/// socket lives: it is bound to a free port and does not listen, so no
+/// other socket can take the port meanwhile (a port closed after binding
+/// could be reused by anyone).
+fn refused_addr() -> (socket2::Socket, SocketAddr) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    (s, addr)
 }
 
 #[test]
 fn connecting_to_a_closed_port_is_connection_refused() {
     support::within("connecting to a closed port is connection refused", || {
-        let addr = refused_addr();
+        let (_hold, addr) = refused_addr();
         let e = goro::go!(move || TcpStream::connect(addr).unwrap_err())
             .join()
             .unwrap();
@@ -296,7 +300,7 @@ fn connect_tries_every_address_and_returns_the_last_error() {
         "connect tries every address and returns the last error",
         || {
             let good = echo_server();
-            let bad = refused_addr();
+            let (_hold, bad) = refused_addr();
             let addrs = [bad, good];
             goro::go!(move || {
                 let c = TcpStream::connect(&addrs[..]).unwrap();
