@@ -4,6 +4,8 @@
 //! Case counts are modest on purpose: the whole workspace's tests must
 //! stay fast on a 2-core machine. Raise them with `PROPTEST_CASES`.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -319,7 +321,14 @@ fn consume(rx: Receiver<(usize, u32)>, p: Participant) -> Vec<(usize, u32)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    // A case that hangs fails by the watchdog after `support::PATIENCE`;
+    // shrinking stops after a minute so a hang cannot make it run for
+    // hours.
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        max_shrink_time: 60_000,
+        ..ProptestConfig::default()
+    })]
 
     /// Random producers and consumers, each a coroutine or a thread with its
     /// own way of sending or receiving: nothing lost, nothing duplicated,
@@ -331,43 +340,46 @@ proptest! {
         consumers in prop::collection::vec(participant(), 1..4),
     ) {
         small_runtime();
-        let (tx, rx) = match cap {
-            Some(c) => chan::bounded::<(usize, u32)>(c),
-            None => chan::unbounded(),
-        };
-        let ps: Vec<_> = producers
-            .iter()
-            .enumerate()
-            .map(|(id, (p, n))| {
-                let (tx, p, n) = (tx.clone(), p.clone(), *n);
-                spawn(p.on_thread, move || produce(tx, id, n, p))
-            })
-            .collect();
-        drop(tx);
-        let cs: Vec<_> = consumers
-            .iter()
-            .map(|p| {
-                let (rx, p) = (rx.clone(), p.clone());
-                spawn(p.on_thread, move || consume(rx, p))
-            })
-            .collect();
-        drop(rx);
-        for p in ps {
-            p();
-        }
-        let mut seen: Vec<Vec<u32>> = vec![Vec::new(); producers.len()];
-        for c in cs {
-            let got = c();
-            let mut last: Vec<Option<u32>> = vec![None; producers.len()];
-            for (id, i) in got {
-                prop_assert!(last[id].is_none_or(|l| l < i), "reordered");
-                last[id] = Some(i);
-                seen[id].push(i);
+        support::within("a random schedule of producers and consumers", move || {
+            let (tx, rx) = match cap {
+                Some(c) => chan::bounded::<(usize, u32)>(c),
+                None => chan::unbounded(),
+            };
+            let ps: Vec<_> = producers
+                .iter()
+                .enumerate()
+                .map(|(id, (p, n))| {
+                    let (tx, p, n) = (tx.clone(), p.clone(), *n);
+                    spawn(p.on_thread, move || produce(tx, id, n, p))
+                })
+                .collect();
+            drop(tx);
+            let cs: Vec<_> = consumers
+                .iter()
+                .map(|p| {
+                    let (rx, p) = (rx.clone(), p.clone());
+                    spawn(p.on_thread, move || consume(rx, p))
+                })
+                .collect();
+            drop(rx);
+            for p in ps {
+                p();
             }
-        }
-        for (id, (_, n)) in producers.iter().enumerate() {
-            seen[id].sort_unstable();
-            prop_assert_eq!(&seen[id], &(0..*n).collect::<Vec<_>>());
-        }
+            let mut seen: Vec<Vec<u32>> = vec![Vec::new(); producers.len()];
+            for c in cs {
+                let got = c();
+                let mut last: Vec<Option<u32>> = vec![None; producers.len()];
+                for (id, i) in got {
+                    prop_assert!(last[id].is_none_or(|l| l < i), "reordered");
+                    last[id] = Some(i);
+                    seen[id].push(i);
+                }
+            }
+            for (id, (_, n)) in producers.iter().enumerate() {
+                seen[id].sort_unstable();
+                prop_assert_eq!(&seen[id], &(0..*n).collect::<Vec<_>>());
+            }
+            Ok(())
+        })?;
     }
 }

@@ -4,6 +4,8 @@
 //! and through `select!`. Debug builds run the full million too (about a
 //! second on a 2-core machine).
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -80,92 +82,116 @@ fn exactly_once(tx: Sender<u32>, rx: Receiver<u32>, messages: usize) {
 
 #[test]
 fn stress_bounded() {
-    let (tx, rx) = chan::bounded(64);
-    exactly_once(tx, rx, MESSAGES);
+    support::within_for(
+        support::STRESS_PATIENCE,
+        "1,000,000 messages through a bounded channel",
+        || {
+            let (tx, rx) = chan::bounded(64);
+            exactly_once(tx, rx, MESSAGES);
+        },
+    );
 }
 
 #[test]
 fn stress_unbuffered() {
-    let (tx, rx) = chan::bounded(0);
-    exactly_once(tx, rx, MESSAGES / 4);
+    support::within_for(
+        support::STRESS_PATIENCE,
+        "250,000 messages through an unbuffered channel",
+        || {
+            let (tx, rx) = chan::bounded(0);
+            exactly_once(tx, rx, MESSAGES / 4);
+        },
+    );
 }
 
 #[test]
 fn stress_unbounded() {
-    let (tx, rx) = chan::unbounded();
-    exactly_once(tx, rx, MESSAGES / 4);
+    support::within_for(
+        support::STRESS_PATIENCE,
+        "250,000 messages through an unbounded channel",
+        || {
+            let (tx, rx) = chan::unbounded();
+            exactly_once(tx, rx, MESSAGES / 4);
+        },
+    );
 }
 
 /// Selecting consumers over four channels with timeouts, fed by
 /// coroutines and threads: still exactly once.
 #[test]
 fn stress_select() {
-    let messages = MESSAGES / 8;
-    let chans: Vec<_> = [0usize, 1, 16, 0]
-        .iter()
-        .map(|&c| chan::bounded::<u32>(c))
-        .collect();
-    let producers = 200;
-    let per = messages / producers;
-    let total = per * producers;
-    let mut joins: Vec<Box<dyn FnOnce()>> = Vec::new();
-    for p in 0..producers {
-        let tx = chans[p % 4].0.clone();
-        let range = (p * per) as u32..((p + 1) * per) as u32;
-        let work = move || {
-            for v in range {
-                tx.send(v).unwrap();
-            }
-        };
-        if p % 50 == 0 {
-            let h = std::thread::spawn(work);
-            joins.push(Box::new(move || h.join().unwrap()));
-        } else {
-            let h = goro::go!(work);
-            joins.push(Box::new(move || h.join().unwrap()));
-        }
-    }
-    let seen: Arc<Vec<AtomicU8>> = Arc::new((0..total).map(|_| AtomicU8::new(0)).collect());
-    let rxs: Vec<Receiver<u32>> = chans.iter().map(|(_, rx)| rx.clone()).collect();
-    drop(chans);
-    let mut consumers: Vec<Box<dyn FnOnce()>> = Vec::new();
-    for c in 0..100 {
-        let (rxs, seen) = (rxs.clone(), seen.clone());
-        let work = move || {
-            let off = chan::never::<u32>();
-            let mut open = [true; 4];
-            let mark = |v: u32| {
-                seen[v as usize].fetch_add(1, Ordering::Relaxed);
-            };
-            while open.iter().any(|o| *o) {
-                let r = |i: usize| if open[i] { &rxs[i] } else { &off };
-                let (i, res) = goro::select! {
-                    recv(r(0)) -> v => (0, v),
-                    recv(r(1)) -> v => (1, v),
-                    recv(r(2)) -> v => (2, v),
-                    recv(r(3)) -> v => (3, v),
-                    default(Duration::from_millis(50)) => continue,
+    support::within_for(
+        support::STRESS_PATIENCE,
+        "125,000 messages through selecting consumers",
+        || {
+            let messages = MESSAGES / 8;
+            let chans: Vec<_> = [0usize, 1, 16, 0]
+                .iter()
+                .map(|&c| chan::bounded::<u32>(c))
+                .collect();
+            let producers = 200;
+            let per = messages / producers;
+            let total = per * producers;
+            let mut joins: Vec<Box<dyn FnOnce()>> = Vec::new();
+            for p in 0..producers {
+                let tx = chans[p % 4].0.clone();
+                let range = (p * per) as u32..((p + 1) * per) as u32;
+                let work = move || {
+                    for v in range {
+                        tx.send(v).unwrap();
+                    }
                 };
-                match res {
-                    Ok(v) => mark(v),
-                    Err(_) => open[i] = false,
+                if p % 50 == 0 {
+                    let h = std::thread::spawn(work);
+                    joins.push(Box::new(move || h.join().unwrap()));
+                } else {
+                    let h = goro::go!(work);
+                    joins.push(Box::new(move || h.join().unwrap()));
                 }
             }
-        };
-        if c % 50 == 0 {
-            let h = std::thread::spawn(work);
-            consumers.push(Box::new(move || h.join().unwrap()));
-        } else {
-            let h = goro::go!(work);
-            consumers.push(Box::new(move || h.join().unwrap()));
-        }
-    }
-    drop(rxs);
-    for j in joins {
-        j();
-    }
-    for c in consumers {
-        c();
-    }
-    assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) == 1));
+            let seen: Arc<Vec<AtomicU8>> = Arc::new((0..total).map(|_| AtomicU8::new(0)).collect());
+            let rxs: Vec<Receiver<u32>> = chans.iter().map(|(_, rx)| rx.clone()).collect();
+            drop(chans);
+            let mut consumers: Vec<Box<dyn FnOnce()>> = Vec::new();
+            for c in 0..100 {
+                let (rxs, seen) = (rxs.clone(), seen.clone());
+                let work = move || {
+                    let off = chan::never::<u32>();
+                    let mut open = [true; 4];
+                    let mark = |v: u32| {
+                        seen[v as usize].fetch_add(1, Ordering::Relaxed);
+                    };
+                    while open.iter().any(|o| *o) {
+                        let r = |i: usize| if open[i] { &rxs[i] } else { &off };
+                        let (i, res) = goro::select! {
+                            recv(r(0)) -> v => (0, v),
+                            recv(r(1)) -> v => (1, v),
+                            recv(r(2)) -> v => (2, v),
+                            recv(r(3)) -> v => (3, v),
+                            default(Duration::from_millis(50)) => continue,
+                        };
+                        match res {
+                            Ok(v) => mark(v),
+                            Err(_) => open[i] = false,
+                        }
+                    }
+                };
+                if c % 50 == 0 {
+                    let h = std::thread::spawn(work);
+                    consumers.push(Box::new(move || h.join().unwrap()));
+                } else {
+                    let h = goro::go!(work);
+                    consumers.push(Box::new(move || h.join().unwrap()));
+                }
+            }
+            drop(rxs);
+            for j in joins {
+                j();
+            }
+            for c in consumers {
+                c();
+            }
+            assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) == 1));
+        },
+    );
 }

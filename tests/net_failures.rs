@@ -1,26 +1,17 @@
 //! Failure paths a server must survive, run in child processes (the test
-//! binary re-runs itself with `GORO_CHILD` set): running out of file
-//! descriptors while accepting, and writing to a closed peer with `SIGPIPE`
-//! at its default action (which would kill the process).
+//! binary re-runs itself with `GORO_CHILD` set, and kills the child if it
+//! hangs): running out of file descriptors while accepting, and writing to
+//! a closed peer with `SIGPIPE` at its default action (which would kill
+//! the process).
+
+mod support;
 
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use goro::net::{TcpListener, TcpStream, UnixDatagram, UnixStream};
-
-fn child(test: &str) -> Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env("GORO_CHILD", test)
-        .output()
-        .unwrap()
-}
-
-fn in_child(test: &str) -> bool {
-    std::env::var("GORO_CHILD").is_ok_and(|v| v == test)
-}
 
 fn assert_child_ok(out: &Output) {
     let so = String::from_utf8_lossy(&out.stdout);
@@ -50,8 +41,8 @@ fn exhaust_fds() -> Vec<OwnedFd> {
 #[test]
 fn accept_survives_running_out_of_file_descriptors() {
     let name = "accept_survives_running_out_of_file_descriptors";
-    if !in_child(name) {
-        assert_child_ok(&child(name));
+    if !support::in_child(name) {
+        assert_child_ok(&support::child(name, &[]));
         return;
     }
     const CLIENTS: usize = 5;
@@ -152,8 +143,8 @@ fn broken_pipes() {
 #[test]
 fn writing_to_a_closed_peer_is_an_error_not_sigpipe() {
     let name = "writing_to_a_closed_peer_is_an_error_not_sigpipe";
-    if !in_child(name) {
-        assert_child_ok(&child(name));
+    if !support::in_child(name) {
+        assert_child_ok(&support::child(name, &[]));
         return;
     }
     // Rust programs ignore SIGPIPE by default; a C host program or a

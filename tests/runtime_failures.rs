@@ -1,22 +1,11 @@
 //! Failure paths that end or limit a process, run in child processes:
 //! stack overflow (guarded and canary-checked stacks), bad environment
-//! variables, and running out of memory for stacks.
+//! variables, and running out of memory for stacks. A child that hangs is
+//! killed and fails its test.
 
-use std::process::{Command, Output};
+mod support;
 
-fn child(test: &str, envs: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env("GORO_CHILD", test);
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn in_child(test: &str) -> bool {
-    std::env::var("GORO_CHILD").is_ok_and(|v| v == test)
-}
+use std::process::Output;
 
 #[inline(never)]
 fn recurse(n: u64) -> u64 {
@@ -53,13 +42,13 @@ fn assert_overflow_report(out: &Output) {
 
 #[test]
 fn overflow_on_a_guarded_stack_aborts_naming_the_coroutine() {
-    if in_child("overflow_on_a_guarded_stack_aborts_naming_the_coroutine") {
+    if support::in_child("overflow_on_a_guarded_stack_aborts_naming_the_coroutine") {
         overflow_in_named_coroutine(goro::Builder::new());
     }
     // Light guard pages (the default where the kernel has them), then the
     // mprotect'ed guard pages of older kernels.
     for guards in ["light", "mapped"] {
-        assert_overflow_report(&child(
+        assert_overflow_report(&support::child(
             "overflow_on_a_guarded_stack_aborts_naming_the_coroutine",
             &[("GORO_STACK_GUARDS", guards)],
         ));
@@ -69,7 +58,7 @@ fn overflow_on_a_guarded_stack_aborts_naming_the_coroutine() {
 #[test]
 fn overflow_beyond_the_guard_budget_aborts_naming_the_coroutine() {
     let name = "overflow_beyond_the_guard_budget_aborts_naming_the_coroutine";
-    if in_child(name) {
+    if support::in_child(name) {
         // With mapped guard pages (the parent sets GORO_STACK_GUARDS), use
         // up the guard budget of the 32 KiB pool (a quarter of
         // vm.max_map_count, in stacks: max_map_count / 8) with parked
@@ -98,13 +87,13 @@ fn overflow_beyond_the_guard_budget_aborts_naming_the_coroutine() {
         // and the process aborts).
         overflow_in_named_coroutine(unguarded());
     }
-    assert_overflow_report(&child(name, &[("GORO_STACK_GUARDS", "mapped")]));
+    assert_overflow_report(&support::child(name, &[("GORO_STACK_GUARDS", "mapped")]));
 }
 
 #[test]
 fn bad_environment_stops_start_up_naming_the_variable() {
     let name = "bad_environment_stops_start_up_naming_the_variable";
-    if in_child(name) {
+    if support::in_child(name) {
         goro::spawn(|| ()).join().unwrap();
         return;
     }
@@ -114,12 +103,12 @@ fn bad_environment_stops_start_up_naming_the_variable() {
         ("GORO_STACK_SIZE", "12q"),
         ("GORO_STACK_GUARDS", "on"),
     ] {
-        let out = child(name, &[(var, value)]);
+        let out = support::child(name, &[(var, value)]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{var}={value} must fail start-up");
         assert!(err.contains(&format!("{var}=\"{value}\"")), "{err}");
     }
-    let out = child(name, &[("GORO_WORKERS", "3"), ("GORO_STACK_SIZE", "128K")]);
+    let out = support::child(name, &[("GORO_WORKERS", "3"), ("GORO_STACK_SIZE", "128K")]);
     assert!(
         out.status.success(),
         "{}",
@@ -130,7 +119,7 @@ fn bad_environment_stops_start_up_naming_the_variable() {
 #[test]
 fn running_out_of_stack_memory_is_an_error_not_a_crash() {
     let name = "running_out_of_stack_memory_is_an_error_not_a_crash";
-    if in_child(name) {
+    if support::in_child(name) {
         // Start the runtime, and park one coroutine we can wake later.
         let (tx, rx) = std::sync::mpsc::channel();
         let sleeper = goro::Builder::new()
@@ -195,7 +184,7 @@ fn running_out_of_stack_memory_is_an_error_not_a_crash() {
         println!("CHILD-OK {err}");
         return;
     }
-    let out = child(name, &[]);
+    let out = support::child(name, &[]);
     let so = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && so.contains("CHILD-OK"),

@@ -4,6 +4,8 @@
 //! in at once, and every completed critical section is counted exactly
 //! once.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -136,54 +138,67 @@ fn run_rw_script(ops: Vec<RwOp>, l: Arc<RwLock<u64>>, state: Arc<AtomicUsize>) -
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // A case that hangs fails by the watchdog after `support::PATIENCE`;
+    // shrinking stops after a minute so a hang cannot make it run for
+    // hours.
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        max_shrink_time: 60_000,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn mutex_never_admits_two_holders(mut scripts in scripts()) {
-        let m = Arc::new(Mutex::new(0u64));
-        let holders = Arc::new(AtomicUsize::new(0));
-        // The last script runs on a plain thread, the rest in coroutines.
-        let thread_ops = scripts.pop().unwrap();
-        let (tm, th) = (m.clone(), holders.clone());
-        let thread = std::thread::spawn(move || run_mutex_script(thread_ops, tm, th));
-        let cos: Vec<_> = scripts
-            .into_iter()
-            .map(|ops| {
-                let (m, h) = (m.clone(), holders.clone());
-                goro::spawn(move || run_mutex_script(ops, m, h))
-            })
-            .collect();
-        let mut done = 0;
-        for c in cos {
-            done += c.join().map_err(|_| TestCaseError::fail("a coroutine panicked"))?;
-        }
-        done += thread.join().map_err(|_| TestCaseError::fail("the thread panicked"))?;
-        prop_assert_eq!(*m.lock(), done);
-        prop_assert_eq!(holders.load(Ordering::SeqCst), 0);
+        support::within("random Mutex scripts in coroutines and a thread", move || {
+            let m = Arc::new(Mutex::new(0u64));
+            let holders = Arc::new(AtomicUsize::new(0));
+            // The last script runs on a plain thread, the rest in coroutines.
+            let thread_ops = scripts.pop().unwrap();
+            let (tm, th) = (m.clone(), holders.clone());
+            let thread = std::thread::spawn(move || run_mutex_script(thread_ops, tm, th));
+            let cos: Vec<_> = scripts
+                .into_iter()
+                .map(|ops| {
+                    let (m, h) = (m.clone(), holders.clone());
+                    goro::spawn(move || run_mutex_script(ops, m, h))
+                })
+                .collect();
+            let mut done = 0;
+            for c in cos {
+                done += c.join().map_err(|_| TestCaseError::fail("a coroutine panicked"))?;
+            }
+            done += thread.join().map_err(|_| TestCaseError::fail("the thread panicked"))?;
+            prop_assert_eq!(*m.lock(), done);
+            prop_assert_eq!(holders.load(Ordering::SeqCst), 0);
+            Ok(())
+        })?;
     }
 
     #[test]
     fn rwlock_writers_are_alone(
         mut scripts in prop::collection::vec(prop::collection::vec(rw_op(), 1..40), 3..7)
     ) {
-        let l = Arc::new(RwLock::new(0u64));
-        let state = Arc::new(AtomicUsize::new(0));
-        let thread_ops = scripts.pop().unwrap();
-        let (tl, ts) = (l.clone(), state.clone());
-        let thread = std::thread::spawn(move || run_rw_script(thread_ops, tl, ts));
-        let cos: Vec<_> = scripts
-            .into_iter()
-            .map(|ops| {
-                let (l, s) = (l.clone(), state.clone());
-                goro::spawn(move || run_rw_script(ops, l, s))
-            })
-            .collect();
-        let mut writes = 0;
-        for c in cos {
-            writes += c.join().map_err(|_| TestCaseError::fail("a coroutine panicked"))?;
-        }
-        writes += thread.join().map_err(|_| TestCaseError::fail("the thread panicked"))?;
-        prop_assert_eq!(*l.read(), writes);
-        prop_assert_eq!(state.load(Ordering::SeqCst), 0);
+        support::within("random RwLock scripts in coroutines and a thread", move || {
+            let l = Arc::new(RwLock::new(0u64));
+            let state = Arc::new(AtomicUsize::new(0));
+            let thread_ops = scripts.pop().unwrap();
+            let (tl, ts) = (l.clone(), state.clone());
+            let thread = std::thread::spawn(move || run_rw_script(thread_ops, tl, ts));
+            let cos: Vec<_> = scripts
+                .into_iter()
+                .map(|ops| {
+                    let (l, s) = (l.clone(), state.clone());
+                    goro::spawn(move || run_rw_script(ops, l, s))
+                })
+                .collect();
+            let mut writes = 0;
+            for c in cos {
+                writes += c.join().map_err(|_| TestCaseError::fail("a coroutine panicked"))?;
+            }
+            writes += thread.join().map_err(|_| TestCaseError::fail("the thread panicked"))?;
+            prop_assert_eq!(*l.read(), writes);
+            prop_assert_eq!(state.load(Ordering::SeqCst), 0);
+            Ok(())
+        })?;
     }
 }

@@ -9,8 +9,14 @@
 //!   test binary exits once every test has reported.
 //! - [`eventually`] polls a condition with a deadline.
 //!
-//! [`PATIENCE`] is the one generous bound they use: only a broken runtime
-//! gets near it, so no test depends on a sleep being "long enough".
+//! [`PATIENCE`] is the one generous bound they use (stress tests use
+//! [`STRESS_PATIENCE`]): only a broken runtime gets near it, so no test
+//! depends on a sleep being "long enough".
+//!
+//! Also here, so that no test file keeps its own copy: [`is_parked`] and
+//! [`wait_parked`] (make a test exercise the blocked path), [`SetOnDrop`]
+//! (stop spinners however a test ends), and [`child`] / [`in_child`] (run
+//! one test in a child process, killed if it hangs).
 //!
 //! Include with `mod support;` (each test binary compiles the helpers it
 //! uses; the others are allowed to be dead).
@@ -68,4 +74,88 @@ pub fn is_parked(id: u64) -> bool {
     goro::coroutines()
         .iter()
         .any(|c| c.id == id && c.state == goro::State::Parked)
+}
+
+/// [`within`]'s bound for the stress and scale tests, which take a second
+/// or two on an idle 2-core machine and must not trip the watchdog on a
+/// loaded one.
+pub const STRESS_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Polls until coroutine `id` is parked (blocked in a channel, lock, timer
+/// or socket); fails after [`PATIENCE`]. Tests use it to make sure they
+/// exercise the blocked path, never for correctness.
+#[track_caller]
+pub fn wait_parked(id: u64) {
+    eventually(&format!("coroutine {id} to park"), || is_parked(id));
+}
+
+/// Sets its flag when dropped, so that however a test ends (a failed
+/// assertion or watchdog included) the spinners and lock hogs it started
+/// stop, instead of keeping every worker busy for the rest of the binary.
+pub struct SetOnDrop(pub std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Whether this process is the child that [`child`] started for `test`.
+pub fn in_child(test: &str) -> bool {
+    std::env::var("GORO_CHILD").is_ok_and(|v| v == test)
+}
+
+/// Re-runs this test binary for `test` alone, with `GORO_CHILD=test` (see
+/// [`in_child`]) and `envs` set, and returns its output. A child still
+/// running after [`PATIENCE`] is killed and the calling test fails with
+/// what the child printed so far.
+#[track_caller]
+pub fn child(test: &str, envs: &[(&str, &str)]) -> std::process::Output {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut c = Command::new(std::env::current_exe().expect("the test binary"));
+    c.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("GORO_CHILD", test)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let mut proc = c.spawn().expect("spawn the child test process");
+    // Drain both pipes while waiting, so a chatty child cannot block on a
+    // full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let stdout = drain(Box::new(proc.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(proc.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = proc.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = proc.kill();
+            let _ = proc.wait();
+            let out = stdout.join().unwrap_or_default();
+            let err = stderr.join().unwrap_or_default();
+            panic!(
+                "watchdog: child process for {test} did not finish within {PATIENCE:?}\n\
+                 stdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }
