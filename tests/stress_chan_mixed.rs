@@ -354,7 +354,7 @@ fn round(cap: usize, rng_seed: u64, close_early: bool, per: usize) -> [u64; OPS]
     let (tx_b, rx_b) = chan::bounded::<u64>(cap);
     let senders_done = Arc::new(AtomicUsize::new(0));
     let side = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             Side::Coroutine
         } else {
             Side::Thread
@@ -364,7 +364,7 @@ fn round(cap: usize, rng_seed: u64, close_early: bool, per: usize) -> [u64; OPS]
     let senders: Vec<_> = (0..SENDERS)
         .map(|s| {
             let (l, a, b, done) = (l.clone(), tx_a.clone(), tx_b.clone(), senders_done.clone());
-            let mut rng = fastrand::Rng::with_seed(rng_seed ^ (s as u64 + 1) * 0x9e37_79b9);
+            let mut rng = fastrand::Rng::with_seed(rng_seed ^ ((s as u64 + 1) * 0x9e37_79b9));
             run_on(side(s), move || {
                 for k in 0..per {
                     send_one(&mut rng, &l, &a, &b, (s * per + k) as u64);
@@ -376,7 +376,7 @@ fn round(cap: usize, rng_seed: u64, close_early: bool, per: usize) -> [u64; OPS]
     let receivers: Vec<_> = (0..RECEIVERS)
         .map(|r| {
             let (l, a, b) = (l.clone(), rx_a.clone(), rx_b.clone());
-            let mut rng = fastrand::Rng::with_seed(rng_seed ^ (r as u64 + 101) * 0x85eb_ca6b);
+            let mut rng = fastrand::Rng::with_seed(rng_seed ^ ((r as u64 + 101) * 0x85eb_ca6b));
             run_on(side(r + 1), move || receive_all(&mut rng, &l, &a, &b))
         })
         .collect();
