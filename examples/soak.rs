@@ -45,18 +45,18 @@
 //!   398 MiB of it are the 100k stacks' touched pages, one 4 KiB page per
 //!   stack, the rest task headers, channels and the allocator's free
 //!   memory.
-//! - Later rounds stay within +5 to +25 MiB of round 1 without `--trim`
-//!   and +2 to +6 MiB with it. Heap in use stays at 2-5 MiB after every
+//! - Later rounds stay within +5 to +30 MiB of round 1 without `--trim`
+//!   and +2 to +7 MiB with it. Heap in use stays at 2-6 MiB after every
 //!   round, and no coroutine, timer or blocking thread is left. What moves
 //!   is (a) free heap glibc keeps (50-75 MiB, varying with fragmentation;
 //!   gone with `--trim`), (b) the stack pool growing by one or two slabs
 //!   of 256 stacks past the round's 100k, because a worker's free-list
 //!   shard may hold up to 512 stacks that another spawner cannot see, and
-//!   (c) per-worker tables (registry shard, timer slab) whose capacity
-//!   follows the largest share of a round any one worker has run so far.
-//!   All three are bounded; none grows with the number of rounds (at 10k
-//!   coroutines per round, heap in use levels off within a few hundred
-//!   rounds).
+//!   (c) per-worker tables (the registry shard, the timer slab) whose
+//!   capacity follows the largest share of a round any one worker has run
+//!   so far, in doublings of up to 1 MiB. All three are bounded; none
+//!   grows with the number of rounds (at 10k coroutines per round, heap in
+//!   use levels off within a few hundred rounds).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
