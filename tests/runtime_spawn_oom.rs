@@ -18,24 +18,8 @@ mod support;
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::panic::AssertUnwindSafe;
-use std::process::{Command, Output};
 
 use goro::JoinHandle;
-
-fn child(name: &str, envs: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env("GORO_CHILD", name)
-        .env("GORO_WORKERS", "2");
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn in_child(name: &str) -> bool {
-    std::env::var("GORO_CHILD").is_ok_and(|v| v == name)
-}
 
 /// The process's current address-space size, from `/proc/self/status`.
 fn vm_size() -> u64 {
@@ -70,14 +54,6 @@ fn cap_address_space(headroom: u64) -> libc::rlimit {
 fn uncap_address_space(old: libc::rlimit) {
     // SAFETY: as in `cap_address_space`.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &old) }, 0);
-}
-
-/// The mapped-guard budget the stack module documents.
-fn guard_budget() -> usize {
-    let maps: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .map(|s| s.trim().parse().unwrap())
-        .unwrap_or(65_530);
-    maps / 8
 }
 
 /// Spawns coroutines of `STACK` bytes that wait on `rx` and return their
@@ -155,7 +131,7 @@ const STACK: usize = 256 << 10;
 #[test]
 fn a_spawn_that_cannot_map_a_stack_fails_and_the_runtime_carries_on() {
     let name = "a_spawn_that_cannot_map_a_stack_fails_and_the_runtime_carries_on";
-    if in_child(name) {
+    if support::in_child(name) {
         support::within("the stack exhaustion child", || {
             let (start_tx, start_rx) = goro::chan::bounded::<()>(0);
             let pairs = ping_pong_pairs(&start_rx);
@@ -201,7 +177,11 @@ fn a_spawn_that_cannot_map_a_stack_fails_and_the_runtime_carries_on() {
             uncap_address_space(limit);
             let mapped = std::env::var("GORO_STACK_GUARDS").is_ok_and(|v| v == "mapped");
             let (hold_tx, hold_rx) = goro::chan::bounded::<()>(0);
-            let want = if mapped { guard_budget() } else { 2 * n };
+            let want = if mapped {
+                support::guard_budget()
+            } else {
+                2 * n
+            };
             let (held, err) = fill(&hold_rx, want + 1);
             if mapped {
                 let err = err.expect("the guard budget held no more after an OOM");
@@ -220,7 +200,10 @@ fn a_spawn_that_cannot_map_a_stack_fails_and_the_runtime_carries_on() {
         return;
     }
     for guards in ["light", "mapped"] {
-        let out = child(name, &[("GORO_STACK_GUARDS", guards)]);
+        let out = support::child(
+            name,
+            &[("GORO_WORKERS", "2"), ("GORO_STACK_GUARDS", guards)],
+        );
         let so = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && so.contains("CHILD-OK"),
@@ -253,7 +236,7 @@ fn alloc(size: usize) -> bool {
 #[test]
 fn a_spawn_that_cannot_allocate_its_header_aborts_like_std() {
     let name = "a_spawn_that_cannot_allocate_its_header_aborts_like_std";
-    if in_child(name) {
+    if support::in_child(name) {
         support::within("the heap exhaustion child", || {
             // Pooled stacks, so that the spawn below needs no new slab.
             let hs: Vec<_> = (0..64).map(|i| goro::go!(move || i)).collect();
@@ -269,7 +252,7 @@ fn a_spawn_that_cannot_allocate_its_header_aborts_like_std() {
         });
         return;
     }
-    let out = child(name, &[]);
+    let out = support::child(name, &[("GORO_WORKERS", "2")]);
     let so = String::from_utf8_lossy(&out.stdout);
     let se = String::from_utf8_lossy(&out.stderr);
     assert_eq!(

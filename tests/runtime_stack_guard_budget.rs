@@ -13,7 +13,6 @@
 mod support;
 
 use std::io::ErrorKind;
-use std::process::Command;
 
 /// Small stacks keep the budget's worth of them cheap (about 200 MB of
 /// address space, mostly untouched).
@@ -21,12 +20,7 @@ const STACK: usize = 20 << 10;
 
 /// Runs test `name` again in a child process under mapped guard pages.
 fn run_child(name: &str) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env("GORO_CHILD", name)
-        .env("GORO_STACK_GUARDS", "mapped")
-        .output()
-        .unwrap();
+    let out = support::child(name, &[("GORO_STACK_GUARDS", "mapped")]);
     let so = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && so.contains("CHILD-OK"),
@@ -34,19 +28,6 @@ fn run_child(name: &str) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn in_child(name: &str) -> bool {
-    std::env::var("GORO_CHILD").is_ok_and(|v| v == name)
-}
-
-/// The documented budget: a quarter of `vm.max_map_count` in mappings, two
-/// mappings per guarded stack.
-fn guard_budget() -> usize {
-    let maps: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .map(|s| s.trim().parse().unwrap())
-        .unwrap_or(65_530);
-    maps / 8
 }
 
 /// Spawns coroutines that wait on `rx` until a spawn fails; returns the
@@ -102,11 +83,11 @@ fn join_all(held: Vec<goro::JoinHandle<usize>>) {
 #[test]
 fn spawning_beyond_the_guard_budget_fails_and_recovers() {
     let name = "spawning_beyond_the_guard_budget_fails_and_recovers";
-    if !in_child(name) {
+    if !support::in_child(name) {
         return run_child(name);
     }
     support::within("the guard budget child", || {
-        let budget = guard_budget();
+        let budget = support::guard_budget();
         let (tx, rx) = goro::chan::bounded::<()>(0);
         let (held, err) = fill(&rx, budget);
         assert_eq!(held.len(), budget, "stacks before the error: {err}");
@@ -173,7 +154,7 @@ fn spawning_beyond_the_guard_budget_fails_and_recovers() {
 #[test]
 fn the_process_wide_opt_in_spawns_beyond_the_guard_budget() {
     let name = "the_process_wide_opt_in_spawns_beyond_the_guard_budget";
-    if !in_child(name) {
+    if !support::in_child(name) {
         return run_child(name);
     }
     // SAFETY: every coroutine of this process only waits on a channel or
@@ -182,7 +163,7 @@ fn the_process_wide_opt_in_spawns_beyond_the_guard_budget() {
         .apply()
         .unwrap();
     support::within("the process-wide opt-in child", || {
-        let n = guard_budget() + 300;
+        let n = support::guard_budget() + 300;
         let (tx, rx) = goro::chan::bounded::<()>(0);
         let held: Vec<_> = (0..n)
             .map(|i| {

@@ -28,25 +28,6 @@ use goro::chan::{
     self, Receiver, RecvTimeoutError, Select, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 
-/// `GORO_STRESS_SCALE`, default 1.
-fn scale() -> usize {
-    std::env::var("GORO_STRESS_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(1)
-}
-
-/// `GORO_STRESS_SEED`, else a random seed; printed for replay.
-fn seed(test: &str) -> u64 {
-    let seed = std::env::var("GORO_STRESS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    println!("{test}: seed {seed} (replay with GORO_STRESS_SEED={seed})");
-    seed
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
     Coroutine,
@@ -441,11 +422,11 @@ fn round(cap: usize, rng_seed: u64, close_early: bool, per: usize) -> [u64; OPS]
 
 #[test]
 fn no_message_lost_or_duplicated_under_mixed_operations_and_close() {
-    let seed = seed("stress_chan_mixed");
-    let rounds = 12 * scale();
+    let seed = support::stress_seed("stress_chan_mixed");
+    let rounds = 12 * support::stress_scale();
     let per = 2000;
     let report = support::within_for(
-        support::PATIENCE * scale() as u32,
+        support::PATIENCE * support::stress_scale() as u32,
         "mixed channel stress",
         move || {
             let mut rng = fastrand::Rng::with_seed(seed);

@@ -33,25 +33,6 @@ use std::time::{Duration, Instant};
 
 use goro::sync::{Barrier, Condvar, Mutex, Semaphore, WaitGroup};
 
-/// `GORO_STRESS_SCALE`, default 1.
-fn scale() -> usize {
-    std::env::var("GORO_STRESS_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(1)
-}
-
-/// `GORO_STRESS_SEED`, else a random seed; printed for replay.
-fn seed(test: &str) -> u64 {
-    let seed = std::env::var("GORO_STRESS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    println!("{test}: seed {seed} (replay with GORO_STRESS_SEED={seed})");
-    seed
-}
-
 fn rng_for(seed: u64, party: usize) -> fastrand::Rng {
     fastrand::Rng::with_seed(seed ^ (party as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
@@ -230,10 +211,10 @@ fn producer(w: &CondWorld, mut rng: fastrand::Rng, tokens: u64) {
 
 #[test]
 fn condvar_timeouts_never_swallow_a_notification() {
-    let seed = seed("condvar");
-    let rounds = 4 * scale();
+    let seed = support::stress_seed("condvar");
+    let rounds = 4 * support::stress_scale();
     let report = support::within_for(
-        support::PATIENCE * scale() as u32,
+        support::PATIENCE * support::stress_scale() as u32,
         "condvar stress",
         move || {
             const CONSUMERS: usize = 4;
@@ -412,10 +393,10 @@ fn race_trial(rng: &mut fastrand::Rng) -> bool {
 
 #[test]
 fn condvar_timeout_racing_notify_one_loses_nothing() {
-    let seed = seed("condvar race");
-    let trials = 400 * scale();
+    let seed = support::stress_seed("condvar race");
+    let trials = 400 * support::stress_scale();
     let report = support::within_for(
-        support::PATIENCE * scale() as u32,
+        support::PATIENCE * support::stress_scale() as u32,
         "condvar timeout/notify race",
         move || {
             let mut rng = fastrand::Rng::with_seed(seed);
@@ -487,10 +468,10 @@ fn sem_party(w: &SemWorld, mut rng: fastrand::Rng, iters: usize) {
 
 #[test]
 fn semaphore_holders_never_exceed_permits() {
-    let seed = seed("semaphore");
-    let iters = 400 * scale();
+    let seed = support::stress_seed("semaphore");
+    let iters = 400 * support::stress_scale();
     let report = support::within_for(
-        support::PATIENCE * scale() as u32,
+        support::PATIENCE * support::stress_scale() as u32,
         "semaphore stress",
         move || {
             const PARTIES: usize = 10;
@@ -531,10 +512,10 @@ fn semaphore_holders_never_exceed_permits() {
 
 #[test]
 fn mutex_excludes_with_try_lock_polling_and_lock() {
-    let seed = seed("mutex");
-    let iters = 2_000 * scale();
+    let seed = support::stress_seed("mutex");
+    let iters = 2_000 * support::stress_scale();
     let report = support::within_for(
-        support::PATIENCE * scale() as u32,
+        support::PATIENCE * support::stress_scale() as u32,
         "mutex stress",
         move || {
             const PARTIES: usize = 8;
@@ -590,10 +571,10 @@ fn mutex_excludes_with_try_lock_polling_and_lock() {
 
 #[test]
 fn barrier_generations_are_consistent() {
-    let seed = seed("barrier");
-    let generations = 200 * scale();
+    let seed = support::stress_seed("barrier");
+    let generations = 200 * support::stress_scale();
     let report = support::within_for(
-        support::PATIENCE * scale() as u32,
+        support::PATIENCE * support::stress_scale() as u32,
         "barrier stress",
         move || {
             const PARTIES: usize = 7;
@@ -648,10 +629,10 @@ fn barrier_generations_are_consistent() {
 
 #[test]
 fn waitgroup_wait_returns_only_after_every_done() {
-    let seed = seed("waitgroup");
-    let rounds = 150 * scale();
+    let seed = support::stress_seed("waitgroup");
+    let rounds = 150 * support::stress_scale();
     let report = support::within_for(
-        support::PATIENCE * scale() as u32,
+        support::PATIENCE * support::stress_scale() as u32,
         "waitgroup stress",
         move || {
             const WORKERS: usize = 9;

@@ -159,3 +159,33 @@ pub fn child(test: &str, envs: &[(&str, &str)]) -> std::process::Output {
         stderr: stderr.join().expect("stderr reader"),
     }
 }
+
+/// `GORO_STRESS_SCALE` (default 1): how many times the default rounds a
+/// stress test runs; raise it for a longer soak by hand.
+pub fn stress_scale() -> usize {
+    std::env::var("GORO_STRESS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}
+
+/// `GORO_STRESS_SEED`, else a random seed; printed so that a failing run
+/// can be replayed.
+pub fn stress_seed(test: &str) -> u64 {
+    let seed = std::env::var("GORO_STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("{test}: seed {seed} (replay with GORO_STRESS_SEED={seed})");
+    seed
+}
+
+/// The mapped-guard budget the stack module documents: a quarter of
+/// `vm.max_map_count` in mappings, two mappings per guarded stack.
+pub fn guard_budget() -> usize {
+    let maps: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map(|s| s.trim().parse().unwrap())
+        .unwrap_or(65_530);
+    maps / 8
+}
