@@ -13,8 +13,11 @@ use std::time::Duration;
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Two workers, as in the scenarios (first caller wins; the rest
-/// find the runtime configured).
+/// find the runtime configured). Also checks that the hooks are in
+/// effect: naming `goro_hook` here is what links it into every test
+/// binary (an rlib no code names is left out of the link).
 pub fn two_workers() {
+    assert!(goro_hook::enabled(), "the hooks are not linked");
     let _ = goro_runtime::Config::new().workers(2).apply();
 }
 
