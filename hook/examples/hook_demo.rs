@@ -98,32 +98,39 @@ fn run_clients<S: Read + Write + 'static>(
 
 fn echo() {
     let addr = echo_server();
-    // One warm-up pass of each, then the measured passes.
-    for pass in 0..3 {
-        let std_t = run_clients(addr, |a| {
-            let s = std::net::TcpStream::connect(a).unwrap();
-            s.set_nodelay(true).unwrap();
-            s
-        });
-        let goro_t = run_clients(addr, |a| {
-            let s = goro_net::TcpStream::connect(a).unwrap();
-            s.set_nodelay(true).unwrap();
-            s
-        });
-        if pass == 0 {
-            continue;
-        }
-        let rt = (CONNS * ROUNDS) as f64;
-        println!(
-            "echo: {CONNS} coroutines x {ROUNDS} round trips on 2 workers: std::net (hooked) {:.0} ms \
-             ({:.0} rt/s), goro::net {:.0} ms ({:.0} rt/s), hooked/goro {:.2}",
-            std_t.as_secs_f64() * 1e3,
-            rt / std_t.as_secs_f64(),
-            goro_t.as_secs_f64() * 1e3,
-            rt / goro_t.as_secs_f64(),
-            std_t.as_secs_f64() / goro_t.as_secs_f64(),
-        );
+    let std_clients = |a| {
+        let s = std::net::TcpStream::connect(a).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    };
+    let goro_clients = |a| {
+        let s = goro_net::TcpStream::connect(a).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    };
+    // A warm-up pass of each, then interleaved passes; medians.
+    run_clients(addr, std_clients);
+    run_clients(addr, goro_clients);
+    let (mut hooked, mut native) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        hooked.push(run_clients(addr, std_clients).as_secs_f64());
+        native.push(run_clients(addr, goro_clients).as_secs_f64());
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (h, n) = (median(&mut hooked), median(&mut native));
+    let rt = (CONNS * ROUNDS) as f64;
+    println!(
+        "echo: {CONNS} coroutines x {ROUNDS} round trips on 2 workers, median of 7: \
+         std::net (hooked) {:.0} ms ({:.0} rt/s), goro::net {:.0} ms ({:.0} rt/s), hooked/goro {:.2}",
+        h * 1e3,
+        rt / h,
+        n * 1e3,
+        rt / n,
+        h / n,
+    );
 }
 
 fn sleep() {

@@ -96,8 +96,9 @@
 //! `clock_nanosleep`, `usleep`, `sleep`; `getaddrinfo`, `gethostbyname`,
 //! `gethostbyname2`, `gethostbyname_r`, `gethostbyname2_r` (run on the
 //! blocking pool). Kept consistent: `close`, `dup`, `dup2`, `dup3`,
-//! `fcntl` (`F_GETFL`/`F_SETFL`/`F_DUPFD*`), `ioctl(FIONBIO)`,
-//! `setsockopt`/`getsockopt` (`SO_RCVTIMEO`/`SO_SNDTIMEO`).
+//! `fcntl`/`fcntl64` (`F_GETFL`/`F_SETFL`/`F_DUPFD*`), `ioctl(FIONBIO)`,
+//! `setsockopt` (`SO_RCVTIMEO`/`SO_SNDTIMEO`; they are also set in the
+//! kernel, so `getsockopt` reads them back without a hook).
 //!
 //! Not made cooperative, and so still blocking the worker (goro's
 //! blocked-worker watchdog reports them):
@@ -142,6 +143,15 @@
 //! - **Thread-local `errno`**: coroutines on one worker share the
 //!   thread's `errno`. Read it right after the failing call (as C code
 //!   does), before anything that may park.
+//! - **Locks held across a hooked call**: a hooked call that parks keeps
+//!   whatever `std::sync` lock its caller holds. std holds its environment
+//!   read lock around `getaddrinfo`, so a `std::env::set_var` in another
+//!   coroutine while a lookup is parked blocks its worker until the
+//!   lookup's coroutine resumes and lets go, which never happens if that
+//!   coroutine lives on the same worker.
+//! - **Vectored writes** (`writev`, `sendmsg`) may return a short count on a
+//!   blocking stream socket, as POSIX allows; `write`/`send`/`sendto` send
+//!   everything.
 //! - **`dup`**: the copy gets the original's blocking flag and timeouts at
 //!   the time of the `dup`; changing them later through one number does
 //!   not change the other's view (the kernel shares them).
