@@ -34,6 +34,7 @@
 //! - Sockets: [`net`].
 //! - Waiting primitives for your own types: [`park`].
 //! - Settings and introspection: [`Config`], [`stats`], [`coroutines`].
+//! - Unmodified blocking code in coroutines (`hook` feature): [`hook`].
 //!
 //! ## One rule to know
 //!
@@ -86,6 +87,35 @@ pub mod sync {
 pub mod net {
     #[doc(inline)]
     pub use goro_net::*;
+}
+
+/// The `hook` feature: unmodified blocking code (`std::net`,
+/// `std::thread::sleep`, sync clients such as `redis` or libcurl) parks the
+/// coroutine instead of its worker.
+///
+/// Enable it with `goro = { version = "...", features = ["hook"] }`; the
+/// crate docs of `goro-hook` list what is covered, what is not (futex
+/// waits such as `std::sync::Mutex`, CPU loops, calls inside libc) and the
+/// caveats (`fork`, signal handlers, `errno`).
+///
+/// The hooks are libc's function names defined in the `goro-hook` rlib.
+/// The linker uses them only if that rlib is part of the link, which it
+/// is when some linked code names the crate: this module's [`enabled`]
+/// does, so with the feature on every binary that uses goro gets them.
+/// Call [`enabled`] to check.
+pub mod hook {
+    /// Whether the hooks are in effect in this process: the `hook`
+    /// feature is on and the process's `recv` resolves to goro's.
+    pub fn enabled() -> bool {
+        #[cfg(feature = "hook")]
+        {
+            goro_hook::enabled()
+        }
+        #[cfg(not(feature = "hook"))]
+        {
+            false
+        }
+    }
 }
 
 /// The README's examples, compiled and run as doctests so they stay true.
