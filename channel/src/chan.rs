@@ -33,14 +33,20 @@
 //!    waiting sender's message is taken by whoever claims it, or by its
 //!    owner, who frees the packet.
 //! 6. Nothing that runs user code (dropping a `T`) or wakes anyone happens
-//!    under the lock.
+//!    under the lock, and no `T` is dropped while a claimed packet is
+//!    still unfinished: a destructor may panic, and a claimed waiter that
+//!    is never finished sleeps forever (its abort has lost, so not even a
+//!    timeout frees it). Buffered messages are dropped one at a time
+//!    (`drop_messages`): if a destructor panics, the ones after it are
+//!    leaked, not dropped during the unwinding, where a second panic
+//!    would abort the process.
 //! 7. `hint` is republished at the end of every critical section (by the
 //!    `Locked` guard), so it always describes the state as of the last
 //!    unlock. It is only ever used to answer "not ready" without locking,
 //!    which is a correct answer for that moment.
 
 use std::collections::VecDeque;
-use std::mem;
+use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -159,6 +165,19 @@ fn claim_all<T>(q: &mut VecDeque<PacketPtr<T>>) -> Vec<PacketPtr<T>> {
         }
     }
     claimed
+}
+
+/// Drops `msgs` one at a time, front first (invariant 6). If a destructor
+/// panics, the panic propagates and the messages behind it are leaked:
+/// dropping them while unwinding would abort the process at the next
+/// panicking destructor.
+fn drop_messages<T>(msgs: VecDeque<T>) {
+    let mut msgs = ManuallyDrop::new(msgs);
+    while let Some(m) = msgs.pop_front() {
+        drop(m);
+    }
+    // Empty now: this only frees the buffer's memory.
+    drop(ManuallyDrop::into_inner(msgs));
 }
 
 /// How a blocked operation's wait ended.
@@ -291,6 +310,18 @@ pub(crate) struct Chan<T> {
     unbounded: bool,
     senders: AtomicUsize,
     receivers: AtomicUsize,
+}
+
+impl<T> Drop for Chan<T> {
+    /// The last handle is gone. The last receiver's drop has emptied the
+    /// buffer already (`disconnect_receivers`), and no operation is queued
+    /// (each holds a handle); what is left is dropped as there
+    /// (invariant 6).
+    fn drop(&mut self) {
+        let st = self.state.get_mut();
+        debug_assert!(st.sendq.is_empty() && st.recvq.is_empty());
+        drop_messages(mem::take(&mut st.buf));
+    }
 }
 
 impl<T> Chan<T> {
@@ -488,17 +519,19 @@ impl<T> Chan<T> {
         true
     }
 
-    /// The last receiver is gone: drop the buffer, fail waiting senders.
+    /// The last receiver is gone: fail waiting senders, then drop the
+    /// buffer (invariant 6: the senders are woken before any destructor
+    /// runs).
     fn disconnect_receivers(&self) {
         let (buf, senders) = {
             let mut st = self.lock();
             st.rx_gone = true;
             (mem::take(&mut st.buf), claim_all(&mut st.sendq))
         };
-        drop(buf);
         for p in senders {
             finish(p, CLOSED);
         }
+        drop_messages(buf);
     }
 
     /// A new sender handle.
@@ -751,6 +784,28 @@ mod tests {
         let t = c.try_select_send().unwrap();
         c.complete_send(t, 9).unwrap();
         assert_eq!(c.recv(Deadline::Now), Ok(9));
+    }
+
+    #[test]
+    fn a_panicking_destructor_in_the_final_drop_leaks_the_rest() {
+        use std::sync::atomic::AtomicUsize;
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::SeqCst);
+                panic!("bomb");
+            }
+        }
+        let c = Chan::<Bomb>::new(None);
+        for _ in 0..3 {
+            assert!(c.send(Bomb, Deadline::Now).is_ok());
+        }
+        // Dropped without a receiver's disconnect: the buffer is still
+        // full. A second panic while unwinding would abort the test.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(c)));
+        assert!(r.is_err());
+        assert_eq!(DROPS.load(Ordering::SeqCst), 1);
     }
 
     #[test]
