@@ -5,8 +5,9 @@
 //! was ready.
 //!
 //! Each test runs bounded rounds of a two-thread scenario in which, at
-//! every instant of A's select, one of its two cases is ready, so taking
-//! `default` is always wrong:
+//! every instant of A's select, one of its two real cases is ready (the
+//! others are never-ready padding, see `Pads`), so taking `default` is
+//! always wrong:
 //!
 //! - recv cases, `bounded(1)`: A sends on `c1`, then selects over `r1`
 //!   and `r2`; B sends on `c2` and only then receives from `r1`.
