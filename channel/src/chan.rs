@@ -3,8 +3,8 @@
 //!
 //! One lock (a spin lock, `lock.rs`) guards the buffer and two FIFO queues
 //! of waiting operations, as in Go's `hchan`: `sendq` holds blocked
-//! senders, `recvq` blocked receivers, each as an `Arc<Packet<T>>` (see
-//! `waiter.rs`). A sender that finds a waiting receiver hands its message
+//! senders, `recvq` blocked receivers, each as a pointer to a heap packet
+//! owned by the waiting operation (see `waiter.rs`). A sender that finds a waiting receiver hands its message
 //! straight to it; a receiver that finds a waiting sender takes the message
 //! straight from it, and when it frees a buffer slot it refills the slot
 //! from the first waiting sender. Waking happens after the lock is
@@ -33,17 +33,39 @@
 //!    waiting sender's message is taken by whoever claims it, or by its
 //!    owner, who frees the packet.
 //! 6. Nothing that runs user code (dropping a `T`) or wakes anyone happens
-//!    under the lock.
+//!    under the lock, and no `T` is dropped while a claimed packet is
+//!    still unfinished: a destructor may panic, and a claimed waiter that
+//!    is never finished sleeps forever (its abort has lost, so not even a
+//!    timeout frees it). Buffered messages are dropped one at a time
+//!    (`drop_messages`): if a destructor panics, the ones after it are
+//!    leaked, not dropped during the unwinding, where a second panic
+//!    would abort the process.
 //! 7. `hint` is republished at the end of every critical section (by the
 //!    `Locked` guard), so it always describes the state as of the last
 //!    unlock. It is only ever used to answer "not ready" without locking,
-//!    which is a correct answer for that moment.
+//!    which is a correct answer for that moment: a critical section takes
+//!    effect, for lock-free readers, at its hint store, and for everyone
+//!    else at its unlock, which comes after.
+//! 8. Every change of the hint's flags also advances the version in its
+//!    upper bits. A clear flag means "not ready" (the flags only ever
+//!    over-approximate readiness), and two loads of the whole word that
+//!    return the same value prove that the flags did not change in
+//!    between. So a select that saw "not ready" in the flags of each of
+//!    its channels re-reads their words and, if none moved, knows there
+//!    was one instant (between its two passes) at which no case was ready
+//!    (`select.rs`, pass 2). Stores are Release (under the lock) and these
+//!    loads Acquire, so a flag change that happens before the second load
+//!    (a peer that sent here before taking from a channel whose first load
+//!    saw that take) is seen by it: no change the select could have learnt
+//!    of is missed. The version wraps after 2^62 changes (2^30 on 32-bit
+//!    targets), far beyond what can happen between two loads a few
+//!    nanoseconds apart.
 
 use std::collections::VecDeque;
-use std::mem;
+use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use goro_runtime::park;
@@ -102,10 +124,19 @@ pub(crate) enum SendToken<T> {
 
 /// `Chan::hint` bit: a receive might succeed (or see the close) without
 /// waiting.
-const RECV_MAY: u8 = 1;
+const RECV_MAY: usize = 1;
 /// `Chan::hint` bit: a send might succeed (or see the close) without
 /// waiting.
-const SEND_MAY: u8 = 2;
+const SEND_MAY: usize = 2;
+/// `Chan::hint`: the flag bits; the rest is the version (invariant 8).
+const HINT_FLAGS: usize = RECV_MAY | SEND_MAY;
+/// `Chan::hint`: one step of the version.
+const HINT_VERSION: usize = HINT_FLAGS + 1;
+
+/// What a lock-free look at a channel saw when it found a case not ready:
+/// the whole hint word, to compare with a later look (invariant 8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp(usize);
 
 struct State<T> {
     buf: VecDeque<T>,
@@ -159,6 +190,19 @@ fn claim_all<T>(q: &mut VecDeque<PacketPtr<T>>) -> Vec<PacketPtr<T>> {
         }
     }
     claimed
+}
+
+/// Drops `msgs` one at a time, front first (invariant 6). If a destructor
+/// panics, the panic propagates and the messages behind it are leaked:
+/// dropping them while unwinding would abort the process at the next
+/// panicking destructor.
+fn drop_messages<T>(msgs: VecDeque<T>) {
+    let mut msgs = ManuallyDrop::new(msgs);
+    while let Some(m) = msgs.pop_front() {
+        drop(m);
+    }
+    // Empty now: this only frees the buffer's memory.
+    drop(ManuallyDrop::into_inner(msgs));
 }
 
 /// How a blocked operation's wait ended.
@@ -271,8 +315,11 @@ impl<T> Drop for Locked<'_, T> {
         if st.closed || st.rx_gone || self.chan.has_room(st) || !st.recvq.is_empty() {
             hint |= SEND_MAY;
         }
-        if self.chan.hint.load(Ordering::Relaxed) != hint {
-            self.chan.hint.store(hint, Ordering::Release);
+        // Only the lock holder stores, so a load and a store suffice.
+        let word = self.chan.hint.load(Ordering::Relaxed);
+        if word & HINT_FLAGS != hint {
+            let version = (word & !HINT_FLAGS).wrapping_add(HINT_VERSION);
+            self.chan.hint.store(version | hint, Ordering::Release);
         }
     }
 }
@@ -281,16 +328,30 @@ impl<T> Drop for Locked<'_, T> {
 pub(crate) struct Chan<T> {
     state: SpinLock<State<T>>,
     /// What a non-blocking operation could achieve, as of the last critical
-    /// section (`RECV_MAY`, `SEND_MAY`). Lets `try_*` and select's phase 1
-    /// skip the lock when nothing can succeed: they linearize at the load,
-    /// and phase 2 re-checks under the lock anyway.
-    hint: AtomicU8,
+    /// section (`RECV_MAY`, `SEND_MAY`), and a version that moves with
+    /// every change of those flags (invariants 7 and 8). Lets `try_*` and
+    /// select's first pass skip the lock when nothing can succeed: they
+    /// linearize at the load. A select that gives up relies on the version
+    /// to prove its verdicts held at one common instant.
+    hint: AtomicUsize,
     /// Buffer capacity; 0 for a rendezvous channel.
     cap: usize,
     /// No capacity limit (`unbounded()`): `cap` is `usize::MAX`.
     unbounded: bool,
     senders: AtomicUsize,
     receivers: AtomicUsize,
+}
+
+impl<T> Drop for Chan<T> {
+    /// The last handle is gone. The last receiver's drop has emptied the
+    /// buffer already (`disconnect_receivers`), and no operation is queued
+    /// (each holds a handle); what is left is dropped as there
+    /// (invariant 6).
+    fn drop(&mut self) {
+        let st = self.state.get_mut();
+        debug_assert!(st.sendq.is_empty() && st.recvq.is_empty());
+        drop_messages(mem::take(&mut st.buf));
+    }
 }
 
 impl<T> Chan<T> {
@@ -308,7 +369,7 @@ impl<T> Chan<T> {
                 sendq: VecDeque::new(),
                 recvq: VecDeque::new(),
             }),
-            hint: AtomicU8::new(if cap_n > 0 { SEND_MAY } else { 0 }),
+            hint: AtomicUsize::new(if cap_n > 0 { SEND_MAY } else { 0 }),
             cap: cap_n,
             unbounded: cap.is_none(),
             senders: AtomicUsize::new(1),
@@ -325,8 +386,22 @@ impl<T> Chan<T> {
     }
 
     #[inline]
-    fn hint(&self, bit: u8) -> bool {
+    fn hint(&self, bit: usize) -> bool {
         self.hint.load(Ordering::Acquire) & bit != 0
+    }
+
+    /// The hint word now (Acquire).
+    #[inline]
+    fn hint_word(&self) -> usize {
+        self.hint.load(Ordering::Acquire)
+    }
+
+    /// Whether the hint word is still `stamp`: then the flags that made a
+    /// case "not ready" when `stamp` was taken have not changed since
+    /// (invariant 8).
+    #[inline]
+    pub(crate) fn unchanged_since(&self, stamp: Stamp) -> bool {
+        self.hint_word() == stamp.0
     }
 
     #[inline]
@@ -417,6 +492,27 @@ impl<T> Chan<T> {
         if deadline == Deadline::Now && !self.hint(RECV_MAY) {
             return Err(RecvTimeoutError::Timeout);
         }
+        self.recv_locked(deadline)
+    }
+
+    /// Select's first pass for a receive case: the result if the case is
+    /// ready now; if not, the stamp of the lock-free look that said so
+    /// (`None` when it took the lock to find out).
+    #[inline]
+    pub(crate) fn select_recv(&self) -> Result<Result<T, RecvError>, Option<Stamp>> {
+        let word = self.hint_word();
+        if word & RECV_MAY == 0 {
+            return Err(Some(Stamp(word)));
+        }
+        match self.recv_locked(Deadline::Now) {
+            Ok(v) => Ok(Ok(v)),
+            Err(RecvTimeoutError::Closed) => Ok(Err(RecvError)),
+            Err(RecvTimeoutError::Timeout) => Err(None),
+        }
+    }
+
+    /// `recv` past its lock-free check.
+    fn recv_locked(&self, deadline: Deadline) -> Result<T, RecvTimeoutError> {
         loop {
             let mut st = self.lock();
             // 1. The buffer has a message; refill the freed slot from a
@@ -488,17 +584,19 @@ impl<T> Chan<T> {
         true
     }
 
-    /// The last receiver is gone: drop the buffer, fail waiting senders.
+    /// The last receiver is gone: fail waiting senders, then drop the
+    /// buffer (invariant 6: the senders are woken before any destructor
+    /// runs).
     fn disconnect_receivers(&self) {
         let (buf, senders) = {
             let mut st = self.lock();
             st.rx_gone = true;
             (mem::take(&mut st.buf), claim_all(&mut st.sendq))
         };
-        drop(buf);
         for p in senders {
             finish(p, CLOSED);
         }
+        drop_messages(buf);
     }
 
     /// A new sender handle.
@@ -550,27 +648,40 @@ impl<T> Chan<T> {
 
     // ---- select support -------------------------------------------------
 
-    /// Phase 1 of a select send case: claim what makes it ready now.
-    pub(crate) fn try_select_send(&self) -> Option<SendToken<T>> {
-        if !self.hint(SEND_MAY) {
-            return None;
+    /// Select's first pass for a send case: claims what makes it ready
+    /// now; if nothing does, the stamp of the lock-free look that said so
+    /// (`None` when it took the lock to find out).
+    #[inline]
+    pub(crate) fn try_select_send(&self) -> Result<SendToken<T>, Option<Stamp>> {
+        let word = self.hint_word();
+        if word & SEND_MAY == 0 {
+            return Err(Some(Stamp(word)));
         }
         let mut st = self.lock();
         if st.closed || st.rx_gone {
-            return Some(SendToken::Closed);
+            return Ok(SendToken::Closed);
         }
         if let Some(p) = claim_first(&mut st.recvq) {
-            return Some(SendToken::Receiver(p));
+            return Ok(SendToken::Receiver(p));
         }
         if self.has_room(&st) {
             st.reserved += 1;
-            return Some(SendToken::Reserved);
+            return Ok(SendToken::Reserved);
         }
-        None
+        Err(None)
     }
 
-    /// Phase 2 of a select receive case: registers a packet for case
-    /// `case` of `waiter`, or returns `None` if the case is ready now.
+    /// Select's registration pass for a receive case: registers a packet
+    /// for case `case` of `waiter`, or returns `None` if the case is ready
+    /// now.
+    ///
+    /// Once the packet is queued, and for as long as `waiter` is
+    /// undecided, nothing can make this case ready without claiming the
+    /// packet (or a live receiver queued ahead of it, which leaves the
+    /// case as it was): a send, and a reserved slot's completion, claim
+    /// from `recvq` before touching the buffer; a refill needs a live
+    /// waiting sender, and a sender waits only after finding no receiver
+    /// to claim; closing claims every packet.
     pub(crate) fn register_recv(&self, waiter: &Waiter, case: usize) -> Option<OwnedPacket<T>> {
         let mut st = self.lock();
         if !st.buf.is_empty() || st.closed || has_live_peer(&st.sendq, waiter) {
@@ -581,8 +692,17 @@ impl<T> Chan<T> {
         Some(owned)
     }
 
-    /// Phase 2 of a select send case: registers a deferred-send packet, or
-    /// returns `None` if the case is ready now.
+    /// Select's registration pass for a send case: registers a
+    /// deferred-send packet, or returns `None` if the case is ready now.
+    ///
+    /// As for `register_recv`: while the packet is queued and `waiter`
+    /// undecided, nothing makes this case ready without claiming it (or a
+    /// live sender ahead of it, which takes the room): a receive that
+    /// frees a slot refills it from `sendq`, a released reservation too; a
+    /// receiver waits only after finding no sender to claim, so none is
+    /// live in `recvq` for a reserved slot's completion to bypass the
+    /// buffer with; closing and the last receiver's drop claim every
+    /// packet.
     pub(crate) fn register_send(&self, waiter: &Waiter, case: usize) -> Option<OwnedPacket<T>> {
         let mut st = self.lock();
         if st.closed || st.rx_gone || self.has_room(&st) || has_live_peer(&st.recvq, waiter) {
@@ -593,7 +713,7 @@ impl<T> Chan<T> {
         Some(owned)
     }
 
-    /// Phase 4: a losing receive case leaves `recvq` and frees its packet.
+    /// Select's last pass: a losing receive case leaves `recvq` and frees its packet.
     pub(crate) fn unregister_recv(&self, owned: OwnedPacket<T>) {
         remove(&mut self.lock().recvq, &owned);
         // SAFETY: out of recvq now, and the select was decided for another
@@ -601,14 +721,14 @@ impl<T> Chan<T> {
         drop(unsafe { owned.free() });
     }
 
-    /// Phase 4: a losing send case leaves `sendq` and frees its packet.
+    /// Select's last pass: a losing send case leaves `sendq` and frees its packet.
     pub(crate) fn unregister_send(&self, owned: OwnedPacket<T>) {
         remove(&mut self.lock().sendq, &owned);
         // SAFETY: as in `unregister_recv`.
         drop(unsafe { owned.free() });
     }
 
-    /// Phase 4: the winning receive case collects its result and frees its
+    /// Select's last pass: the winning receive case collects its result and frees its
     /// packet. `None`: the claiming (select) sender gave up; start over.
     pub(crate) fn accept_recv(owned: OwnedPacket<T>) -> Option<Result<T, RecvError>> {
         let status = owned.get().wait_decided();
@@ -623,7 +743,7 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Phase 4: the winning send case learns what it was granted, and frees
+    /// Select's last pass: the winning send case learns what it was granted, and frees
     /// its packet.
     pub(crate) fn accept_send(owned: OwnedPacket<T>) -> SendToken<T> {
         let status = owned.get().wait_decided();
@@ -743,14 +863,36 @@ mod tests {
     #[test]
     fn reservation_counts_as_full_and_is_released() {
         let c = Chan::<u32>::new(Some(1));
-        let t = c.try_select_send().unwrap();
+        let t = c.try_select_send().ok().unwrap();
         assert!(matches!(t, SendToken::Reserved));
         assert!(c.is_full());
         c.release_send(t);
         assert!(!c.is_full());
-        let t = c.try_select_send().unwrap();
+        let t = c.try_select_send().ok().unwrap();
         c.complete_send(t, 9).unwrap();
         assert_eq!(c.recv(Deadline::Now), Ok(9));
+    }
+
+    #[test]
+    fn a_panicking_destructor_in_the_final_drop_leaks_the_rest() {
+        use std::sync::atomic::AtomicUsize;
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::SeqCst);
+                panic!("bomb");
+            }
+        }
+        let c = Chan::<Bomb>::new(None);
+        for _ in 0..3 {
+            assert!(c.send(Bomb, Deadline::Now).is_ok());
+        }
+        // Dropped without a receiver's disconnect: the buffer is still
+        // full. A second panic while unwinding would abort the test.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(c)));
+        assert!(r.is_err());
+        assert_eq!(DROPS.load(Ordering::SeqCst), 1);
     }
 
     #[test]

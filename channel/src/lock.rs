@@ -54,6 +54,12 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// The value, without locking: `&mut self` proves nobody else can
+    /// hold the lock.
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+
     /// Takes the lock, spinning (then yielding) while another holds it.
     #[inline]
     pub(crate) fn lock(&self) -> SpinGuard<'_, T> {

@@ -14,34 +14,75 @@
 //! wants to complete one of our cases must win that CAS first, so at most
 //! one case ever completes, however many channels race.
 //!
-//! 1. **Look for a ready case.** Visit the cases in a fresh uniformly
-//!    random order (Fisher-Yates) and try each without blocking; the first
-//!    that succeeds wins. A recv case completes on the spot; a send case
-//!    claims what makes it ready (a waiting receiver, a reserved buffer
-//!    slot, or the closed state) and is completed when its message is
-//!    supplied. Since every ready case is equally likely to come first in a
-//!    random order, the choice is uniform among the ready cases. A `never`
-//!    case is never ready. If nothing is ready: a non-blocking select (with
-//!    `default`) returns now, one past its deadline returns. A select in
-//!    a coroutine then yields once and repeats this phase before going on
-//!    (see `YIELD_BEFORE_ENQUEUE`).
-//! 2. **Enqueue on every channel.** Create the waiter and, channel by
+//! A select runs in rounds of these passes (numbered as in Go's
+//! `selectgo`, which has three):
+//!
+//! 1. **Try every case.** Visit the cases in a fresh uniformly random
+//!    order (Fisher-Yates) and try each without blocking; the first that
+//!    succeeds wins. A recv case completes on the spot; a send case claims
+//!    what makes it ready (a waiting receiver, a reserved buffer slot, or
+//!    the closed state) and is completed when its message is supplied.
+//!    Since every ready case is equally likely to come first in a random
+//!    order, the choice is uniform among the ready cases. A `never` case
+//!    is never ready. A case found not ready remembers how it knew: the
+//!    channel's hint word when a lock-free look said so (`chan.rs`
+//!    invariant 8), a timer's due instant, or "never again"; a verdict
+//!    that needed the channel's lock proves nothing later.
+//! 2. **Re-check before giving up.** A select that may not wait (a
+//!    `default`, or its deadline has passed) returns "nothing ready" only
+//!    if that was true at one instant: pass 1 looked at each case at a
+//!    different moment, and a peer may have made one case ready and
+//!    another unready in between. So it looks again at what each case
+//!    remembered. If every channel's hint word is unchanged and every timer
+//!    is still not due, each case was not ready from its first look to its
+//!    second; all first looks come before all second looks, so at the
+//!    moment between the two passes no case was ready, and the select
+//!    returns none. Otherwise it decides by registering (passes 3 and 4),
+//!    which needs no such look. A select that may wait skips this pass;
+//!    in a coroutine it yields once and repeats pass 1 first (see
+//!    `YIELD_BEFORE_ENQUEUE`).
+//! 3. **Register on every channel.** Create the waiter and, channel by
 //!    channel under each channel's lock, check the case again and push a
-//!    packet for it. If a case has become ready meanwhile, try to abort our
-//!    own waiter and go back to 1 (a counterpart may have claimed us
-//!    first, then we proceed as in 3). A packet never pairs with another of
-//!    the same select (a select sending and receiving on one unbuffered
-//!    channel must not rendezvous with itself).
-//! 3. **Park** until the decision word is set, or until the earliest of
-//!    the user's deadline and the timer cases' due instants; then try to
-//!    abort. Losing the abort CAS means a counterpart claimed a case, and
-//!    its completion is on its way: keep waiting for it.
-//! 4. **Dequeue from the losers.** Remove our packets from every channel
+//!    packet for it. If a case is ready now, try to abort our own waiter
+//!    and start over at 1 (a counterpart may have claimed us first; then
+//!    go on to 4). A packet never pairs with another of the same select (a
+//!    select sending and receiving on one unbuffered channel must not
+//!    rendezvous with itself). From the moment a case's packet is queued
+//!    until the waiter is decided, nothing can make that case ready
+//!    without claiming the waiter for it (`Chan::register_recv`,
+//!    `Chan::register_send`).
+//! 4. **Wait, or give up at once.** A select that may not wait tries to
+//!    abort right after registering; one that may wait parks until the
+//!    waiter is decided or until the earliest of the user's deadline and
+//!    the timer cases' due instants, then tries to abort. Losing the
+//!    abort CAS means a counterpart claimed a case, maybe while we were
+//!    still registering: its completion is on its way and that case is
+//!    the selected one, for a non-blocking select too (the operation has
+//!    happened, and dropping it would lose a message), even if that means
+//!    waiting a moment for the counterpart to finish the hand-off. Winning
+//!    the abort at the user's deadline, with every channel case
+//!    registered, proves that no channel case was ready at the instant of
+//!    the abort (each was not ready when it registered, and could not
+//!    become ready since without claiming us). Timer cases have no queue:
+//!    they count as not ready if their pass-1 look still holds (not due
+//!    yet, or never again); if one came due, start over at 1 instead.
+//! 5. **Unregister and collect.** Remove our packets from every channel
 //!    except the chosen one (its counterpart already removed it). Then the
-//!    chosen case collects its result from its packet. If it was aborted
-//!    (a timer came due, or step 2 saw a ready case), go back to 1 unless
-//!    the user's deadline passed. If a select sender that had claimed our
-//!    receive gave up without a message (`ABANDONED`), go back to 1 too.
+//!    chosen case collects its result from its packet. If the round was
+//!    aborted without proving "nothing ready" (a timer came due, or pass 3
+//!    saw a ready case), start over at 1. If a select sender that had
+//!    claimed our receive gave up without a message (`ABANDONED`), start
+//!    over at 1 too.
+//!
+//! So a select returns "nothing ready" only from pass 2 or pass 4, each
+//! with an instant at which no case was ready: giving up is linearizable,
+//! like completing a case (a single claim, under one channel's lock or by
+//! the waiter's CAS). A round that starts over always follows someone
+//! else's progress (a case became ready, or was taken, or a timer came
+//! due), so a non-blocking select goes round again only while other
+//! operations keep completing (lock-free, not wait-free). A select that
+//! finds a ready case in pass 1 does nothing more: passes 2 to 5 run only
+//! when pass 1 finds nothing, and pass 2 costs one load per case.
 //!
 //! Locks are taken one channel at a time and never nested, so there is no
 //! lock order to respect (Go's `selectgo` locks all channels at once and
@@ -55,12 +96,12 @@ use std::time::{Duration, Instant};
 use goro_runtime::park;
 
 use crate::blocks;
-use crate::chan::{Chan, Deadline, SendToken};
+use crate::chan::{Chan, Deadline, SendToken, Stamp};
 use crate::channel::{Flavor, Receiver, Sender};
 use crate::err::{RecvError, SelectTimeoutError, SendError, TrySelectError};
 use crate::waiter::{Decision, OwnedPacket, Waiter};
 
-/// What phase 2 made of a case.
+/// What pass 3 made of a case.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Registration {
@@ -76,14 +117,22 @@ pub enum Registration {
 /// `select!`; not a stable API.
 #[doc(hidden)]
 pub trait Case {
-    /// Phase 1: complete (recv) or claim (send) the operation if it needs
-    /// no waiting. True if this case is chosen.
+    /// Pass 1: complete (recv) or claim (send) the operation if it needs
+    /// no waiting. True if this case is chosen. When false, the case
+    /// remembers how it knew, for [`still_idle`](Case::still_idle).
     fn try_now(&mut self) -> bool;
-    /// Phase 2: enqueue a packet for case `index` of `waiter`.
+    /// Pass 2 (and pass 4 for timer cases): true only if this case has
+    /// provably not been ready at any moment since the `try_now` that
+    /// returned false.
+    fn still_idle(&self) -> bool;
+    /// Whether this case takes part in pass 3 (it is on a channel with
+    /// queues), so that a registration proves it not ready.
+    fn registers(&self) -> bool;
+    /// Pass 3: enqueue a packet for case `index` of `waiter`.
     fn register(&mut self, waiter: &Waiter, index: usize) -> Registration;
-    /// Phase 4, losers: remove and free our packet, if any.
+    /// Pass 5, losers: remove and free our packet, if any.
     fn unregister(&mut self);
-    /// Phase 4, winner: collect the result of the chosen case and free its
+    /// Pass 5, winner: collect the result of the chosen case and free its
     /// packet. False if the counterpart gave up and the select must start
     /// over.
     fn accept(&mut self) -> bool;
@@ -111,10 +160,55 @@ impl<'x, 'y> CaseSet for [&'x mut (dyn Case + 'y)] {
     }
 }
 
+/// How a case found not ready in pass 1 knew it (see [`Case::still_idle`]).
+#[derive(Clone, Copy, Debug)]
+enum Idle {
+    /// No lasting proof: not looked at yet, or the look needed the lock.
+    Unknown,
+    /// A lock-free look at the channel's hint word said "not ready".
+    Hint(Stamp),
+    /// A timer case whose message is not due before this instant.
+    Until(Instant),
+    /// A case that can never be ready again (`never()`, a timer that
+    /// fired or never will).
+    Forever,
+}
+
+impl Idle {
+    /// From a channel's pass-1 verdict.
+    #[inline]
+    fn from_stamp(stamp: Option<Stamp>) -> Idle {
+        stamp.map_or(Idle::Unknown, Idle::Hint)
+    }
+
+    /// From a timer's pass-1 verdict (anything but `Ready`).
+    #[inline]
+    fn from_poll(poll: crate::timer::Poll) -> Idle {
+        match poll {
+            crate::timer::Poll::Later(due) => Idle::Until(due),
+            _ => Idle::Forever,
+        }
+    }
+
+    /// Whether the look still holds; `chan` is the case's channel, if it
+    /// has one.
+    #[inline]
+    fn holds<T>(self, chan: Option<&Chan<T>>) -> bool {
+        match self {
+            Idle::Unknown => false,
+            Idle::Hint(stamp) => chan.is_some_and(|c| c.unchanged_since(stamp)),
+            // Nobody can take a message that is not due yet, so "not due
+            // now" means "not ready at any time since the first look".
+            Idle::Until(due) => Instant::now() < due,
+            Idle::Forever => true,
+        }
+    }
+}
+
 /// Cases handled without allocating a permutation buffer.
 const INLINE_CASES: usize = 32;
 
-/// Whether a blocking select in a coroutine yields once before phase 2.
+/// Whether a blocking select in a coroutine yields once before pass 3.
 ///
 /// Enqueueing on N channels and dequeuing from N - 1 costs 2N - 1 lock
 /// round trips and N allocations, several times a context switch. A select
@@ -126,6 +220,19 @@ const INLINE_CASES: usize = 32;
 /// protocol, so it changes scheduling, never semantics. Plain threads do not
 /// yield (a `sched_yield` costs more than it saves).
 const YIELD_BEFORE_ENQUEUE: bool = true;
+
+/// How pass 4 ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// A counterpart chose this case.
+    Chosen(usize),
+    /// We aborted at the user's deadline with every channel case
+    /// registered: no channel case was ready at that instant.
+    GaveUp,
+    /// We aborted for another reason (a case was ready in pass 3, or a
+    /// timer case came due): look again.
+    Retry,
+}
 
 /// Runs a select over `cases` (see the module docs). Returns the index of
 /// the chosen case, or `None` if `deadline` passed (immediately for
@@ -148,7 +255,7 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
     let mut draws = Draws::new();
     let mut yielded = false;
     loop {
-        // Phase 1: look for a ready case, in a uniformly random order. The
+        // Pass 1: look for a ready case, in a uniformly random order. The
         // order is drawn lazily (Fisher-Yates, one position at a time), so
         // a select whose first pick is ready pays for one random index, not
         // a whole permutation: the first ready case of a uniformly random
@@ -165,19 +272,22 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
             order.swap(j, live - 1);
             live -= 1;
         }
-        if deadline.expired() {
-            return None;
-        }
-        if YIELD_BEFORE_ENQUEUE && !yielded && n > 1 && goro_runtime::is_coroutine() {
-            // Phase 1b: let the coroutines we just woke run once, then look
-            // again (see `YIELD_BEFORE_ENQUEUE`).
+        let give_up = deadline.expired();
+        if give_up {
+            // Pass 2: give up only if every pass-1 verdict still holds.
+            if (0..n).all(|i| cases.case(i).is_none_or(|c| c.still_idle())) {
+                return None;
+            }
+        } else if YIELD_BEFORE_ENQUEUE && !yielded && n > 1 && goro_runtime::is_coroutine() {
+            // Pass 1 again after letting the coroutines we just woke run
+            // once (see `YIELD_BEFORE_ENQUEUE`).
             yielded = true;
             goro_runtime::yield_now();
             continue;
         }
 
-        // Phase 2: enqueue on every channel. The packets point at this
-        // waiter, so it is freed only after phase 4 freed them all; if
+        // Pass 3: enqueue on every channel. The packets point at this
+        // waiter, so it is freed only after pass 5 freed them all; if
         // anything unwinds in between it is leaked instead.
         let waiter_block = blocks::put(Waiter::new());
         // SAFETY: the block holds a live waiter until the `drop_with` at
@@ -196,13 +306,9 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
                 break; // claimed already: stop enqueueing
             }
         }
-        if became_ready {
-            // Fails only if a counterpart claimed us first; fine either way.
-            waiter.try_abort();
-        }
-
-        // Phase 3: park until decided, a timer case is due, or the
-        // deadline passes.
+        // Pass 4: abort now if a case became ready or we may not wait;
+        // otherwise park until decided, a timer case is due, or the
+        // deadline passes, then abort. A lost abort means a claim won.
         let mut wake = match deadline {
             Deadline::At(t) => Some(t),
             _ => None,
@@ -212,25 +318,37 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
                 wake = Some(wake.map_or(d, |w| w.min(d)));
             }
         }
-        let chosen = loop {
+        let mut abort_now = became_ready || give_up;
+        let ended = loop {
             match waiter.decision() {
-                Decision::Case(k) => break Some(k),
-                Decision::Aborted => break None,
+                Decision::Case(k) => break Ended::Chosen(k),
+                Decision::Aborted => unreachable!("goro-channel: aborted by someone else"),
                 Decision::Waiting => {}
             }
-            match wake {
-                Some(t) if Instant::now() >= t => {
-                    if waiter.try_abort() {
-                        break None;
-                    }
-                    wake = None; // claimed: the completion is on its way
+            if !abort_now {
+                match wake {
+                    Some(t) if Instant::now() >= t => abort_now = true,
+                    Some(t) => park::park_deadline(t),
+                    None => park::park(),
                 }
-                Some(t) => park::park_deadline(t),
-                None => park::park(),
+                continue;
             }
+            if waiter.try_abort() {
+                break if !became_ready && deadline.expired() {
+                    Ended::GaveUp
+                } else {
+                    Ended::Retry
+                };
+            }
+            // Claimed: the completion is on its way; the next look at the
+            // decision sees the case.
         };
 
-        // Phase 4: dequeue from the losers; the winner collects.
+        // Pass 5: dequeue from the losers; the winner collects.
+        let chosen = match ended {
+            Ended::Chosen(k) => Some(k),
+            _ => None,
+        };
         for i in 0..n {
             if Some(i) != chosen
                 && let Some(c) = cases.case(i)
@@ -243,17 +361,26 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
                 .case(k)
                 .expect("goro-channel: chose an empty case slot")
                 .accept(),
-            // Aborted (a timer case came due, a case became ready in
-            // phase 2, or the deadline passed): phase 1 looks again and
-            // then honours the deadline.
             None => false,
         };
-        // SAFETY: phase 4 freed every packet of this round (unregister or
+        // SAFETY: pass 5 freed every packet of this round (unregister or
         // accept), so nothing points at the waiter any more, and `waiter`
         // is not used after this.
         unsafe { blocks::drop_with(waiter_block, |_| ()) };
         if done {
             return chosen;
+        }
+        // Every channel case registered and none was ready at the abort;
+        // the timer cases have no registration to prove it, so their
+        // pass-1 look must still hold (pass 4).
+        if ended == Ended::GaveUp
+            && (0..n).all(|i| {
+                cases
+                    .case(i)
+                    .is_none_or(|c| c.registers() || c.still_idle())
+            })
+        {
+            return None;
         }
     }
 }
@@ -264,6 +391,7 @@ pub struct RecvCase<'a, T> {
     rx: &'a Receiver<T>,
     packet: Option<OwnedPacket<T>>,
     result: Option<Result<T, RecvError>>,
+    idle: Idle,
 }
 
 impl<'a, T> RecvCase<'a, T> {
@@ -273,6 +401,7 @@ impl<'a, T> RecvCase<'a, T> {
             rx,
             packet: None,
             result: None,
+            idle: Idle::Unknown,
         }
     }
 
@@ -291,23 +420,46 @@ impl<'a, T> RecvCase<'a, T> {
 impl<T> Case for RecvCase<'_, T> {
     fn try_now(&mut self) -> bool {
         let r = match &self.rx.flavor {
-            Flavor::Chan(c) => match c.recv(Deadline::Now) {
-                Ok(v) => Ok(v),
-                Err(crate::RecvTimeoutError::Closed) => Err(RecvError),
-                Err(crate::RecvTimeoutError::Timeout) => return false,
+            Flavor::Chan(c) => match c.select_recv() {
+                Ok(r) => r,
+                Err(stamp) => {
+                    self.idle = Idle::from_stamp(stamp);
+                    return false;
+                }
             },
             Flavor::At(a, f) => match a.try_take() {
                 crate::timer::Poll::Ready(i) => Ok(f(i)),
-                _ => return false,
+                p => {
+                    self.idle = Idle::from_poll(p);
+                    return false;
+                }
             },
             Flavor::Tick(t, f) => match t.try_take() {
                 crate::timer::Poll::Ready(i) => Ok(f(i)),
-                _ => return false,
+                p => {
+                    self.idle = Idle::from_poll(p);
+                    return false;
+                }
             },
-            Flavor::Never(_) => return false,
+            Flavor::Never(_) => {
+                self.idle = Idle::Forever;
+                return false;
+            }
         };
         self.result = Some(r);
         true
+    }
+
+    fn still_idle(&self) -> bool {
+        let chan = match &self.rx.flavor {
+            Flavor::Chan(c) => Some(&**c),
+            _ => None,
+        };
+        self.idle.holds(chan)
+    }
+
+    fn registers(&self) -> bool {
+        matches!(self.rx.flavor, Flavor::Chan(_))
     }
 
     fn register(&mut self, waiter: &Waiter, index: usize) -> Registration {
@@ -358,6 +510,7 @@ pub struct SendCase<'a, T> {
     tx: &'a Sender<T>,
     packet: Option<OwnedPacket<T>>,
     token: Option<SendToken<T>>,
+    idle: Idle,
 }
 
 impl<'a, T> SendCase<'a, T> {
@@ -367,6 +520,7 @@ impl<'a, T> SendCase<'a, T> {
             tx,
             packet: None,
             token: None,
+            idle: Idle::Unknown,
         }
     }
 
@@ -387,12 +541,23 @@ impl<'a, T> SendCase<'a, T> {
 impl<T> Case for SendCase<'_, T> {
     fn try_now(&mut self) -> bool {
         match self.tx.chan.try_select_send() {
-            Some(t) => {
+            Ok(t) => {
                 self.token = Some(t);
                 true
             }
-            None => false,
+            Err(stamp) => {
+                self.idle = Idle::from_stamp(stamp);
+                false
+            }
         }
+    }
+
+    fn still_idle(&self) -> bool {
+        self.idle.holds(Some(&*self.tx.chan))
+    }
+
+    fn registers(&self) -> bool {
+        true
     }
 
     fn register(&mut self, waiter: &Waiter, index: usize) -> Registration {
@@ -870,7 +1035,7 @@ impl std::fmt::Debug for SelectedOperation<'_> {
     }
 }
 
-/// Random indices for phase 1's lazy shuffle. Each index comes from 32
+/// Random indices for pass 1's lazy shuffle. Each index comes from 32
 /// random bits by a multiply-shift (`bits * n >> 32`), whose bias is at
 /// most `n / 2^32`: nothing a fairness test could see. The first draw comes
 /// from the thread-local generator and covers two indices; a generator on

@@ -10,9 +10,14 @@
 //!    body in braces, and gives the arm a case variable and an index.
 //! 2. `@gen` emits flat code. A lone `recv` arm (with or without a
 //!    default) becomes a plain `recv`/`try_recv`/`recv_timeout` call.
-//!    Otherwise: each arm's channel expression is evaluated once, in
-//!    order, and only borrowed (`let r = &expr;`, so `recv(rx)` does not
-//!    move `rx` and works in a loop); one case per arm is created on the
+//!    Its expression is borrowed in a `match` (see below). Otherwise:
+//!    each arm's channel expression is evaluated once, in order, and only
+//!    borrowed, all of them together in the scrutinee of one `match
+//!    (&expr0, &expr1, ..)`: `recv(rx)` does not move `rx` and works in a
+//!    loop, and temporaries in the expressions (`recv(r.unwrap_or(&never()))`)
+//!    live until the select is over, as with crossbeam's macro (a `let`
+//!    per expression would drop them at the end of its statement: error
+//!    E0716). One case per arm is created on the
 //!    stack (holding only a reference: everything another thread touches
 //!    is on the heap); the engine in `select.rs` chooses; then the chosen
 //!    arm collects its result (for `send`, evaluating the message
@@ -304,61 +309,83 @@ macro_rules! __goro_select_internal {
 
     // A lone recv arm: a plain receive.
     (@gen ((recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt ()) => {{
-        let _goro_r = &$r;
-        let _goro_r: &$crate::Receiver<_> = _goro_r;
-        let $res = _goro_r.recv();
-        $body
-    }};
-    (@gen ((recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt (() $default_body:tt)) => {{
-        let _goro_r = &$r;
-        let _goro_r: &$crate::Receiver<_> = _goro_r;
-        match _goro_r.try_recv() {
-            ::core::result::Result::Err($crate::TryRecvError::Empty) => $default_body,
-            _goro_res => {
-                let $res = _goro_res.map_err(|_| $crate::RecvError);
+        match &$r {
+            _goro_r => {
+                let _goro_r: &$crate::Receiver<_> = _goro_r;
+                let $res = _goro_r.recv();
                 $body
             }
         }
     }};
+    (@gen ((recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt (() $default_body:tt)) => {{
+        match &$r {
+            _goro_r => {
+                let _goro_r: &$crate::Receiver<_> = _goro_r;
+                match _goro_r.try_recv() {
+                    ::core::result::Result::Err($crate::TryRecvError::Empty) => $default_body,
+                    _goro_res => {
+                        let $res = _goro_res.map_err(|_| $crate::RecvError);
+                        $body
+                    }
+                }
+            }
+        }
+    }};
     (@gen ((recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt (($timeout:expr) $default_body:tt)) => {{
-        let _goro_r = &$r;
-        let _goro_r: &$crate::Receiver<_> = _goro_r;
-        match _goro_r.recv_timeout($timeout) {
-            ::core::result::Result::Err($crate::RecvTimeoutError::Timeout) => $default_body,
-            _goro_res => {
-                let $res = _goro_res.map_err(|_| $crate::RecvError);
-                $body
+        match &$r {
+            _goro_r => {
+                let _goro_r: &$crate::Receiver<_> = _goro_r;
+                match _goro_r.recv_timeout($timeout) {
+                    ::core::result::Result::Err($crate::RecvTimeoutError::Timeout) => $default_body,
+                    _goro_res => {
+                        let $res = _goro_res.map_err(|_| $crate::RecvError);
+                        $body
+                    }
+                }
             }
         }
     }};
     // The general case.
     (@gen ($($bind:tt)*) ($([$i:tt] $arm:tt)*) $vars:tt ($($var:ident)*) $default:tt) => {{
-        $( $crate::__goro_select_internal!(@bind $bind); )*
-        let _goro_deadline = $crate::__goro_select_internal!(@deadline $default);
-        let _goro_index = {
-            let _goro_cases: &mut [&mut dyn $crate::internal::Case] = &mut [$(&mut $var),*];
-            $crate::internal::run(_goro_cases, _goro_deadline)
-        };
-        match _goro_index {
-            $( ::core::option::Option::Some($i) => {
-                $crate::__goro_select_internal!(@arm $vars $arm)
-            } )*
-            _ => $crate::__goro_select_internal!(@default $vars $default),
+        match ($( $crate::__goro_select_internal!(@borrow $bind), )*) {
+            ($($var,)*) => {
+                $( $crate::__goro_select_internal!(@bind $bind); )*
+                let _goro_deadline = $crate::__goro_select_internal!(@deadline $default);
+                let _goro_index = {
+                    let _goro_cases: &mut [&mut dyn $crate::internal::Case] =
+                        &mut [$(&mut $var),*];
+                    $crate::internal::run(_goro_cases, _goro_deadline)
+                };
+                match _goro_index {
+                    $( ::core::option::Option::Some($i) => {
+                        $crate::__goro_select_internal!(@arm $vars $arm)
+                    } )*
+                    _ => $crate::__goro_select_internal!(@default $vars $default),
+                }
+            }
         }
     }};
 
-    // Evaluates a channel expression once and creates its case.
+    // An arm's channel expression, borrowed: evaluated in the scrutinee of
+    // the `match` above, so its temporaries live for the whole select.
+    (@borrow (recv $var:ident ($r:expr))) => {
+        &$r
+    };
+    (@borrow (send $var:ident ($s:expr))) => {
+        &$s
+    };
+
+    // Creates an arm's case from the borrow that the `match` bound to
+    // `$var`.
     (@bind (recv $var:ident ($r:expr))) => {
-        let _goro_r = &$r;
-        let _goro_r: &$crate::Receiver<_> = _goro_r;
+        let $var: &$crate::Receiver<_> = $var;
         #[allow(unused_mut)]
-        let mut $var = $crate::internal::RecvCase::new(_goro_r);
+        let mut $var = $crate::internal::RecvCase::new($var);
     };
     (@bind (send $var:ident ($s:expr))) => {
-        let _goro_s = &$s;
-        let _goro_s: &$crate::Sender<_> = _goro_s;
+        let $var: &$crate::Sender<_> = $var;
         #[allow(unused_mut)]
-        let mut $var = $crate::internal::SendCase::new(_goro_s);
+        let mut $var = $crate::internal::SendCase::new($var);
     };
 
     (@deadline ()) => {

@@ -22,8 +22,9 @@
 //! 1. **One decision per waiter.** `Waiter::state` starts at `WAITING` and
 //!    leaves it exactly once, by a compare-and-swap: to `CASE_BASE + i`
 //!    when a counterpart *claims* the waiter for its case `i`, or to
-//!    `ABORTED` when the owner gives up (timeout, or a select's phase 2 saw
-//!    a case become ready). The winner of that CAS owns the completion;
+//!    `ABORTED` when the owner gives up (a timeout; a select that may not
+//!    wait, right after registering; a select whose registration pass saw
+//!    a case ready). The winner of that CAS owns the completion;
 //!    every other claimer fails and treats the packet as stale. This one
 //!    word is what makes `select!` atomic across channels (Go's
 //!    `sudog.selectdone`, crossbeam's `Context::try_select`). A plain
