@@ -89,6 +89,7 @@ mod config;
 mod context;
 mod join;
 mod local;
+mod loom;
 pub mod park;
 pub mod reactor;
 mod registry;
