@@ -100,6 +100,7 @@ mod stack;
 mod stats;
 mod task;
 mod timer;
+mod wake_latch;
 
 pub use blocking::blocking;
 pub use config::{Config, ConfigError, MAX_WORKERS};

@@ -33,7 +33,8 @@
 //! model must not block the OS thread (a real lock held across a loom
 //! operation would deadlock it) and must behave the same on every run of
 //! the model (no clocks or thread-local state that carries over between
-//! runs into a decision).
+//! runs into a decision). Model tests park and unpark through
+//! [`thread`] here, never through `loom::thread::park` (see there).
 
 #[cfg(not(loom))]
 pub(crate) mod sync {
@@ -56,12 +57,6 @@ pub(crate) mod sync {
     }
 
     /// loom's mutex with parking_lot's interface (no poisoning).
-    ///
-    /// A contended `lock` retries `try_lock` and yields in between instead
-    /// of blocking in loom's `lock`: loom 0.7 makes a thread blocked on a
-    /// mutex runnable when someone unparks it (the idle model's wakers do
-    /// that to sleepers queueing on the sleeper list) and then fails its
-    /// own "expected to be able to acquire lock" assertion.
     #[derive(Debug)]
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
 
@@ -71,22 +66,83 @@ pub(crate) mod sync {
         }
 
         pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
-            loop {
-                match self.0.try_lock() {
-                    Ok(guard) => return guard,
-                    Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
-                    Err(std::sync::TryLockError::WouldBlock) => loom::thread::yield_now(),
-                }
-            }
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
         }
     }
 }
 
+/// Thread parking for model threads: std's token semantics, built from a
+/// loom mutex and condition variable rather than on `loom::thread::park`.
+///
+/// loom 0.7's own unpark makes its target runnable whatever it is blocked
+/// on: a target blocked on a mutex or in `JoinHandle::join` then fails
+/// loom's internal assertions, and a target that is spinning with
+/// `yield_now` loses the token. Runtime wakers unpark threads that may be
+/// doing any of those (a worker queueing on the sleeper list, a waiter
+/// between its condition check and its park), so the model gets a parker
+/// of its own, which leaves every other wait alone.
 #[cfg(loom)]
 pub(crate) mod thread {
-    pub(crate) use loom::thread::{Thread, current, park};
+    use std::sync::Arc;
 
-    /// loom has no timed park. A timed park may return early (the park
+    use loom::sync::{Condvar, Mutex};
+
+    struct Parker {
+        id: loom::thread::ThreadId,
+        token: Mutex<bool>,
+        cv: Condvar,
+    }
+
+    /// A model thread's parking handle (`std::thread::Thread`'s part that
+    /// the runtime uses).
+    #[derive(Clone)]
+    pub(crate) struct Thread(Arc<Parker>);
+
+    impl Thread {
+        /// Makes the token available, waking the thread if it is parked.
+        pub(crate) fn unpark(&self) {
+            let mut token = self.0.token.lock().unwrap();
+            *token = true;
+            self.0.cv.notify_one();
+        }
+
+        /// The model thread's id.
+        pub(crate) fn id(&self) -> loom::thread::ThreadId {
+            self.0.id
+        }
+    }
+
+    impl std::fmt::Debug for Thread {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_tuple("Thread").field(&self.0.id).finish()
+        }
+    }
+
+    loom::thread_local! {
+        static CURRENT: Thread = Thread(Arc::new(Parker {
+            id: loom::thread::current().id(),
+            token: Mutex::new(false),
+            cv: Condvar::new(),
+        }));
+    }
+
+    /// The calling model thread's handle.
+    pub(crate) fn current() -> Thread {
+        CURRENT.with(Thread::clone)
+    }
+
+    /// Blocks until the token is available, then consumes it.
+    pub(crate) fn park() {
+        CURRENT.with(|t| {
+            let mut token = t.0.token.lock().unwrap();
+            while !*token {
+                token = t.0.cv.wait(token).unwrap();
+            }
+            *token = false;
+        });
+    }
+
+    /// loom has no timed wait. A timed park may return early (the park
     /// contract allows spurious returns), so it is modelled as a yield:
     /// the caller re-checks its condition and its deadline.
     pub(crate) fn park_timeout(_timeout: std::time::Duration) {

@@ -289,7 +289,7 @@ mod loom_tests {
             if self.state.try_park() {
                 co.parks += 1;
                 while self.queued.load(Ordering::Acquire) == co.resumes {
-                    loom::thread::park();
+                    thread::park();
                 }
                 co.resumes += 1;
                 assert_eq!(co.resumes, co.parks, "a parked task was queued twice");
@@ -299,7 +299,7 @@ mod loom_tests {
         }
 
         /// `Task::unpark` with `schedule_woken` as a queue push.
-        fn unpark(&self, worker: &loom::thread::Thread) {
+        fn unpark(&self, worker: &Thread) {
             if self.state.unpark() {
                 // SAFETY: seeing PARKED hands us the worker's reference.
                 self.owned.with_mut(|p| unsafe { *p += 1 });
@@ -322,7 +322,7 @@ mod loom_tests {
         loom::model(move || {
             let m = Model::new();
             let events = Arc::new(AtomicUsize::new(0));
-            let me = loom::thread::current();
+            let me = thread::current();
             let threads: Vec<_> = (0..wakers)
                 .map(|_| {
                     let (m, events, me) = (m.clone(), events.clone(), me.clone());
@@ -365,7 +365,7 @@ mod loom_tests {
     fn token_semantics() {
         loom::model(|| {
             let m = Model::new();
-            let me = loom::thread::current();
+            let me = thread::current();
             let m2 = m.clone();
             let t = loom::thread::spawn(move || {
                 m2.unpark(&me);
@@ -389,7 +389,7 @@ mod loom_tests {
     fn unpark_during_switch_out() {
         loom::model(|| {
             let m = Model::new();
-            let me = loom::thread::current();
+            let me = thread::current();
             let m2 = m.clone();
             let t = loom::thread::spawn(move || m2.unpark(&me));
             let mut co = Coroutine::default();

@@ -384,13 +384,14 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
 mod loom_tests {
     use super::*;
     use crate::loom::sync::atomic::{AtomicBool, AtomicU8};
+    use crate::loom::thread::{self, Thread};
     use std::sync::{Arc, OnceLock};
 
     struct Model {
         searchers: Searchers,
         flags: Vec<AtomicBool>,
         sleep: Vec<AtomicU8>,
-        threads: Vec<OnceLock<loom::thread::Thread>>,
+        threads: Vec<OnceLock<Thread>>,
         /// Stealable tasks pushed, and taken by workers.
         queued: AtomicUsize,
         taken: AtomicUsize,
@@ -448,8 +449,8 @@ mod loom_tests {
         }
 
         /// One worker: `WorkerLocal::run` with `idle::sleep`'s steps.
-        fn worker(&self, me: usize, spawner: &loom::thread::Thread) {
-            let _ = self.threads[me].set(loom::thread::current());
+        fn worker(&self, me: usize, spawner: &Thread) {
+            let _ = self.threads[me].set(thread::current());
             let workers = self.flags.len();
             loop {
                 if self.take() {
@@ -472,7 +473,7 @@ mod loom_tests {
                 self.searchers.begin_sleep(self, me);
                 fence(Ordering::SeqCst);
                 if !self.work_visible() && !self.done.load(Ordering::SeqCst) {
-                    loom::thread::park();
+                    thread::park();
                 }
                 self.sleep[me].store(AWAKE, Ordering::SeqCst);
                 self.searchers.end_sleep(me);
@@ -494,7 +495,7 @@ mod loom_tests {
     fn spawn_and_run(workers: usize, tasks: usize) {
         loom::model(move || {
             let m = Model::new(workers);
-            let me = loom::thread::current();
+            let me = thread::current();
             let threads: Vec<_> = (0..workers)
                 .map(|i| {
                     let (m, me) = (m.clone(), me.clone());
@@ -506,11 +507,16 @@ mod loom_tests {
                 m.searchers.notify(&*m);
             }
             while m.ran.load(Ordering::SeqCst) < tasks {
-                loom::thread::park();
+                thread::park();
             }
             m.done.store(true, Ordering::SeqCst);
-            for t in &threads {
-                t.thread().unpark();
+            // A worker that has not published its handle yet will see
+            // `done` after the fence before it sleeps.
+            fence(Ordering::SeqCst);
+            for t in &m.threads {
+                if let Some(t) = t.get() {
+                    t.unpark();
+                }
             }
             for t in threads {
                 t.join().unwrap();
