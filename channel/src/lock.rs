@@ -29,6 +29,7 @@
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
+
 use crate::loom::Backoff;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 

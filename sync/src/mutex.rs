@@ -288,8 +288,7 @@ impl RawMutex {
             let node = node.get_or_insert_with(Waiter::new);
             // A woken waiter that lost the race and has waited long enough
             // switches the lock to starvation mode itself, as Go's does.
-            let starving =
-                requeue && crate::loom::waited(node.since(), STARVATION_THRESHOLD);
+            let starving = requeue && crate::loom::waited(node.since(), STARVATION_THRESHOLD);
             let mut queue = self.queue.lock();
             state = self.state.load(Ordering::Relaxed);
             let counted = loop {

@@ -488,7 +488,10 @@ mod loom_tests {
                 .filter(|f| f.load(Ordering::SeqCst))
                 .count();
             let counted = self.searchers.searching.load(Ordering::SeqCst);
-            assert_eq!(counted, flagged, "the searcher count drifted from the flags");
+            assert_eq!(
+                counted, flagged,
+                "the searcher count drifted from the flags"
+            );
         }
     }
 
