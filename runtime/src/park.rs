@@ -260,6 +260,11 @@ mod loom_tests {
         owned: loom::cell::UnsafeCell<usize>,
     }
 
+    // SAFETY: `owned` is only touched by whoever holds the worker's task
+    // reference, one party at a time by the protocol under test; that is
+    // the claim loom checks (a violation is reported, never undefined).
+    unsafe impl Sync for Model {}
+
     /// The coroutine's side: how many times the worker marked it parked,
     /// and how many schedules it has been resumed by.
     #[derive(Default)]
