@@ -65,13 +65,13 @@ use std::collections::VecDeque;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use goro_runtime::park;
 
 use crate::err::{RecvError, RecvTimeoutError, SendError, SendTimeoutError};
 use crate::lock::{SpinGuard, SpinLock};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::waiter::{
     ABANDONED, AWAIT_VALUE, CLOSED, DONE, Handoff, Kind, OwnedPacket, PENDING, Packet, PacketPtr,
     RESERVED, Waiter,

@@ -84,6 +84,9 @@ mod chan;
 mod channel;
 mod err;
 mod lock;
+mod loom;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod select;
 mod select_macro;
 mod timer;

@@ -29,9 +29,9 @@
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_utils::Backoff;
+use crate::loom::Backoff;
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
 
 /// Mutual exclusion for a channel's state (module docs).
 pub(crate) struct SpinLock<T> {
@@ -47,7 +47,7 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 unsafe impl<T: Send> Send for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
-    pub(crate) const fn new(value: T) -> SpinLock<T> {
+    pub(crate) fn new(value: T) -> SpinLock<T> {
         SpinLock {
             locked: AtomicBool::new(false),
             value: UnsafeCell::new(value),

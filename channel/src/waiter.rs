@@ -60,11 +60,11 @@ use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use goro_runtime::park::{self, Unparker};
 
 use crate::blocks;
+use crate::loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// `Waiter::state`: not decided yet.
 const WAITING: usize = 0;

@@ -189,6 +189,7 @@ mod config;
 mod context;
 mod join;
 mod local;
+mod loom;
 pub mod park;
 pub mod reactor;
 mod registry;
@@ -199,6 +200,7 @@ mod stack;
 mod stats;
 mod task;
 mod timer;
+mod wake_latch;
 
 pub use blocking::blocking;
 pub use config::{Config, ConfigError, MAX_WORKERS};

@@ -34,8 +34,10 @@
 //!
 //! # The coroutine protocol (no lost wake-up, no double resume)
 //!
-//! A coroutine's token lives in its task's `park_state`: `EMPTY`,
-//! `NOTIFIED` or `PARKED`.
+//! A coroutine's token lives in its task's [`ParkState`]: `EMPTY`,
+//! `NOTIFIED` or `PARKED`. That type holds every transition below, and
+//! `Task` calls it; the model checks (`loom_tests` below) run the same
+//! functions.
 //!
 //! 1. `park` first tries `NOTIFIED -> EMPTY`; success means a token was
 //!    waiting and it returns without switching.
@@ -46,10 +48,15 @@
 //! 3. `unpark` swaps in `NOTIFIED`. Exactly the caller that sees the old
 //!    value `PARKED` schedules the task, so a parked task is queued once
 //!    however many unparks race, and never before it is off its stack.
-//! 4. When the coroutine runs again it stores `EMPTY` back, consuming the
-//!    token that woke it. (A plain store, after an Acquire load that pairs
-//!    with the unparker's swap: an unpark racing with it finds `NOTIFIED`
-//!    and does nothing, so a swap would clear that token all the same.)
+//! 4. When the coroutine runs again it swaps `EMPTY` back in (Acquire),
+//!    consuming the token that woke it. It must be a read-modify-write:
+//!    an unpark racing with it either comes first in the word's order, and
+//!    the swap reads its `NOTIFIED` and so sees everything that unparker
+//!    did before (its condition), or comes after and leaves its token. A
+//!    plain Acquire load and a store could read an *earlier* unparker's
+//!    `NOTIFIED` and then overwrite the later one's: that later unparker's
+//!    condition is then neither seen nor signalled, a lost wake-up (the
+//!    model check `consume_is_a_read_modify_write` finds it).
 //! 5. The worker's reference to the task (the `Arc` it took off its run
 //!    queue) is not dropped when the task parks: `EMPTY -> PARKED` hands it
 //!    to the parked state, and the unpark that sees `PARKED` takes it back
@@ -66,10 +73,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::context;
+use crate::loom::sync::atomic::{AtomicU8, Ordering};
+use crate::loom::thread::{self, Thread};
 use crate::task::Task;
 
 /// A handle that wakes one coroutine or thread parked with [`park`].
@@ -168,5 +176,233 @@ pub fn park_timeout(timeout: Duration) {
     match Instant::now().checked_add(timeout) {
         Some(deadline) => park_deadline(deadline),
         None => park(),
+    }
+}
+
+/// `ParkState`: no token, nobody parked.
+const EMPTY: u8 = 0;
+/// `ParkState`: the token is available.
+const NOTIFIED: u8 = 1;
+/// `ParkState`: parked off its stack; the worker's task reference is held
+/// by the parked state (step 5).
+const PARKED: u8 = 2;
+
+/// A coroutine's park token: the transitions of the protocol in the module
+/// docs, each one function. Only the state word lives here; what a
+/// transition means for the task (its `Arc`, its run queue) is `Task`'s.
+pub(crate) struct ParkState(AtomicU8);
+
+impl ParkState {
+    /// No token, not parked.
+    pub(crate) fn new() -> ParkState {
+        ParkState(AtomicU8::new(EMPTY))
+    }
+
+    /// Step 1, by the coroutine: takes a token that is already there.
+    /// True means it was, and `park` returns without switching.
+    #[inline]
+    pub(crate) fn try_take_token(&self) -> bool {
+        // A plain load first: the token is usually absent, and a failing
+        // compare-exchange costs as much as a successful one.
+        self.0.load(Ordering::Relaxed) == NOTIFIED
+            && self
+                .0
+                .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Step 2, by the worker once the coroutine is off its stack: marks it
+    /// parked unless a token arrived meanwhile. False means it did, and the
+    /// worker must queue the coroutine again at once.
+    #[inline]
+    pub(crate) fn try_park(&self) -> bool {
+        self.0
+            .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Step 3, by any waker: makes the token available. True means the
+    /// coroutine was parked and this caller, alone among all racing
+    /// unparkers, must schedule it (and takes the reference of step 5).
+    #[inline]
+    pub(crate) fn unpark(&self) -> bool {
+        self.0.swap(NOTIFIED, Ordering::AcqRel) == PARKED
+    }
+
+    /// Step 4, by the coroutine when it runs again after a park: consumes
+    /// the token that woke it.
+    #[inline]
+    pub(crate) fn resumed(&self) {
+        self.0.swap(EMPTY, Ordering::Acquire);
+    }
+}
+
+/// Model checks of the park token (run with `.ci/loom`). One coroutine and
+/// its worker are the model's main thread (the coroutine's switch to its
+/// worker is sequential there), its run queue is a counter of schedules,
+/// and wakers are the other threads. The transitions are `ParkState`'s own
+/// functions, called as `Task::park`, `Task::try_mark_parked` and
+/// `Task::unpark` call them.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    struct Model {
+        state: ParkState,
+        /// Schedules made by `unpark` (pushes on the task's run queue).
+        queued: AtomicUsize,
+        /// Stands for what goes with the worker's task reference (step 5):
+        /// written by whoever holds the reference, so loom reports a data
+        /// race if the hand-off through the state word does not order the
+        /// worker's writes before the scheduling waker's reads.
+        owned: loom::cell::UnsafeCell<usize>,
+    }
+
+    // SAFETY: `owned` is only touched by whoever holds the worker's task
+    // reference, one party at a time by the protocol under test; that is
+    // the claim loom checks (a violation is reported, never undefined).
+    unsafe impl Sync for Model {}
+
+    /// The coroutine's side: how many times the worker marked it parked,
+    /// and how many schedules it has been resumed by.
+    #[derive(Default)]
+    struct Coroutine {
+        parks: usize,
+        resumes: usize,
+    }
+
+    impl Model {
+        fn new() -> Arc<Model> {
+            Arc::new(Model {
+                state: ParkState::new(),
+                queued: AtomicUsize::new(0),
+                owned: loom::cell::UnsafeCell::new(0),
+            })
+        }
+
+        /// `Task::park` with the worker's half (`try_mark_parked`, then
+        /// running other work until the task is queued again) inlined.
+        fn park(&self, co: &mut Coroutine) {
+            if self.state.try_take_token() {
+                return;
+            }
+            // Suspended: from here on this is the worker, off the stack.
+            // SAFETY: the worker holds the task reference until `try_park`.
+            self.owned.with_mut(|p| unsafe { *p += 1 });
+            if self.state.try_park() {
+                co.parks += 1;
+                while self.queued.load(Ordering::Acquire) == co.resumes {
+                    thread::park();
+                }
+                co.resumes += 1;
+                assert_eq!(co.resumes, co.parks, "a parked task was queued twice");
+            }
+            // Resumed (or queued again at once): back on the coroutine.
+            self.state.resumed();
+        }
+
+        /// `Task::unpark` with `schedule_woken` as a queue push.
+        fn unpark(&self, worker: &Thread) {
+            if self.state.unpark() {
+                // SAFETY: seeing PARKED hands us the worker's reference.
+                self.owned.with_mut(|p| unsafe { *p += 1 });
+                self.queued.fetch_add(1, Ordering::Release);
+                worker.unpark();
+            }
+        }
+
+        fn check_end(&self, co: &Coroutine) {
+            let queued = self.queued.load(Ordering::Acquire);
+            assert_eq!(queued, co.parks, "schedules and parks do not match");
+        }
+    }
+
+    /// Wakers each publish one event and unpark; the coroutine waits until
+    /// it has seen `wakers` events. A lost wake-up leaves it parked for
+    /// good, which loom reports as a deadlock; a double schedule trips the
+    /// assertions.
+    fn wait_for_events(wakers: usize) {
+        loom::model(move || {
+            let m = Model::new();
+            let events = Arc::new(AtomicUsize::new(0));
+            let me = thread::current();
+            let threads: Vec<_> = (0..wakers)
+                .map(|_| {
+                    let (m, events, me) = (m.clone(), events.clone(), me.clone());
+                    loom::thread::spawn(move || {
+                        events.fetch_add(1, Ordering::Release);
+                        m.unpark(&me);
+                    })
+                })
+                .collect();
+            let mut co = Coroutine::default();
+            while events.load(Ordering::Acquire) < wakers {
+                m.park(&mut co);
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+            m.check_end(&co);
+        });
+    }
+
+    /// No lost wake-up: an unpark after the waker's condition is set always
+    /// gets the coroutine to see the condition.
+    #[test]
+    fn no_lost_wake_up() {
+        wait_for_events(1);
+    }
+
+    /// Two wakers race with the coroutine's park and its return from park:
+    /// the task is queued once per park however the unparks interleave,
+    /// and the second waker's event is never lost (step 4).
+    #[test]
+    fn racing_unparks_schedule_once_and_lose_nothing() {
+        wait_for_events(2);
+    }
+
+    /// Token semantics: an unpark before the park makes the park return at
+    /// once, without the worker marking the task parked; tokens do not
+    /// accumulate.
+    #[test]
+    fn token_semantics() {
+        loom::model(|| {
+            let m = Model::new();
+            let me = thread::current();
+            let m2 = m.clone();
+            let t = loom::thread::spawn(move || {
+                m2.unpark(&me);
+                m2.unpark(&me);
+            });
+            t.join().unwrap();
+            let mut co = Coroutine::default();
+            m.park(&mut co);
+            assert_eq!(co.parks, 0, "a park with a token waiting switched out");
+            assert!(!m.state.try_take_token(), "two unparks left two tokens");
+            assert!(m.state.try_park(), "no token is left after one park");
+            assert_eq!(m.queued.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// A waker that runs while the coroutine is switching out (between its
+    /// failed token check and the worker's `try_park`) makes the worker
+    /// queue it again at once, or finds it parked and queues it itself:
+    /// never both, never neither.
+    #[test]
+    fn unpark_during_switch_out() {
+        loom::model(|| {
+            let m = Model::new();
+            let me = thread::current();
+            let m2 = m.clone();
+            let t = loom::thread::spawn(move || m2.unpark(&me));
+            let mut co = Coroutine::default();
+            m.park(&mut co);
+            t.join().unwrap();
+            // Whichever way it went, the token was consumed exactly once.
+            m.check_end(&co);
+            assert!(!m.state.try_take_token());
+        });
     }
 }

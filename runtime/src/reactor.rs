@@ -71,6 +71,7 @@ use parking_lot::Mutex;
 
 use crate::park::{self, Unparker};
 use crate::scheduler;
+use crate::wake_latch::WakeLatch;
 
 /// Which readiness to wait for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,9 +188,9 @@ type FdShard = Mutex<HashMap<RawFd, FdUse>>;
 pub(crate) struct Reactor {
     epoll: OwnedFd,
     wake: OwnedFd,
-    /// Set while a wake-up is pending in `wake`, so that a burst of
-    /// `notify` calls costs one write.
-    notified: AtomicBool,
+    /// Whether a wake-up is pending in `wake`, so that a burst of
+    /// `notify` calls costs one write (`wake_latch.rs`).
+    latch: WakeLatch,
     events: Mutex<Vec<libc::epoll_event>>,
     slots: Mutex<(Vec<Slot>, Vec<u32>)>,
     /// The fd table (invariant 5). Lock order: a shard, then `slots` or a
@@ -240,7 +241,7 @@ impl Reactor {
             Ok(Reactor {
                 epoll,
                 wake,
-                notified: AtomicBool::new(false),
+                latch: WakeLatch::new(),
                 events: Mutex::new(Vec::with_capacity(EVENTS_PER_POLL)),
                 slots: Mutex::new((Vec::new(), Vec::new())),
                 fds: (0..FD_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -327,11 +328,11 @@ impl Reactor {
     /// Wakes a thread blocked in [`Reactor::poll`] (or makes its next poll
     /// return at once).
     pub(crate) fn notify(&self) {
-        if !self.notified.swap(true, Ordering::AcqRel) {
+        self.latch.notify(|| {
             let one: u64 = 1;
             // SAFETY: writing 8 bytes from a live u64 to our eventfd.
             unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        }
+        });
     }
 
     pub(crate) fn has_sources(&self) -> bool {
@@ -369,19 +370,14 @@ impl Reactor {
         for ev in events.iter() {
             let (flags, key) = (ev.events, ev.u64);
             if key == WAKE_KEY {
-                // Drain the eventfd first, then clear the flag. The other
-                // order loses wake-ups: a notify between the two would add
-                // to the counter we then read away, and epoll re-checks
-                // readiness before reporting an edge, so the next wait
-                // would not see it while the flag still said "pending".
-                // In this order a notify that lands between the two is
-                // absorbed while the poller is awake, which is safe: the
-                // owner re-checks every queue before it sleeps again
-                // (`scheduler/idle.rs`, step 2).
-                let mut buf = 0u64;
-                // SAFETY: reading 8 bytes into a live u64 from our eventfd.
-                unsafe { libc::read(self.wake.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
-                self.notified.store(false, Ordering::Release);
+                // Drain the eventfd, then clear the flag: the order that
+                // loses no wake-up (`wake_latch.rs`).
+                self.latch.drained(|| {
+                    let mut buf = 0u64;
+                    // SAFETY: reading 8 bytes into a live u64 from our
+                    // eventfd.
+                    unsafe { libc::read(self.wake.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
+                });
                 continue;
             }
             let index = (key & 0xffff_ffff) as u32;

@@ -43,6 +43,7 @@ use corosensei::Yielder;
 
 use crate::join::Packet;
 use crate::local::{self, LocalMap};
+use crate::park::ParkState;
 use crate::scheduler;
 use crate::stack::{Pool, RawStack, Stack};
 
@@ -66,10 +67,6 @@ pub(crate) enum Body {
     /// Finished; the stack went back to the pool.
     Done,
 }
-
-pub(crate) const EMPTY: u8 = 0;
-pub(crate) const NOTIFIED: u8 = 1;
-pub(crate) const PARKED: u8 = 2;
 
 /// Scheduling state, for stats and the coroutine dump only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +135,7 @@ impl<T: Send, F: FnOnce() -> T + Send> Payload for Job<T, F> {
 
 /// The shared header of one coroutine, followed by its payload.
 pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
-    park_state: AtomicU8,
+    park_state: ParkState,
     sched_state: AtomicU8,
     home: AtomicU32,
     id: u64,
@@ -179,7 +176,7 @@ impl<P: Payload> Task<P> {
         payload: P,
     ) -> Task<P> {
         Task {
-            park_state: AtomicU8::new(EMPTY),
+            park_state: ParkState::new(),
             sched_state: AtomicU8::new(State::Runnable as u8),
             home: AtomicU32::new(NO_HOME),
             id,
@@ -279,14 +276,7 @@ impl Task {
 
     /// Parks this task's coroutine (see `park.rs` for the protocol).
     pub(crate) fn park(&self, deadline: Option<Instant>) {
-        // A plain load first: the token is usually absent, and a failing
-        // compare-exchange costs as much as a successful one.
-        if self.park_state.load(Ordering::Relaxed) == NOTIFIED
-            && self
-                .park_state
-                .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.park_state.try_take_token() {
             return;
         }
         let timer = match deadline {
@@ -302,10 +292,7 @@ impl Task {
         if let Some(key) = timer {
             scheduler::cancel_timer(key);
         }
-        // park.rs step 4.
-        if self.park_state.load(Ordering::Acquire) != EMPTY {
-            self.park_state.store(EMPTY, Ordering::Relaxed);
-        }
+        self.park_state.resumed();
     }
 
     /// Runs on the worker after the coroutine suspended with `Park`: marks
@@ -313,22 +300,18 @@ impl Task {
     /// reference moves into the parked state (park.rs step 5); otherwise
     /// the caller must queue the task again and keeps its reference.
     pub(crate) fn try_mark_parked(self: Arc<Task>) -> Result<(), Arc<Task>> {
-        match self
-            .park_state
-            .compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                // The matching `from_raw` is in `unpark`.
-                let _ = Arc::into_raw(self);
-                Ok(())
-            }
-            Err(_) => Err(self),
+        if self.park_state.try_park() {
+            // The matching `from_raw` is in `unpark`.
+            let _ = Arc::into_raw(self);
+            Ok(())
+        } else {
+            Err(self)
         }
     }
 
     /// Makes the token available; schedules the task if it was parked.
     pub(crate) fn unpark(&self) {
-        if self.park_state.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+        if self.park_state.unpark() {
             // SAFETY: seeing `PARKED` makes us the one taker of the
             // reference `try_mark_parked` turned into a raw pointer (park.rs
             // steps 3 and 5); that pointer is `self`'s address, since the

@@ -52,6 +52,9 @@
 //! parked coroutine's stack, and are pooled per thread. See `waiter.rs` for
 //! the shared protocol.
 
+#[macro_use]
+mod loom;
+
 mod barrier;
 mod condvar;
 mod mutex;

@@ -80,15 +80,15 @@
 //!    queue lock) when nobody needs waking: no waiters, or `WOKEN` is
 //!    owned. It takes the queue's lock to wake or hand over.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::waiter::Waiter;
 
 const LOCKED: usize = 1;
@@ -122,11 +122,12 @@ pub const STARVATION_THRESHOLD: Duration = Duration::from_millis(1);
 /// again at once and the next unlock wakes another: a wake-up per few
 /// locks), and 4 to 10 rounds, or Go's 4 rounds of 30 pauses, measured
 /// the same within the noise.
-const SPIN_ROUNDS: u32 = 7;
+/// (One round under loom, where a pause is a yield to the model.)
+const SPIN_ROUNDS: u32 = if cfg!(loom) { 1 } else { 7 };
 
 fn spin(round: u32) {
     for _ in 0..(1u32 << round) {
-        std::hint::spin_loop();
+        crate::loom::spin_loop();
     }
 }
 
@@ -139,14 +140,16 @@ fn spin(round: u32) {
 /// 64th such unlock bounds that case by the starvation threshold plus 64
 /// critical sections, and keeps the clock read (about 20 ns) off the
 /// common path. A power of two, so the check is a mask.
+#[cfg_attr(loom, allow(dead_code))]
 const STARVATION_CHECK_INTERVAL: u32 = 64;
 
 // Never inlined: its thread-local must not be cached across a park of a
 // migratable coroutine (see `waiter.rs`).
+#[cfg(not(loom))]
 #[inline(never)]
 fn starvation_check_due() -> bool {
     thread_local! {
-        static TICK: Cell<u32> = const { Cell::new(0) };
+        static TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     }
     TICK.with(|t| {
         let n = t.get().wrapping_add(1);
@@ -155,17 +158,26 @@ fn starvation_check_due() -> bool {
     })
 }
 
+/// Under loom a model must decide alike on every run: the switch that
+/// stands for the clock (`loom::set_starving`) stands for this sampling.
+#[cfg(loom)]
+fn starvation_check_due() -> bool {
+    crate::loom::waited(std::time::Instant::now(), STARVATION_THRESHOLD)
+}
+
 /// The lock without the data: the state word and the wait queue.
 pub(crate) struct RawMutex {
     state: AtomicUsize,
-    queue: parking_lot::Mutex<VecDeque<Arc<Waiter>>>,
+    queue: crate::loom::sync::Mutex<VecDeque<Arc<Waiter>>>,
 }
 
 impl RawMutex {
-    pub(crate) const fn new() -> RawMutex {
-        RawMutex {
-            state: AtomicUsize::new(0),
-            queue: parking_lot::Mutex::new(VecDeque::new()),
+    const_unless_loom! {
+        pub(crate) fn new() -> RawMutex {
+            RawMutex {
+                state: AtomicUsize::new(0),
+                queue: crate::loom::sync::Mutex::new(VecDeque::new()),
+            }
         }
     }
 
@@ -276,7 +288,7 @@ impl RawMutex {
             let node = node.get_or_insert_with(Waiter::new);
             // A woken waiter that lost the race and has waited long enough
             // switches the lock to starvation mode itself, as Go's does.
-            let starving = requeue && node.since().elapsed() >= STARVATION_THRESHOLD;
+            let starving = requeue && crate::loom::waited(node.since(), STARVATION_THRESHOLD);
             let mut queue = self.queue.lock();
             state = self.state.load(Ordering::Relaxed);
             let counted = loop {
@@ -359,7 +371,7 @@ impl RawMutex {
         let mut queue = self.queue.lock();
         let head_starved = queue
             .front()
-            .is_some_and(|w| w.since().elapsed() >= STARVATION_THRESHOLD);
+            .is_some_and(|w| crate::loom::waited(w.since(), STARVATION_THRESHOLD));
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             let waiters = state >> WAITER_SHIFT;
@@ -489,16 +501,18 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
-    /// Creates an unlocked mutex holding `value`.
-    ///
-    /// ```
-    /// let m = goro_sync::Mutex::new(5);
-    /// assert_eq!(*m.lock(), 5);
-    /// ```
-    pub const fn new(value: T) -> Mutex<T> {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(value),
+    const_unless_loom! {
+        /// Creates an unlocked mutex holding `value`.
+        ///
+        /// ```
+        /// let m = goro_sync::Mutex::new(5);
+        /// assert_eq!(*m.lock(), 5);
+        /// ```
+        pub fn new(value: T) -> Mutex<T> {
+            Mutex {
+                raw: RawMutex::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
@@ -754,5 +768,75 @@ mod tests {
         assert_eq!(&*m.lock(), &[9, 2, 3]);
         let d: Mutex<Vec<u8>> = Mutex::default();
         assert!(d.into_inner().is_empty());
+    }
+}
+
+/// Model checks of the lock word (run with `.ci/loom`): two or three
+/// threads take the real `Mutex` (its fast paths, spinning, queueing,
+/// waking and hand-off, parking through `goro_runtime::park`) around a
+/// counter that loom watches. Two holders at once, or a lock passed on
+/// without a happens-before edge, is a causality violation on the
+/// counter; a waiter nobody wakes leaves its thread parked for good,
+/// which loom reports as a deadlock.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+
+    /// A counter whose accesses loom checks.
+    struct Counter(loom::cell::UnsafeCell<u32>);
+
+    impl Counter {
+        fn bump(&self) {
+            // SAFETY: only under the lock; loom checks that it is.
+            self.0.with_mut(|p| unsafe { *p += 1 });
+        }
+
+        fn get(&self) -> u32 {
+            // SAFETY: as in `bump`.
+            self.0.with(|p| unsafe { *p })
+        }
+    }
+
+    /// `threads` threads (the model's main thread included) each take the
+    /// lock once. `starving`: every waiter counts as starved, so unlocks
+    /// hand the lock over (starvation mode) instead of waking waiters to
+    /// compete.
+    fn contend(threads: usize, starving: bool) {
+        loom::model(move || {
+            crate::loom::set_starving(starving);
+            let m = Arc::new(Mutex::new(Counter(loom::cell::UnsafeCell::new(0))));
+            let others: Vec<_> = (1..threads)
+                .map(|_| {
+                    let m = m.clone();
+                    loom::thread::spawn(move || m.lock().bump())
+                })
+                .collect();
+            m.lock().bump();
+            for t in others {
+                t.join().unwrap();
+            }
+            assert_eq!(m.lock().get(), threads as u32);
+            assert_eq!(m.raw.state(), 0, "the lock word is not clean at the end");
+        });
+    }
+
+    /// Mutual exclusion and no lost wake-up, normal mode (barging).
+    #[test]
+    fn two_threads_exclude_and_wake() {
+        contend(2, false);
+    }
+
+    /// As above with a third thread: a waiter woken to compete can lose
+    /// to a barging one and queue again at the front.
+    #[test]
+    fn three_threads_exclude_and_wake() {
+        contend(3, false);
+    }
+
+    /// Starvation mode: unlock hands the lock to the head of the queue,
+    /// which never sees it free; the hand-off carries the counter's writes.
+    #[test]
+    fn starving_waiters_get_the_lock_handed_over() {
+        contend(3, true);
     }
 }

@@ -38,8 +38,9 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
 use goro_runtime::park::{self, Unparker};
 
@@ -75,12 +76,18 @@ impl Waiter {
     // cached across that park in one function body.
     #[inline(never)]
     pub(crate) fn new() -> Arc<Waiter> {
-        let pooled = POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
+        // Under loom nothing is pooled: a pooled node would carry one
+        // model run's atomics into the next.
+        let pooled = if cfg!(loom) {
+            None
+        } else {
+            POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten()
+        };
         match pooled {
             Some(mut node) => {
                 let n = Arc::get_mut(&mut node).expect("goro: pooled waiter nodes are unshared");
                 n.unparker = Some(park::current());
-                *n.state.get_mut() = WAITING;
+                n.state = AtomicUsize::new(WAITING);
                 n.since = Instant::now();
                 node
             }
@@ -100,6 +107,9 @@ impl Waiter {
             return;
         };
         n.unparker = None;
+        if cfg!(loom) {
+            return;
+        }
         let _ = POOL.try_with(|p| {
             let mut pool = p.borrow_mut();
             if pool.len() < POOL_SIZE {

@@ -53,20 +53,19 @@
 //! once with no search (measured: a futex wake per few spawns, ~400 ns per
 //! spawn from a thread).
 
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::Shared;
 use super::worker::WorkerLocal;
+use crate::loom::sync::Mutex;
+use crate::loom::sync::atomic::{self, AtomicUsize, fence};
 
 pub(crate) const AWAKE: u8 = 0;
 pub(crate) const PARKED: u8 = 1;
 pub(crate) const POLLING: u8 = 2;
 
 pub(crate) struct Idle {
-    sleepers: Mutex<Vec<usize>>,
-    num_sleepers: AtomicUsize,
-    searching: AtomicUsize,
+    searchers: Searchers,
     reactor_owned: AtomicBool,
     /// The tick the reactor owner will wake at by itself; 0 when nobody
     /// sleeps in the reactor (so no timer insert needs to notify it).
@@ -92,9 +91,7 @@ fn micros_now() -> u64 {
 impl Idle {
     pub(crate) fn new() -> Idle {
         Idle {
-            sleepers: Mutex::new(Vec::new()),
-            num_sleepers: AtomicUsize::new(0),
-            searching: AtomicUsize::new(0),
+            searchers: Searchers::new(),
             reactor_owned: AtomicBool::new(false),
             reactor_wake: AtomicU64::new(0),
             last_io_poll: AtomicU64::new(0),
@@ -130,16 +127,81 @@ impl Idle {
 
     /// Step 4: stealable work was queued.
     pub(crate) fn notify(&self, rt: &Shared) {
+        self.searchers.notify(rt);
+    }
+
+    /// Worker `index` found work: it stops searching if it was (step 4).
+    pub(crate) fn found_work(&self, rt: &Shared, index: usize) {
+        self.searchers.found_work(rt, index);
+    }
+
+    /// Step 5: after releasing the reactor, wake a worker that sleeps in
+    /// `thread::park` (so without the reactor) if timers or sockets need
+    /// someone to wait in it.
+    pub(crate) fn hand_off_reactor(&self, rt: &Shared) {
+        if (rt.next_timer_tick() != u64::MAX || rt.reactor.has_sources())
+            && let Some(other) = self
+                .searchers
+                .find_sleeper(|i| rt.workers[i].sleep.load(Ordering::SeqCst) == PARKED)
+        {
+            rt.wake_worker(other);
+        }
+    }
+}
+
+/// What the searcher accounting needs from the runtime: each worker's
+/// `searching` flag and a way to wake a sleeping worker. `Shared` is the
+/// one implementation at run time; the model checks have their own.
+pub(crate) trait Workers {
+    /// Worker `index`'s `searching` flag.
+    fn searching(&self, index: usize) -> &atomic::AtomicBool;
+    /// Wakes worker `index` if it sleeps (`Shared::wake_worker`).
+    fn wake(&self, index: usize);
+}
+
+impl Workers for Shared {
+    #[inline]
+    fn searching(&self, index: usize) -> &atomic::AtomicBool {
+        &self.workers[index].searching
+    }
+
+    #[inline]
+    fn wake(&self, index: usize) {
+        self.wake_worker(index);
+    }
+}
+
+/// The sleeper list and the searcher count: every change of a worker's
+/// `searching` flag and of the count goes through here (steps 2, 4 and 6).
+/// The count equals the number of flags set, because every change of a
+/// flag is a swap and only the swap that flips it moves the count.
+pub(crate) struct Searchers {
+    sleepers: Mutex<Vec<usize>>,
+    num_sleepers: AtomicUsize,
+    searching: AtomicUsize,
+}
+
+impl Searchers {
+    pub(crate) fn new() -> Searchers {
+        Searchers {
+            sleepers: Mutex::new(Vec::new()),
+            num_sleepers: AtomicUsize::new(0),
+            searching: AtomicUsize::new(0),
+        }
+    }
+
+    /// Step 4: stealable work was queued (call after the push).
+    pub(crate) fn notify(&self, w: &impl Workers) {
         fence(Ordering::SeqCst);
         if self.num_sleepers.load(Ordering::SeqCst) == 0
             || self.searching.load(Ordering::SeqCst) > 0
         {
             return;
         }
-        self.wake_searcher(rt);
+        self.wake_searcher(w);
     }
 
-    fn wake_searcher(&self, rt: &Shared) {
+    fn wake_searcher(&self, w: &impl Workers) {
         let index = {
             let mut s = self.sleepers.lock();
             // Re-check under the lock: another notifier may have won.
@@ -151,56 +213,73 @@ impl Idle {
             // Count the sleeper only if its flag goes from false to true
             // here: it may still hold the flag from its own search, in the
             // moment between joining the list and giving the search up
-            // (`sleep`), and counting it twice would leave `searching`
-            // above zero for good, after which `notify` never wakes anyone.
-            if !rt.workers[i].searching.swap(true, Ordering::AcqRel) {
+            // (`begin_sleep`), and counting it twice would leave
+            // `searching` above zero for good, after which `notify` never
+            // wakes anyone.
+            if !w.searching(i).swap(true, Ordering::AcqRel) {
                 self.searching.fetch_add(1, Ordering::SeqCst);
             }
             i
         };
-        rt.wake_worker(index);
+        w.wake(index);
     }
 
     /// A searcher stopped searching; if it found work and was the last one,
     /// wake another to keep looking (step 4).
-    pub(crate) fn searcher_done(&self, rt: &Shared, found: bool) {
+    fn searcher_done(&self, w: &impl Workers, found: bool) {
         let last = self.searching.fetch_sub(1, Ordering::SeqCst) == 1;
         if found && last && self.num_sleepers.load(Ordering::SeqCst) > 0 {
-            self.wake_searcher(rt);
+            self.wake_searcher(w);
         }
     }
 
-    fn add_sleeper(&self, index: usize) {
-        let mut s = self.sleepers.lock();
-        s.push(index);
-        self.num_sleepers.fetch_add(1, Ordering::SeqCst);
+    /// Step 6: worker `me` starts searching; counted unless it already is
+    /// (woken by `notify`).
+    pub(crate) fn start_search(&self, w: &impl Workers, me: usize) {
+        if !w.searching(me).swap(true, Ordering::AcqRel) {
+            self.searching.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
-    fn remove_sleeper(&self, index: usize) {
+    /// Worker `me` found work: if it was searching it stops, and hands the
+    /// search on if it was the last searcher (step 4).
+    pub(crate) fn found_work(&self, w: &impl Workers, me: usize) {
+        let flag = w.searching(me);
+        if flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::AcqRel) {
+            self.searcher_done(w, true);
+        }
+    }
+
+    /// Step 2 (after publishing the sleep state): worker `me` joins the
+    /// sleeper list, then gives up its search, both before the final
+    /// re-check of the queues, so that work queued meanwhile is seen by it
+    /// or by a notifier that sees a sleeper and no searcher.
+    pub(crate) fn begin_sleep(&self, w: &impl Workers, me: usize) {
+        {
+            let mut s = self.sleepers.lock();
+            s.push(me);
+            self.num_sleepers.fetch_add(1, Ordering::SeqCst);
+        }
+        if w.searching(me).swap(false, Ordering::AcqRel) {
+            self.searcher_done(w, false);
+        }
+    }
+
+    /// Worker `me` is awake again: it leaves the sleeper list unless a
+    /// notifier took it off already.
+    pub(crate) fn end_sleep(&self, me: usize) {
         let mut s = self.sleepers.lock();
-        if let Some(pos) = s.iter().position(|&i| i == index) {
+        if let Some(pos) = s.iter().position(|&i| i == me) {
             s.swap_remove(pos);
             self.num_sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
-    /// Step 5: after releasing the reactor, wake a worker that sleeps in
-    /// `thread::park` (so without the reactor) if timers or sockets need
-    /// someone to wait in it.
-    pub(crate) fn hand_off_reactor(&self, rt: &Shared) {
-        if (rt.next_timer_tick() != u64::MAX || rt.reactor.has_sources())
-            && let Some(other) = self.parked_sleeper(rt)
-        {
-            rt.wake_worker(other);
-        }
-    }
-
-    /// A worker parked in `thread::park`, if any (for the hand-off in step 5).
-    fn parked_sleeper(&self, rt: &Shared) -> Option<usize> {
+    /// A sleeper for which `pred` holds, if any (for the hand-off in
+    /// step 5).
+    fn find_sleeper(&self, pred: impl Fn(usize) -> bool) -> Option<usize> {
         let s = self.sleepers.lock();
-        s.iter()
-            .copied()
-            .find(|&i| rt.workers[i].sleep.load(Ordering::SeqCst) == PARKED)
+        s.iter().copied().find(|&i| pred(i))
     }
 }
 
@@ -221,12 +300,8 @@ const SEARCH_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micro
 /// true if work showed up.
 fn search(local: &'static WorkerLocal) -> bool {
     let rt = local.shared;
-    let idle = &rt.idle;
-    let me = &rt.workers[local.index];
     // Unless already counted as a searcher (woken by `notify`), count in.
-    if !me.searching.swap(true, Ordering::AcqRel) {
-        idle.searching.fetch_add(1, Ordering::SeqCst);
-    }
+    rt.idle.searchers.start_search(rt, local.index);
     let start = std::time::Instant::now();
     let mut spins = 0u32;
     loop {
@@ -253,10 +328,7 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
     let owner = idle.try_own_reactor();
     me.sleep
         .store(if owner { POLLING } else { PARKED }, Ordering::SeqCst);
-    idle.add_sleeper(local.index);
-    if me.searching.swap(false, Ordering::AcqRel) {
-        idle.searcher_done(rt, false);
-    }
+    idle.searchers.begin_sleep(rt, local.index);
     fence(Ordering::SeqCst);
     let due = owner && rt.next_timer_tick() <= rt.clock.now_tick();
     if !local.work_visible() && !due {
@@ -293,10 +365,182 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
         }
     }
     me.sleep.store(AWAKE, Ordering::SeqCst);
-    idle.remove_sleeper(local.index);
+    idle.searchers.end_sleep(local.index);
     if owner {
         rt.fire_all_timers();
         idle.release_reactor();
         idle.hand_off_reactor(rt);
+    }
+}
+
+/// Model checks of the searcher accounting (run with `.ci/loom`). The
+/// workers of a model runtime run `WorkerLocal::run`'s and `sleep`'s
+/// steps around `Searchers`' own functions: take a task or search, then
+/// publish the sleep state, `begin_sleep`, fence, re-check, park; the
+/// main thread spawns stealable tasks and `notify`s after each push, as
+/// `Shared::push_fresh` does. A lost wake-up leaves a task queued with
+/// every worker parked, which loom reports as a deadlock.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::atomic::{AtomicBool, AtomicU8};
+    use crate::loom::thread::{self, Thread};
+    use std::sync::{Arc, OnceLock};
+
+    struct Model {
+        searchers: Searchers,
+        flags: Vec<AtomicBool>,
+        sleep: Vec<AtomicU8>,
+        threads: Vec<OnceLock<Thread>>,
+        /// Stealable tasks pushed, and taken by workers.
+        queued: AtomicUsize,
+        taken: AtomicUsize,
+        /// Tasks run; the spawner waits for all of them.
+        ran: AtomicUsize,
+        done: AtomicBool,
+    }
+
+    impl Workers for Model {
+        fn searching(&self, index: usize) -> &AtomicBool {
+            &self.flags[index]
+        }
+
+        /// `Shared::wake_worker` for workers that sleep in `thread::park`.
+        fn wake(&self, index: usize) {
+            fence(Ordering::SeqCst);
+            if self.sleep[index].load(Ordering::SeqCst) == PARKED
+                && let Some(t) = self.threads[index].get()
+            {
+                t.unpark();
+            }
+        }
+    }
+
+    impl Model {
+        fn new(workers: usize) -> Arc<Model> {
+            Arc::new(Model {
+                searchers: Searchers::new(),
+                flags: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+                sleep: (0..workers).map(|_| AtomicU8::new(AWAKE)).collect(),
+                threads: (0..workers).map(|_| OnceLock::new()).collect(),
+                queued: AtomicUsize::new(0),
+                taken: AtomicUsize::new(0),
+                ran: AtomicUsize::new(0),
+                done: AtomicBool::new(false),
+            })
+        }
+
+        fn work_visible(&self) -> bool {
+            self.taken.load(Ordering::SeqCst) < self.queued.load(Ordering::SeqCst)
+        }
+
+        fn take(&self) -> bool {
+            let mut t = self.taken.load(Ordering::SeqCst);
+            while t < self.queued.load(Ordering::SeqCst) {
+                match self
+                    .taken
+                    .compare_exchange(t, t + 1, Ordering::SeqCst, Ordering::SeqCst)
+                {
+                    Ok(_) => return true,
+                    Err(now) => t = now,
+                }
+            }
+            false
+        }
+
+        /// One worker: `WorkerLocal::run` with `idle::sleep`'s steps.
+        fn worker(&self, me: usize, spawner: &Thread) {
+            let _ = self.threads[me].set(thread::current());
+            let workers = self.flags.len();
+            loop {
+                if self.take() {
+                    self.searchers.found_work(self, me);
+                    self.ran.fetch_add(1, Ordering::SeqCst);
+                    spawner.unpark();
+                    continue;
+                }
+                if self.done.load(Ordering::SeqCst) {
+                    return;
+                }
+                // `search`, with one look at the queues.
+                if workers > 1 {
+                    self.searchers.start_search(self, me);
+                    if self.work_visible() {
+                        continue;
+                    }
+                }
+                self.sleep[me].store(PARKED, Ordering::SeqCst);
+                self.searchers.begin_sleep(self, me);
+                fence(Ordering::SeqCst);
+                if !self.work_visible() && !self.done.load(Ordering::SeqCst) {
+                    thread::park();
+                }
+                self.sleep[me].store(AWAKE, Ordering::SeqCst);
+                self.searchers.end_sleep(me);
+            }
+        }
+
+        /// Every flag change moved the count: it equals the flags set.
+        fn check_count(&self) {
+            let flagged = self
+                .flags
+                .iter()
+                .filter(|f| f.load(Ordering::SeqCst))
+                .count();
+            let counted = self.searchers.searching.load(Ordering::SeqCst);
+            assert_eq!(
+                counted, flagged,
+                "the searcher count drifted from the flags"
+            );
+        }
+    }
+
+    fn spawn_and_run(workers: usize, tasks: usize) {
+        loom::model(move || {
+            let m = Model::new(workers);
+            let me = thread::current();
+            let threads: Vec<_> = (0..workers)
+                .map(|i| {
+                    let (m, me) = (m.clone(), me.clone());
+                    loom::thread::spawn(move || m.worker(i, &me))
+                })
+                .collect();
+            for _ in 0..tasks {
+                m.queued.fetch_add(1, Ordering::SeqCst);
+                m.searchers.notify(&*m);
+            }
+            while m.ran.load(Ordering::SeqCst) < tasks {
+                thread::park();
+            }
+            m.done.store(true, Ordering::SeqCst);
+            // A worker that has not published its handle yet will see
+            // `done` after the fence before it sleeps.
+            fence(Ordering::SeqCst);
+            for t in &m.threads {
+                if let Some(t) = t.get() {
+                    t.unpark();
+                }
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+            m.check_count();
+        });
+    }
+
+    /// One worker, two spawns: the worker is woken for each, however the
+    /// spawns interleave with its sleep and its wake-up (the count never
+    /// stays above zero while it sleeps).
+    #[test]
+    fn one_worker_two_spawns() {
+        spawn_and_run(1, 2);
+    }
+
+    /// Two workers that search before they sleep, two spawns: searchers
+    /// are counted once each, so the count never hides a sleeper from
+    /// `notify`.
+    #[test]
+    fn two_searching_workers_two_spawns() {
+        spawn_and_run(2, 2);
     }
 }

@@ -64,9 +64,7 @@ mod idle;
 pub(crate) mod watchdog;
 pub(crate) mod worker;
 
-use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering,
-};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
@@ -108,8 +106,9 @@ pub(crate) struct WorkerShared {
     pub(crate) timers: Timers,
     /// `idle::AWAKE`, `idle::PARKED` or `idle::POLLING`.
     pub(crate) sleep: AtomicU8,
-    /// Set by `Idle::notify` when it wakes this worker to look for work.
-    pub(crate) searching: AtomicBool,
+    /// Set by `Idle::notify` when it wakes this worker to look for work
+    /// (`idle::Searchers`, model-checked: hence the shim's type).
+    pub(crate) searching: crate::loom::sync::atomic::AtomicBool,
     pub(crate) thread: OnceLock<Thread>,
     pub(crate) counters: CachePadded<WorkerCounters>,
     /// What thieves read to tell whether this worker's fresh tasks are
@@ -181,7 +180,7 @@ fn start() -> &'static Shared {
             stealer: d.stealer(),
             timers: Timers::new(),
             sleep: AtomicU8::new(idle::AWAKE),
-            searching: AtomicBool::new(false),
+            searching: crate::loom::sync::atomic::AtomicBool::new(false),
             thread: OnceLock::new(),
             counters: CachePadded::new(WorkerCounters::default()),
             progress: CachePadded::new(Progress::default()),

@@ -431,10 +431,7 @@ impl WorkerLocal {
     /// A woken searcher found work: let another sleeper take over the
     /// search if it was the last one (Go's "spinning" hand-off).
     fn found_work(&self) {
-        let me = &self.shared.workers[self.index];
-        if me.searching.load(Ordering::Relaxed) && me.searching.swap(false, Ordering::AcqRel) {
-            self.shared.idle.searcher_done(self.shared, true);
-        }
+        self.shared.idle.found_work(self.shared, self.index);
     }
 
     fn idle(&'static self) {
