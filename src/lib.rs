@@ -34,6 +34,7 @@
 //! - Sockets: [`net`].
 //! - Waiting primitives for your own types: [`park`].
 //! - Settings and introspection: [`Config`], [`stats`], [`coroutines`].
+//! - Cancellation and deadlines: [`context`] (Go's `context`).
 //!
 //! ## One rule to know
 //!
@@ -52,6 +53,20 @@ pub use goro_runtime::{
 };
 #[doc(inline)]
 pub use goro_runtime::{coroutine_local, go};
+
+/// Alarms: short callbacks on goro's timers (what contexts and stoppable
+/// timers are built on).
+pub mod alarm {
+    #[doc(inline)]
+    pub use goro_runtime::alarm::*;
+}
+
+/// Go's `context`: cancellation and deadlines that reach every
+/// descendant at once. See [`Context`](context::Context).
+pub mod context {
+    #[doc(inline)]
+    pub use goro_context::context::*;
+}
 
 /// Parking: the one primitive everything in goro waits with. Build your
 /// own coroutine-aware waiting on it.

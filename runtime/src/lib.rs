@@ -135,6 +135,7 @@
 //!
 //! [corosensei]: https://docs.rs/corosensei
 
+pub mod alarm;
 mod blocking;
 mod config;
 mod context;
