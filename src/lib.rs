@@ -35,6 +35,7 @@
 //! - Waiting primitives for your own types: [`park`].
 //! - Settings and introspection: [`Config`], [`stats`], [`coroutines`].
 //! - Cancellation and deadlines: [`context`] (Go's `context`).
+//! - Structured concurrency: [`Group`] (Go's errgroup), [`JoinSet`].
 //!
 //! ## One rule to know
 //!
@@ -67,6 +68,9 @@ pub mod context {
     #[doc(inline)]
     pub use goro_context::context::*;
 }
+
+#[doc(inline)]
+pub use goro_context::{Group, GroupError, JoinSet};
 
 /// Parking: the one primitive everything in goro waits with. Build your
 /// own coroutine-aware waiting on it.

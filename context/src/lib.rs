@@ -7,6 +7,11 @@
 //!   and [`ContextError`](context::ContextError): cancellation and
 //!   deadlines that reach every descendant at once, from a coroutine or a
 //!   thread, with a `done()` channel for `select!`.
+//! - [`Group`]: Go's errgroup. Members run in coroutines; the first
+//!   failure (an `Err` or a panic, as [`GroupError`]) is what
+//!   [`Group::wait`] returns, and it cancels the group's context;
+//!   [`Group::with_limit`] bounds how many run at once.
+//! - [`JoinSet`]: a set of coroutines joined in completion order.
 //!
 //! # Why a crate of its own
 //!
@@ -22,3 +27,8 @@
 #![deny(missing_docs)]
 
 pub mod context;
+pub mod group;
+pub mod join_set;
+
+pub use group::{Group, GroupError};
+pub use join_set::JoinSet;
