@@ -35,6 +35,8 @@
 //! - Waiting primitives for your own types: [`park`].
 //! - Settings and introspection: [`Config`], [`stats`], [`coroutines`].
 //! - Unmodified blocking code in coroutines (`hook` feature): [`hook`].
+//! - Cancellation and deadlines: [`context`] (Go's `context`).
+//! - Structured concurrency: [`Group`] (Go's errgroup), [`JoinSet`].
 //!
 //! ## One rule to know
 //!
@@ -53,6 +55,23 @@ pub use goro_runtime::{
 };
 #[doc(inline)]
 pub use goro_runtime::{coroutine_local, go};
+
+/// Alarms: short callbacks on goro's timers (what contexts and stoppable
+/// timers are built on).
+pub mod alarm {
+    #[doc(inline)]
+    pub use goro_runtime::alarm::*;
+}
+
+/// Go's `context`: cancellation and deadlines that reach every
+/// descendant at once. See [`Context`](context::Context).
+pub mod context {
+    #[doc(inline)]
+    pub use goro_context::context::*;
+}
+
+#[doc(inline)]
+pub use goro_context::{Group, GroupError, JoinSet};
 
 /// Parking: the one primitive everything in goro waits with. Build your
 /// own coroutine-aware waiting on it.

@@ -184,6 +184,7 @@
 //!
 //! [corosensei]: https://docs.rs/corosensei
 
+pub mod alarm;
 mod blocking;
 mod config;
 mod context;

@@ -81,7 +81,7 @@ use crate::reactor::Reactor;
 use crate::registry::Registry;
 use crate::stack::Pool;
 use crate::task::{State, Task};
-use crate::timer::{Clock, TimerKey, Timers};
+use crate::timer::{Clock, Due, TimerKey, Timers};
 use crate::{context, stack};
 use watchdog::Watchdog;
 
@@ -317,19 +317,35 @@ pub(crate) struct TimerHandle {
 pub(crate) fn insert_timer(deadline: Instant, task: Arc<Task>) -> TimerHandle {
     let w = context::worker().expect("goro: timer from a coroutine outside a worker");
     let rt = w.shared;
+    insert_on(rt, w.index, deadline, Due::Task(task))
+}
+
+/// Puts an alarm on a wheel: the calling worker's, or, from a thread that
+/// is not a worker, any one (every wheel is advanced by whoever drives
+/// timers). Starts the runtime if needed.
+pub(crate) fn insert_alarm(deadline: Instant, target: Arc<dyn crate::alarm::Fire>) -> TimerHandle {
+    let (rt, index) = match context::worker() {
+        Some(w) => (w.shared, w.index),
+        None => {
+            let rt = get();
+            (rt, fastrand::usize(..rt.workers.len()))
+        }
+    };
+    insert_on(rt, index, deadline, Due::Alarm(target))
+}
+
+fn insert_on(rt: &Shared, index: usize, deadline: Instant, due: Due) -> TimerHandle {
     let tick = rt.clock.deadline_tick(deadline);
-    let (key, earliest) = rt.workers[w.index].timers.insert(tick, task);
+    let (key, earliest) = rt.workers[index].timers.insert(tick, due);
     if earliest && tick < rt.idle.reactor_wake_tick() {
         // The worker sleeping in the reactor would wake too late for this.
         rt.reactor.notify();
     }
-    TimerHandle {
-        worker: w.index,
-        key,
-    }
+    TimerHandle { worker: index, key }
 }
 
-/// Cancels a timer of the running coroutine, on whichever wheel holds it.
-pub(crate) fn cancel_timer(timer: TimerHandle) {
-    get().workers[timer.worker].timers.cancel(timer.key);
+/// Cancels a timer, on whichever wheel holds it; false if it already
+/// fired.
+pub(crate) fn cancel_timer(timer: TimerHandle) -> bool {
+    get().workers[timer.worker].timers.cancel(timer.key)
 }

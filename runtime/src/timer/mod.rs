@@ -16,6 +16,11 @@
 //! 2. `next` mirrors the wheel's earliest deadline (`u64::MAX` when empty)
 //!    after every change made under the lock, so other threads can compute
 //!    how long the reactor may sleep without taking every wheel's lock.
+//! 3. What fires is either a parked coroutine's wake-up (an `unpark`) or
+//!    an alarm's callback ([`crate::alarm`]), and it runs after the wheel's
+//!    lock is released, on the thread that advanced the wheel. A callback
+//!    that panics is reported and dropped: it must not take down the
+//!    worker that ran it.
 
 mod wheel;
 
@@ -64,9 +69,31 @@ impl Clock {
     }
 }
 
+/// What a timer does when it fires (invariant 3).
+pub(crate) enum Due {
+    /// Unpark a coroutine that parked with a deadline.
+    Task(Arc<Task>),
+    /// Run an alarm's callback.
+    Alarm(Arc<dyn crate::alarm::Fire>),
+}
+
+impl Due {
+    fn fire(self) {
+        match self {
+            Due::Task(task) => task.unpark(),
+            Due::Alarm(target) => {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target.fire()));
+                if ran.is_err() {
+                    eprintln!("goro: an alarm callback panicked; the panic was dropped");
+                }
+            }
+        }
+    }
+}
+
 /// One worker's timers.
 pub(crate) struct Timers {
-    wheel: Mutex<Wheel<Arc<Task>>>,
+    wheel: Mutex<Wheel<Due>>,
     next: AtomicU64,
 }
 
@@ -83,23 +110,25 @@ impl Timers {
         self.next.load(Ordering::Acquire)
     }
 
-    /// Adds a timer that unparks `task` at `tick`; returns its key and
+    /// Adds a timer that fires `due` at `tick`; returns its key and
     /// whether it became this wheel's earliest.
-    pub(crate) fn insert(&self, tick: u64, task: Arc<Task>) -> (TimerKey, bool) {
+    pub(crate) fn insert(&self, tick: u64, due: Due) -> (TimerKey, bool) {
         let mut w = self.wheel.lock();
-        let key = w.insert(tick, task);
+        let key = w.insert(tick, due);
         let earliest = tick < self.next.load(Ordering::Relaxed);
         self.publish(&w);
         (key, earliest)
     }
 
-    /// Removes a timer that has not fired.
-    pub(crate) fn cancel(&self, key: TimerKey) {
+    /// Removes a timer that has not fired; false if it had (or was
+    /// cancelled before).
+    pub(crate) fn cancel(&self, key: TimerKey) -> bool {
         let mut w = self.wheel.lock();
         let removed = w.cancel(key);
         self.publish(&w);
         drop(w);
-        drop(removed);
+        // Dropped after the lock: an alarm's target may run user code.
+        removed.is_some()
     }
 
     /// Fires every timer due at `now`. With `try_only`, gives up if another
@@ -123,8 +152,8 @@ impl Timers {
             self.publish(&w);
         }
         let n = due.len();
-        for task in due {
-            task.unpark();
+        for d in due {
+            d.fire();
         }
         n
     }
@@ -134,7 +163,7 @@ impl Timers {
         self.wheel.lock().len()
     }
 
-    fn publish(&self, w: &Wheel<Arc<Task>>) {
+    fn publish(&self, w: &Wheel<Due>) {
         self.next
             .store(w.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
     }

@@ -1,0 +1,170 @@
+//! Alarms: a short callback run at an instant, on goro's own timers.
+//!
+//! A parked coroutine's deadline is a timer on its worker's timing wheel
+//! whose firing is an `unpark`. An [`Alarm`] is the same timer with a
+//! callback instead: Go's runtime timers with a function (what
+//! `time.AfterFunc`, `context.WithDeadline` and `time.Timer` are built
+//! on). goro's contexts, stoppable timers and tickers, and timer channels
+//! read from async code use it; it is public so that other libraries can
+//! build the same kind of thing without a thread of their own.
+//!
+//! # Invariants
+//!
+//! 1. No timer thread. An alarm sits on one worker's wheel (the caller's
+//!    when it is a worker, any one otherwise) and is fired by whichever
+//!    thread advances that wheel: a busy worker every few scheduling
+//!    ticks, or the idle worker that sleeps in the reactor until the
+//!    earliest deadline of all wheels. It never fires before its deadline;
+//!    it may fire up to about a millisecond late (the wheel's tick), more
+//!    if every worker is busy in code that never switches.
+//! 2. Fires at most once. [`Alarm::cancel`] (or dropping the [`Alarm`])
+//!    removes it from its wheel in O(1); it returns whether the alarm was
+//!    still pending, so exactly one of "cancelled" and "fired" happens,
+//!    and a `false` from `cancel` means [`Fire::fire`] has run or is
+//!    running on another thread. A pending alarm holds its target (an
+//!    `Arc`); a cancelled or fired one holds nothing, so cancelling leaves
+//!    no timer and no memory behind.
+//! 3. The callback runs outside any coroutine and outside the wheel's
+//!    lock, on a worker thread (or the reactor's). So it must be short and
+//!    must not block: no `park`, no blocking channel operation, no lock
+//!    held for long. Waking things (unparking, closing a channel, a
+//!    `try_send`, waking a `Waker`) is what it is for. A panic in it is
+//!    caught, reported on stderr and dropped, so it cannot take down the
+//!    worker.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::scheduler::{self, TimerHandle};
+
+/// What an [`Alarm`] calls when its deadline comes.
+///
+/// Implement it on the shared state the callback needs; the alarm holds
+/// an `Arc` of it until it fires or is cancelled. See the module docs for
+/// what a callback may do (briefly: wake things, never block).
+pub trait Fire: Send + Sync + 'static {
+    /// Called once, at or shortly after the deadline, on a runtime worker
+    /// thread outside any coroutine.
+    fn fire(self: Arc<Self>);
+}
+
+/// A pending callback on goro's timers. Dropping it cancels it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::time::{Duration, Instant};
+/// use goro_runtime::alarm::{Alarm, Fire};
+/// use goro_runtime::park::{self, Unparker};
+///
+/// struct Wake(AtomicBool, Unparker);
+/// impl Fire for Wake {
+///     fn fire(self: Arc<Self>) {
+///         self.0.store(true, Ordering::Release);
+///         self.1.unpark();
+///     }
+/// }
+///
+/// let wake = Arc::new(Wake(AtomicBool::new(false), park::current()));
+/// let _alarm = Alarm::set(Instant::now() + Duration::from_millis(5), wake.clone());
+/// while !wake.0.load(Ordering::Acquire) {
+///     park::park();
+/// }
+/// ```
+#[must_use = "dropping an Alarm cancels it"]
+pub struct Alarm {
+    handle: Option<TimerHandle>,
+}
+
+impl Alarm {
+    /// Arranges for `target.fire()` to run at `deadline` (at the next
+    /// turn of the timers if it has passed). Starts the runtime if it is
+    /// not running yet.
+    pub fn set(deadline: Instant, target: Arc<dyn Fire>) -> Alarm {
+        Alarm {
+            handle: Some(scheduler::insert_alarm(deadline, target)),
+        }
+    }
+
+    /// Cancels the alarm. Returns `true` if it had not fired (its callback
+    /// will never run), `false` if the callback has run or is running.
+    pub fn cancel(mut self) -> bool {
+        self.handle.take().is_some_and(scheduler::cancel_timer)
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            scheduler::cancel_timer(h);
+        }
+    }
+}
+
+impl fmt::Debug for Alarm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Alarm { .. }")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use crate::park::{self, Unparker};
+
+    struct Count(AtomicUsize, Unparker);
+
+    impl Fire for Count {
+        fn fire(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::AcqRel);
+            self.1.unpark();
+        }
+    }
+
+    #[test]
+    fn fires_once_not_early() {
+        let c = Arc::new(Count(AtomicUsize::new(0), park::current()));
+        let at = Instant::now() + Duration::from_millis(3);
+        let a = Alarm::set(at, c.clone());
+        while c.0.load(Ordering::Acquire) == 0 {
+            park::park();
+        }
+        assert!(Instant::now() >= at);
+        assert!(!a.cancel());
+        assert_eq!(c.0.load(Ordering::Acquire), 1);
+    }
+
+    #[test]
+    fn cancel_releases_the_target() {
+        let c = Arc::new(Count(AtomicUsize::new(0), park::current()));
+        let a = Alarm::set(Instant::now() + Duration::from_secs(3600), c.clone());
+        assert_eq!(Arc::strong_count(&c), 2);
+        assert!(a.cancel());
+        assert_eq!(Arc::strong_count(&c), 1);
+        let b = Alarm::set(Instant::now() + Duration::from_secs(3600), c.clone());
+        drop(b);
+        assert_eq!(Arc::strong_count(&c), 1);
+        assert_eq!(c.0.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_panicking_callback_is_contained() {
+        struct Boom;
+        impl Fire for Boom {
+            fn fire(self: Arc<Self>) {
+                panic!("boom in an alarm");
+            }
+        }
+        let _a = Alarm::set(Instant::now(), Arc::new(Boom));
+        // The runtime keeps firing timers afterwards.
+        let c = Arc::new(Count(AtomicUsize::new(0), park::current()));
+        let _b = Alarm::set(Instant::now() + Duration::from_millis(2), c.clone());
+        while c.0.load(Ordering::Acquire) == 0 {
+            park::park();
+        }
+    }
+}
