@@ -51,6 +51,7 @@ pub struct Builder {
     stack_size: Option<usize>,
     migratable: bool,
     unguarded_stack: bool,
+    shared_stack: Option<bool>,
 }
 
 impl Builder {
@@ -71,6 +72,48 @@ impl Builder {
     /// [`spawn`](Builder::spawn) fails with `InvalidInput`.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Runs the coroutine on one of its worker's *shared stacks*: while it
+    /// is parked, the used part of its stack (often under a kilobyte) is
+    /// copied to the heap, and copied back, at the same addresses, when it
+    /// runs again. A parked coroutine then costs the bytes of its frames
+    /// instead of a 4 KiB page; each switch that finds another coroutine
+    /// on the stack costs a copy out and a copy in. See the `stack::shared`
+    /// module docs for what is copied when, and
+    /// [`Config::shared_stacks`](crate::Config::shared_stacks) (or
+    /// `GORO_SHARED_STACKS=1`) to make it the default for `spawn`/`go!`.
+    ///
+    /// Coroutines on shared stacks and on private ones run side by side on
+    /// the same workers. A shared-stack coroutine cannot be
+    /// [`migratable`](Builder::migratable) (its frames belong at its
+    /// worker's stack addresses): [`spawn`](Builder::spawn) refuses the
+    /// pair with `InvalidInput`. While it waits in [`blocking`](crate::blocking)
+    /// (whose closure may borrow its stack) it keeps its shared stack to
+    /// itself, so the coroutines that share that stack wait for it; and it
+    /// cannot open a [`scope`](crate::scope) (the children would borrow a
+    /// stack that is copied away): `scope` panics with a message saying so.
+    ///
+    /// ```
+    /// let h = goro_runtime::Builder::new()
+    ///     .shared_stack()
+    ///     .spawn(|| 6 * 7)
+    ///     .unwrap();
+    /// assert_eq!(h.join().unwrap(), 42);
+    /// ```
+    pub fn shared_stack(mut self) -> Builder {
+        self.shared_stack = Some(true);
+        self
+    }
+
+    /// Runs the coroutine on a private stack of its own even where shared
+    /// stacks are the default ([`Config::shared_stacks`](crate::Config::shared_stacks),
+    /// `GORO_SHARED_STACKS=1`): for a coroutine that opens a
+    /// [`scope`](crate::scope), or that would keep a shared stack to
+    /// itself for long in [`blocking`](crate::blocking).
+    pub fn private_stack(mut self) -> Builder {
+        self.shared_stack = Some(false);
         self
     }
 

@@ -34,6 +34,9 @@ pub struct Stats {
     /// (each episode counts once however long it lasts; 0 while the
     /// watchdog is off).
     pub blocked_worker_episodes: u64,
+    /// Bytes of pooled stack memory the scavenger has given back to the OS
+    /// since start (pooled stacks beyond a small reserve, after a burst).
+    pub stack_bytes_scavenged: u64,
 }
 
 /// Takes a snapshot of the runtime's counters (starting the runtime if
@@ -66,6 +69,7 @@ pub fn stats() -> Stats {
     s.blocking_threads = rt.blocking.threads();
     s.stacks = crate::stack::total_stacks();
     s.blocked_worker_episodes = rt.watchdog.episodes();
+    s.stack_bytes_scavenged = crate::stack::scavenged_bytes();
     s
 }
 

@@ -435,6 +435,9 @@ impl WorkerLocal {
     }
 
     fn idle(&'static self) {
+        // Pooled stacks beyond the reserve give their pages back while
+        // there is nothing to run (stack pool invariant 7).
+        stack::scavenge(&|| self.work_visible());
         super::idle::sleep(self);
         // Awake again: the watchdog may have gone to sleep for good while
         // every worker slept.

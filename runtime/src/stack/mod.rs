@@ -95,16 +95,22 @@
 //! soundness depends on the choice, so it cannot carry an `unsafe`
 //! promise.
 //!
-//! Stacks are never unmapped: a pool keeps its high-water mark, and under
-//! mapped guards the budget it spent. The memory of a parked coroutine is
-//! the pages its stack has touched (usually one, 4 KiB) plus its task
-//! header.
+//! Stacks are never unmapped: a pool keeps its high-water mark of address
+//! space, and under mapped guards the budget it spent. Its *memory* goes
+//! back after a burst: pooled stacks beyond a small reserve give their
+//! pages back to the OS (`madvise(MADV_DONTNEED)`) from a worker about to
+//! go idle, as Go's scavenger does (pool invariant 7). The memory of a
+//! parked coroutine is the pages its stack has touched (usually one,
+//! 4 KiB) plus its task header; on a shared stack (`shared.rs`) it is the
+//! bytes of its frames, copied to the heap, instead.
 
 mod overflow;
 mod pool;
 
 pub(crate) use overflow::{check_canary, install_handler, prepare_thread};
-pub(crate) use pool::{Pool, RawStack, choose_guards, pool_for, prepare, total_stacks};
+pub(crate) use pool::{
+    Pool, RawStack, choose_guards, pool_for, prepare, scavenge, scavenged_bytes, total_stacks,
+};
 
 use corosensei::stack::StackPointer;
 

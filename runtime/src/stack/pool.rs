@@ -47,11 +47,30 @@
 //!    (exactly, so the last slab may be short) and given back only for
 //!    guard pages never installed; since slabs are never unmapped, a stack
 //!    size that once held many coroutines keeps its share of the budget.
+//! 7. Memory goes back after a burst (the *scavenger*, after Go's): a
+//!    guarded free list keeps at most `SHARD_RESERVE` dirty stacks per
+//!    shard and `GLOBAL_RESERVE` in its global list; what lies beyond
+//!    (the coldest end of each list) is taken off the list, its pages are
+//!    given back with `madvise(MADV_DONTNEED)` and it goes to the list's
+//!    `clean` list, which takers use only when no dirty stack is left
+//!    anywhere. Guard pages survive `MADV_DONTNEED` (light guard markers
+//!    and `mprotect`ed pages alike), so adjacent stacks of a slab are
+//!    given back in one call. A stack being scavenged is on no list, so
+//!    no coroutine can be given it meanwhile. The sweep runs on a worker
+//!    that is about to sleep (`scavenge`), never on the spawn or exit
+//!    path, and stops between chunks as soon as the worker has work; it
+//!    is armed by a release that takes a list past its reserve, so an idle
+//!    runtime does no periodic work and a warm pool (a working set within
+//!    the reserves) is never scavenged. Canary-slab stacks are not
+//!    scavenged: a canary lives in the neighbour's top page.
+//! 8. A taker that finds its shard and the global list empty takes dirty
+//!    stacks from other shards before clean ones, and clean ones before
+//!    mapping a slab: the pool grows only when every stack is bound.
 
 use std::io;
 use std::io::Write as _;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
@@ -65,6 +84,15 @@ const SHARDS: usize = 16;
 const SHARD_HIGH: usize = 512;
 /// Stacks moved from the global list to a shard at once.
 const SHARD_REFILL: usize = 32;
+/// Dirty stacks a shard keeps before the scavenger gives pages back
+/// (invariant 7).
+const SHARD_RESERVE: usize = 64;
+/// Dirty stacks the global list keeps before the scavenger gives pages
+/// back (invariant 7).
+const GLOBAL_RESERVE: usize = 64;
+/// Stacks the scavenger takes off a list at once (the lock is not held
+/// while it calls `madvise`).
+const SCAVENGE_CHUNK: usize = 256;
 
 /// Stacks per slab while the guard budget lasts (each costs two mappings).
 const GUARDED_PER_SLAB: usize = 32;
@@ -100,6 +128,9 @@ pub(crate) struct RawStack {
     /// Whether the guard page is installed or the canary written yet
     /// (invariant 4).
     pub(crate) prepared: bool,
+    /// Whether a coroutine may have touched its pages since it was mapped
+    /// or last scavenged (invariant 7).
+    pub(crate) dirty: bool,
 }
 
 /// A free list of stacks: per-worker shards over a global list
@@ -107,6 +138,8 @@ pub(crate) struct RawStack {
 struct FreeList {
     shards: Box<[CachePadded<Mutex<Vec<RawStack>>>]>,
     global: Mutex<Vec<RawStack>>,
+    /// Scavenged stacks, whose pages went back to the OS (invariant 7).
+    clean: Mutex<Vec<RawStack>>,
 }
 
 /// Stacks of one size.
@@ -145,6 +178,13 @@ struct Budget {
 static BUDGET: OnceLock<Budget> = OnceLock::new();
 static GUARDS: OnceLock<Guards> = OnceLock::new();
 static POOLS: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
+/// Set by a release that takes a free list past its reserve; cleared by
+/// the sweep that starts (invariant 7).
+static SWEEP_ARMED: AtomicBool = AtomicBool::new(false);
+/// Held by the one sweep running at a time.
+static SWEEPING: Mutex<()> = Mutex::new(());
+/// Bytes given back to the OS by the scavenger since start (for stats).
+static SCAVENGED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -296,6 +336,7 @@ impl FreeList {
                 .map(|_| CachePadded::new(Mutex::new(Vec::new())))
                 .collect(),
             global: Mutex::new(Vec::new()),
+            clean: Mutex::new(Vec::new()),
         }
     }
 
@@ -317,11 +358,38 @@ impl FreeList {
         Some(s)
     }
 
-    /// Pops from any shard: the last place a stack can come from when no
-    /// new one can be mapped (one freed on another worker).
+    /// The slow path before mapping (invariant 8): the caller's lists,
+    /// then a batch of the most recently freed stacks of the fullest other
+    /// shard (moved to the caller's shard, or to the global list for a
+    /// thread that is not a worker), then a clean stack.
     fn take_any(&self) -> Option<RawStack> {
-        self.take()
-            .or_else(|| self.shards.iter().find_map(|shard| shard.lock().pop()))
+        if let Some(s) = self.take() {
+            return Some(s);
+        }
+        let fullest = self
+            .shards
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, shard)| shard.lock().len())
+            .map(|(i, _)| i)?;
+        let batch: Vec<RawStack> = {
+            let mut shard = self.shards[fullest].lock();
+            let keep = shard
+                .len()
+                .saturating_sub(SHARD_REFILL.max(shard.len() / 2));
+            shard.drain(keep..).collect()
+        };
+        let mut batch = batch;
+        if let Some(s) = batch.pop() {
+            if !batch.is_empty() {
+                match shard_index() {
+                    Some(i) => self.shards[i].lock().extend(batch),
+                    None => self.global.lock().extend(batch),
+                }
+            }
+            return Some(s);
+        }
+        self.clean.lock().pop()
     }
 
     /// Puts one stack back into the caller's shard (or the global list).
@@ -330,6 +398,9 @@ impl FreeList {
             Some(i) => {
                 let mut shard = self.shards[i].lock();
                 shard.push(raw);
+                if shard.len() > SHARD_RESERVE {
+                    arm_sweep();
+                }
                 if shard.len() > SHARD_HIGH {
                     let half = shard.len() / 2;
                     let spill: Vec<RawStack> = shard.drain(half..).collect();
@@ -337,8 +408,45 @@ impl FreeList {
                     self.global.lock().extend(spill);
                 }
             }
-            None => self.global.lock().push(raw),
+            None => {
+                let mut global = self.global.lock();
+                global.push(raw);
+                if global.len() > GLOBAL_RESERVE {
+                    arm_sweep();
+                }
+            }
         }
+    }
+
+    /// Gives back the pages of the stacks beyond the reserves (invariant
+    /// 7); returns the stacks scavenged, and whether it stopped early.
+    fn scavenge(&self, size: usize, stop: &dyn Fn() -> bool) -> (usize, bool) {
+        let mut done = 0;
+        let lists = self
+            .shards
+            .iter()
+            .map(|s| (&**s, SHARD_RESERVE))
+            .chain(std::iter::once((&self.global, GLOBAL_RESERVE)));
+        for (list, reserve) in lists {
+            loop {
+                let mut chunk: Vec<RawStack> = {
+                    let mut l = list.lock();
+                    let n = l.len().saturating_sub(reserve).min(SCAVENGE_CHUNK);
+                    if n == 0 {
+                        break;
+                    }
+                    // The front is the coldest end: takers pop the back.
+                    l.drain(..n).collect()
+                };
+                done += chunk.len();
+                give_back(&mut chunk, size);
+                self.clean.lock().extend(chunk);
+                if stop() {
+                    return (done, true);
+                }
+            }
+        }
+        (done, false)
     }
 
     /// Lists the stacks of a new slab.
@@ -375,17 +483,15 @@ impl Pool {
             return Ok(s);
         }
         let _g = self.grow_lock.lock();
-        // Someone else may have grown the pool while we waited.
-        if let Some(s) = self.guarded.take() {
+        // Someone else may have grown the pool while we waited, and other
+        // shards or the clean list may hold stacks (invariant 8).
+        if let Some(s) = self.guarded.take_any() {
             return Ok(s);
         }
         let err = match self.grow_guarded() {
             Ok(stacks) => return Ok(self.keep(&self.guarded, stacks)),
             Err(e) => e,
         };
-        if let Some(s) = self.guarded.take_any() {
-            return Ok(s);
-        }
         if !unguarded {
             return Err(err);
         }
@@ -406,7 +512,8 @@ impl Pool {
 
     /// Returns a stack whose coroutine has finished, to the list it came
     /// from.
-    pub(crate) fn release(&self, raw: RawStack) {
+    pub(crate) fn release(&self, mut raw: RawStack) {
+        raw.dirty = true;
         if raw.in_canary_slab {
             self.canary.put(raw);
         } else {
@@ -480,6 +587,7 @@ impl Pool {
                     canary: 0,
                     in_canary_slab: false,
                     prepared: false,
+                    dirty: false,
                 }
             })
             .collect())
@@ -515,6 +623,7 @@ impl Pool {
                 canary,
                 in_canary_slab: true,
                 prepared: canary == 0,
+                dirty: false,
             });
         }
         Ok(stacks)
@@ -563,6 +672,98 @@ pub(crate) fn prepare(raw: &mut RawStack) {
          A coroutine must not run without a guard page, so the process aborts."
     );
     std::process::abort();
+}
+
+fn arm_sweep() {
+    if !SWEEP_ARMED.load(Ordering::Relaxed) {
+        SWEEP_ARMED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `madvise(MADV_DONTNEED)` on the usable part of each dirty stack, one
+/// call per run of adjacent stacks (their guard pages in between survive
+/// the advice: invariant 7). Leaves every stack marked clean.
+fn give_back(chunk: &mut [RawStack], size: usize) {
+    chunk.sort_unstable_by_key(|s| s.bottom);
+    let page = page_size();
+    let mut run: Option<(usize, usize)> = None;
+    let mut bytes = 0u64;
+    let flush = |run: (usize, usize)| {
+        // SAFETY: `run` covers the usable parts of stacks that are on no
+        // free list and bound to no task (the caller took them off their
+        // list under its lock), plus the guard pages between them, all
+        // inside one live slab mapping; discarding their contents is what
+        // the pool wants, and guard pages keep their protection.
+        unsafe { libc::madvise(run.0 as *mut _, run.1 - run.0, libc::MADV_DONTNEED) };
+    };
+    for s in chunk.iter_mut() {
+        if !s.dirty {
+            continue;
+        }
+        s.dirty = false;
+        bytes += size as u64;
+        let (start, end) = (s.bottom, s.bottom + size);
+        run = match run {
+            Some((a, b)) if start == b + page => Some((a, end)),
+            Some(r) => {
+                flush(r);
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some(r) = run {
+        flush(r);
+    }
+    SCAVENGED_BYTES.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// The scavenger (invariant 7): called by a worker about to sleep. Costs
+/// one relaxed load unless a release armed it; then gives back the pages
+/// of every guarded pool's stacks beyond the reserves, stopping between
+/// chunks when `stop` says the worker has work (the sweep is then armed
+/// again for the next idle moment).
+pub(crate) fn scavenge(stop: &dyn Fn() -> bool) {
+    if !SWEEP_ARMED.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(_g) = SWEEPING.try_lock() else {
+        return;
+    };
+    SWEEP_ARMED.store(false, Ordering::Relaxed);
+    let pools: Vec<&'static Pool> = POOLS.lock().clone();
+    let mut total = 0;
+    for pool in pools {
+        let (n, stopped) = pool.guarded.scavenge(pool.size, stop);
+        total += n;
+        if stopped {
+            SWEEP_ARMED.store(true, Ordering::Relaxed);
+            break;
+        }
+    }
+    if total >= TRIM_AFTER {
+        trim_heap();
+    }
+}
+
+/// A sweep that gave back this many stacks followed a burst: the
+/// coroutine headers of that burst were freed too, so the heap is
+/// trimmed as well.
+const TRIM_AFTER: usize = 1024;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim has no preconditions; it returns free heap
+    // memory of every arena to the OS.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
+
+/// Bytes of stack the scavenger has given back since start.
+pub(crate) fn scavenged_bytes() -> u64 {
+    SCAVENGED_BYTES.load(Ordering::Relaxed)
 }
 
 fn shard_index() -> Option<usize> {
