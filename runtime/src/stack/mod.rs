@@ -106,6 +106,7 @@
 
 mod overflow;
 mod pool;
+mod sweep_gate;
 
 pub(crate) use overflow::{check_canary, install_handler, prepare_thread};
 pub(crate) use pool::{

@@ -70,12 +70,13 @@
 use std::io;
 use std::io::Write as _;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use super::overflow::CANARY;
+use super::sweep_gate::SweepGate;
 use crate::context;
 
 /// Free-list shards (workers beyond this share them).
@@ -178,11 +179,23 @@ struct Budget {
 static BUDGET: OnceLock<Budget> = OnceLock::new();
 static GUARDS: OnceLock<Guards> = OnceLock::new();
 static POOLS: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
-/// Set by a release that takes a free list past its reserve; cleared by
-/// the sweep that starts (invariant 7).
-static SWEEP_ARMED: AtomicBool = AtomicBool::new(false);
-/// Held by the one sweep running at a time.
-static SWEEPING: Mutex<()> = Mutex::new(());
+/// Armed by a release that takes a free list past its reserve; passed by
+/// the one sweep running at a time (invariant 7, `sweep_gate.rs`).
+#[cfg(not(loom))]
+static SWEEP: SweepGate = SweepGate::new();
+
+#[cfg(not(loom))]
+fn sweep_gate() -> &'static SweepGate {
+    &SWEEP
+}
+
+/// Loom atomics cannot live in a static, and no loom model reaches the
+/// stack pool (coroutines do not run under loom): the gate's own model is
+/// in `sweep_gate.rs`.
+#[cfg(loom)]
+fn sweep_gate() -> &'static SweepGate {
+    unreachable!("the stack pool is not part of any loom model")
+}
 /// Bytes given back to the OS by the scavenger since start (for stats).
 static SCAVENGED_BYTES: AtomicU64 = AtomicU64::new(0);
 
@@ -675,9 +688,7 @@ pub(crate) fn prepare(raw: &mut RawStack) {
 }
 
 fn arm_sweep() {
-    if !SWEEP_ARMED.load(Ordering::Relaxed) {
-        SWEEP_ARMED.store(true, Ordering::Relaxed);
-    }
+    sweep_gate().arm();
 }
 
 /// `madvise(MADV_DONTNEED)` on the usable part of each dirty stack, one
@@ -724,20 +735,24 @@ fn give_back(chunk: &mut [RawStack], size: usize) {
 /// chunks when `stop` says the worker has work (the sweep is then armed
 /// again for the next idle moment).
 pub(crate) fn scavenge(stop: &dyn Fn() -> bool) {
-    if !SWEEP_ARMED.load(Ordering::Relaxed) {
+    let gate = sweep_gate();
+    if !gate.begin() {
         return;
     }
-    let Some(_g) = SWEEPING.try_lock() else {
-        return;
-    };
-    SWEEP_ARMED.store(false, Ordering::Relaxed);
-    let pools: Vec<&'static Pool> = POOLS.lock().clone();
     let mut total = 0;
-    for pool in pools {
-        let (n, stopped) = pool.guarded.scavenge(pool.size, stop);
-        total += n;
-        if stopped {
-            SWEEP_ARMED.store(true, Ordering::Relaxed);
+    'sweep: loop {
+        let pools: Vec<&'static Pool> = POOLS.lock().clone();
+        for pool in pools {
+            let (n, stopped) = pool.guarded.scavenge(pool.size, stop);
+            total += n;
+            if stopped {
+                gate.abandon();
+                break 'sweep;
+            }
+        }
+        // A release that armed the gate after this pass went by its list
+        // is swept now, not at some later idle moment that may never come.
+        if !gate.finish() {
             break;
         }
     }
