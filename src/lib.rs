@@ -119,9 +119,9 @@ pub mod net {
 ///
 /// The hooks are libc's function names defined in the `goro-hook` rlib.
 /// The linker uses them only if that rlib is part of the link, which it
-/// is when some linked code names the crate: this module's [`enabled`]
+/// is when some linked code names the crate: this module's [`enabled`](hook::enabled)
 /// does, so with the feature on every binary that uses goro gets them.
-/// Call [`enabled`] to check.
+/// Call [`enabled`](hook::enabled) to check.
 pub mod hook {
     /// Whether the hooks are in effect in this process: the `hook`
     /// feature is on and the process's `recv` resolves to goro's.

@@ -34,7 +34,7 @@
 //!
 //! # The coroutine protocol (no lost wake-up, no double resume)
 //!
-//! A coroutine's token lives in its task's [`ParkState`]: `EMPTY`,
+//! A coroutine's token lives in its task's `ParkState` (below): `EMPTY`,
 //! `NOTIFIED` or `PARKED`. That type holds every transition below, and
 //! `Task` calls it; the model checks (`loom_tests` below) run the same
 //! functions.
