@@ -22,7 +22,7 @@ use crossbeam_deque::{Steal, Worker};
 
 use super::{Progress, Shared, WorkerCounters, idle};
 use crate::context;
-use crate::stack::{self, Stack};
+use crate::stack::{self, Stack, shared};
 use crate::task::{Body, Coroutine, Request, State, Task};
 
 /// Consecutive picks allowed from `runnext` before the rest of the queue
@@ -449,6 +449,16 @@ impl WorkerLocal {
         // SAFETY: invariant 2: this worker owns the task now, so nothing
         // else touches its body.
         let body = unsafe { &mut *task.body.get() };
+        if task.was_parked.replace(false) {
+            self.count_parked(-1);
+        }
+        // A shared-stack coroutine's frames go onto its stack first (and a
+        // fresh one is bound to a stack): `stack/shared.rs` steps 2 and 4.
+        if task.frames.is_shared()
+            && let shared::Acquire::Wait = shared::acquire(&task, self.index, self.counters())
+        {
+            return;
+        }
         if let Body::Fresh = body {
             self.start(&task, body);
         } else if task.home() != self.index as u32 {
@@ -461,9 +471,6 @@ impl WorkerLocal {
             unreachable!("goro: scheduled a finished task");
         };
         let raw = task.raw_stack.get();
-        if task.was_parked.replace(false) {
-            self.count_parked(-1);
-        }
         let progress = self.progress;
         loop {
             task.set_state(State::Running);
@@ -475,6 +482,9 @@ impl WorkerLocal {
             progress.running.store(0, Ordering::Relaxed);
             context::set_current_task(None);
             stack::check_canary(&raw, &task);
+            if task.frames.is_shared() {
+                shared::switched_out(&task, &self.ready);
+            }
             match result {
                 CoroutineResult::Yield(Request::Yield) => {
                     task.set_state(State::Runnable);
@@ -549,7 +559,12 @@ impl WorkerLocal {
         let Body::Running(co) = std::mem::replace(body, Body::Done) else {
             unreachable!()
         };
-        task.pool.release(co.into_stack().raw);
+        if task.frames.is_shared() {
+            drop(co.into_stack());
+            shared::finished(task, self.counters());
+        } else {
+            task.pool.release(co.into_stack().raw);
+        }
         task.set_state(State::Done);
         self.shared.registry.remove(task);
     }
