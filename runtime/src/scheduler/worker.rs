@@ -74,6 +74,8 @@ pub(crate) struct WorkerLocal {
     seen: RefCell<Box<[(u32, Instant)]>>,
     /// This worker's published progress (`shared.workers[index].progress`).
     progress: &'static Progress,
+    /// This worker's `finished` count when it last trimmed the heap.
+    trimmed_at: Cell<u64>,
 }
 
 impl WorkerLocal {
@@ -92,6 +94,7 @@ impl WorkerLocal {
             ready_turn: Cell::new(false),
             seen: RefCell::new(vec![(u32::MAX, Instant::now()); shared.workers.len()].into()),
             progress: &shared.workers[index].progress,
+            trimmed_at: Cell::new(0),
         }));
         context::set_worker(local);
         #[cfg(target_os = "linux")]
@@ -438,6 +441,15 @@ impl WorkerLocal {
         // Pooled stacks beyond the reserve give their pages back while
         // there is nothing to run (stack pool invariant 7).
         stack::scavenge(&|| self.work_visible());
+        // So do the heap's pages after a burst of exits (task headers, and
+        // on shared stacks the saved frames: `stack/shared.rs`).
+        let finished = self.counters().finished.load(Ordering::Relaxed);
+        if finished.wrapping_sub(self.trimmed_at.get()) >= shared::TRIM_AFTER_EXITS
+            && !self.work_visible()
+        {
+            self.trimmed_at.set(finished);
+            shared::trim_heap();
+        }
         super::idle::sleep(self);
         // Awake again: the watchdog may have gone to sleep for good while
         // every worker slept.
