@@ -572,7 +572,8 @@ impl WorkerLocal {
             unreachable!()
         };
         if task.frames.is_shared() {
-            drop(co.into_stack());
+            // The shared stack stays with its set.
+            let _ = co.into_stack();
             shared::finished(task, self.counters());
         } else {
             task.pool.release(co.into_stack().raw);

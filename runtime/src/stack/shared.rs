@@ -273,7 +273,7 @@ fn measure_margin(s: &SharedStack) -> usize {
         .unwrap_or(lo);
     let _ = co.resume(());
     debug_assert!(co.done());
-    drop(co.into_stack());
+    let _ = co.into_stack();
     let below = sp.get().saturating_sub(lowest);
     (below + MARGIN_SLACK).next_multiple_of(16)
 }
