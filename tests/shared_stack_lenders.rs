@@ -206,13 +206,21 @@ fn select_and_sync_waiters_live_off_the_stack() {
             })
             .unwrap();
         let sa = shared()
-            .spawn(move || (0..100).for_each(|_| a_tx.send(1).unwrap()))
+            .spawn(move || {
+                (0..100).for_each(|_| a_tx.send(1).unwrap());
+                // Kept open until the select is done: a closed channel's
+                // arm is ready.
+                a_tx
+            })
             .unwrap();
         let sb = shared()
-            .spawn(move || (0..100).for_each(|_| b_tx.send(1).unwrap()))
+            .spawn(move || {
+                (0..100).for_each(|_| b_tx.send(1).unwrap());
+                b_tx
+            })
             .unwrap();
-        sa.join().unwrap();
-        sb.join().unwrap();
+        let _a = sa.join().unwrap();
+        let _b = sb.join().unwrap();
         assert_eq!(sel.join().unwrap(), 300);
         // Mutex, Condvar, WaitGroup, Semaphore between shared coroutines.
         let m = Arc::new(goro::sync::Mutex::new(0u64));
