@@ -14,6 +14,7 @@
 #                  goro workload crashes. Meant for CI smoke tests.
 #   --only LIST    workloads to run (default: all), from:
 #                  spawn pingpong chan_mpmc select mutex idle idle_1m echo timers chain
+#                  idle_shared idle_1m_shared pingpong_shared (goro on shared stacks)
 #   --peers LIST   peers to build and run (default: go,may,tokio,threads,goro)
 #   --rounds N     rounds (default 3, --quick 1)
 #
@@ -25,10 +26,14 @@ set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ALL_PEERS=(go may tokio threads goro)
-ALL_WORKLOADS=(spawn pingpong chan_mpmc select mutex idle idle_1m echo timers chain)
+ALL_WORKLOADS=(spawn pingpong chan_mpmc select mutex idle idle_1m echo timers chain idle_shared idle_1m_shared pingpong_shared)
 # Pseudo-workloads: label -> "<real workload> <extra args>" and the peers that run it.
 IDLE_1M_ARGS="idle --n 1000000"
 IDLE_1M_PEERS=" go goro "
+# goro with GORO_SHARED_STACKS=1 (Builder::shared_stack as the default):
+# label -> real workload args; run by goro alone, compared with the
+# other peers' rows of the real workload.
+declare -A SHARED_ARGS=([idle_shared]="idle" [idle_1m_shared]="idle --n 1000000" [pingpong_shared]="pingpong")
 
 QUICK=0
 ROUNDS=""
@@ -90,7 +95,7 @@ if [ -n "$ONLY" ]; then
 else
     for w in "${ALL_WORKLOADS[@]}"; do
         # 1M idle tasks is a capacity figure, not a smoke test.
-        [ $QUICK = 1 ] && [ "$w" = idle_1m ] && continue
+        [ $QUICK = 1 ] && { [ "$w" = idle_1m ] || [ "$w" = idle_1m_shared ]; } && continue
         WORKLOADS+=("$w")
     done
 fi
@@ -184,10 +189,14 @@ done
 # ---------------------------------------------------------------- run
 
 run_one() { # run_one <round> <peer> <workload label>
-    local round=$1 peer=$2 label=$3 args
+    local round=$1 peer=$2 label=$3 args envs=()
     if [ "$label" = idle_1m ]; then
         [[ "$IDLE_1M_PEERS" == *" $peer "* ]] || return 0
         args=$IDLE_1M_ARGS
+    elif [ -n "${SHARED_ARGS[$label]:-}" ]; then
+        [ "$peer" = goro ] || return 0
+        args=${SHARED_ARGS[$label]}
+        envs=(GORO_SHARED_STACKS=1)
     else
         args=$label
     fi
@@ -196,7 +205,7 @@ run_one() { # run_one <round> <peer> <workload label>
     [ $QUICK = 1 ] && extra=(--quick)
     local out=$WORK/out err=$WORK/err rc
     # shellcheck disable=SC2086  # $args is a word list on purpose
-    timeout -k 5 "$RUN_TIMEOUT" "${BIN[$peer]}" $args "${extra[@]}" > "$out" 2> "$err"
+    env "${envs[@]}" timeout -k 5 "$RUN_TIMEOUT" "${BIN[$peer]}" $args "${extra[@]}" > "$out" 2> "$err"
     rc=$?
     local result
     result=$(grep -m1 '^RESULT ' "$out" || true)

@@ -34,6 +34,10 @@ ROWS = [
     ("mutex", "mutex", "ns_per_lock", "lower", "ns/lock"),
     ("idle", "idle", "bytes_per_task", "lower", "bytes/task"),
     ("idle_1m", "idle_1m", "bytes_per_task", "lower", "bytes/task"),
+    # goro alone, GORO_SHARED_STACKS=1 (run.sh SHARED_ARGS).
+    ("idle_shared", "idle_shared", "bytes_per_task", "lower", "bytes/task"),
+    ("idle_1m_shared", "idle_1m_shared", "bytes_per_task", "lower", "bytes/task"),
+    ("pingpong_shared", "pingpong_shared", "ns_per_roundtrip", "lower", "ns/round trip"),
     ("echo", "echo", "req_per_s", "higher", "req/s"),
     ("timers p99", "timers", "p99_late_ms", "lower", "ms late (p99)"),
     ("timers max", "timers", "max_late_ms", "lower", "ms late (max)"),

@@ -141,6 +141,13 @@ unsafe impl<T: Send> Sync for Slot<T> {}
 ///
 /// A panic in `f` is resumed in the caller.
 ///
+/// A coroutine on a shared stack ([`Builder::shared_stack`](crate::Builder::shared_stack))
+/// keeps that stack to itself while `f` runs: coroutines whose frames were
+/// copied off the same stack wait until `blocking` returns (new coroutines
+/// take another shared stack). So `f` must not wait for such a coroutine;
+/// a coroutine that does that, or blocks for long, is better spawned with
+/// [`Builder::private_stack`](crate::Builder::private_stack).
+///
 /// ```
 /// let h = goro_runtime::spawn(|| {
 ///     goro_runtime::blocking(|| std::fs::read_to_string("/proc/self/status").map(|s| s.len()))
@@ -152,9 +159,13 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    if context::current_task().is_none() {
+    let Some(task) = context::current_task() else {
         return f();
-    }
+    };
+    // The job may borrow this coroutine's frames while it parks: on a
+    // shared stack they stay in place until it returns (`stack/shared.rs`,
+    // "The invariant").
+    let _lend = task.frames.lend();
     let pool = &scheduler::get().blocking;
     let slot = Arc::new(Slot {
         done: AtomicBool::new(false),

@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -34,6 +34,8 @@ pub const MAX_WORKERS: usize = 1024;
 /// | stack size | [`stack_size`](Config::stack_size) | `GORO_STACK_SIZE` | 64 KiB |
 /// | guard layout | | `GORO_STACK_GUARDS` | `light` |
 /// | blocked-worker report after | [`blocked_worker_threshold`](Config::blocked_worker_threshold) | `GORO_BLOCKED_WORKER_MS` (0 = off) | 1 s |
+/// | shared stacks by default | [`shared_stacks`](Config::shared_stacks) | `GORO_SHARED_STACKS` (`1`/`0`) | off |
+/// | shared stacks per worker | | `GORO_SHARED_STACKS_PER_WORKER` | 4 |
 /// | blocked-worker reporter | [`on_blocked_worker`](Config::on_blocked_worker) | | one line on stderr |
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -42,6 +44,7 @@ pub struct Config {
     unguarded_stacks: bool,
     blocked_worker_threshold: Option<Duration>,
     blocked_worker_reporter: Option<Reporter>,
+    shared_stacks: Option<bool>,
 }
 
 /// A user's blocked-worker reporter ([`Config::on_blocked_worker`]).
@@ -106,6 +109,7 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
         unguarded_stacks: false,
         blocked_worker_threshold: None,
         blocked_worker_reporter: None,
+        shared_stacks: None,
     },
     started: false,
 });
@@ -154,6 +158,24 @@ impl Config {
     /// for every coroutine it runs should opt in per coroutine instead.
     pub unsafe fn allow_unguarded_stacks(mut self) -> Config {
         self.unguarded_stacks = true;
+        self
+    }
+
+    /// Whether `spawn`, `go!` and a [`Builder`](crate::Builder) that says
+    /// neither [`shared_stack`](crate::Builder::shared_stack) nor
+    /// [`private_stack`](crate::Builder::private_stack) run the coroutine
+    /// on a shared stack (default: `GORO_SHARED_STACKS=1`, else private
+    /// stacks). See [`Builder::shared_stack`](crate::Builder::shared_stack)
+    /// for what that costs and forbids. `GORO_SHARED_STACKS_PER_WORKER`
+    /// (1 to 64, default 4) sets how many shared stacks each worker has
+    /// per stack size.
+    ///
+    /// ```
+    /// // In main, before anything spawns: ten million idle coroutines fit.
+    /// let _ = goro_runtime::Config::new().shared_stacks(true).apply();
+    /// ```
+    pub fn shared_stacks(mut self, on: bool) -> Config {
+        self.shared_stacks = Some(on);
         self
     }
 
@@ -249,6 +271,9 @@ impl Config {
         if self.blocked_worker_reporter.is_some() {
             p.config.blocked_worker_reporter = self.blocked_worker_reporter;
         }
+        if self.shared_stacks.is_some() {
+            p.config.shared_stacks = self.shared_stacks;
+        }
         Ok(())
     }
 }
@@ -263,6 +288,22 @@ pub(crate) struct Resolved {
     pub(crate) blocked_worker_threshold: Duration,
     /// Who reports a blocked worker (`None`: a line on stderr).
     pub(crate) blocked_worker_reporter: Option<Reporter>,
+}
+
+/// Whether coroutines run on shared stacks unless their builder says
+/// otherwise, and how many shared stacks a worker has per stack size; set
+/// when the runtime starts, before any spawn.
+static SHARED_STACKS: AtomicBool = AtomicBool::new(false);
+static SHARED_PER_WORKER: AtomicUsize = AtomicUsize::new(crate::stack::shared::SHARED_PER_WORKER);
+
+/// Whether spawns default to shared stacks (read after start).
+pub(crate) fn shared_stacks() -> bool {
+    SHARED_STACKS.load(Ordering::Relaxed)
+}
+
+/// Shared stacks per worker and stack size (read after start).
+pub(crate) fn shared_per_worker() -> usize {
+    SHARED_PER_WORKER.load(Ordering::Relaxed)
 }
 
 /// Whether `Config::allow_unguarded_stacks` was applied; set when the
@@ -312,6 +353,25 @@ pub(crate) fn resolve_and_lock() -> Result<Resolved, String> {
             Err(e) => return Err(format!("GORO_BLOCKED_WORKER_MS is not valid Unicode: {e}")),
         },
     };
+    let shared = match p.config.shared_stacks {
+        Some(b) => b,
+        None => match std::env::var("GORO_SHARED_STACKS") {
+            Ok(v) => parse_shared_stacks(&v)?,
+            Err(std::env::VarError::NotPresent) => false,
+            Err(e) => return Err(format!("GORO_SHARED_STACKS is not valid Unicode: {e}")),
+        },
+    };
+    let per_worker = match std::env::var("GORO_SHARED_STACKS_PER_WORKER") {
+        Ok(v) => parse_shared_per_worker(&v)?,
+        Err(std::env::VarError::NotPresent) => crate::stack::shared::SHARED_PER_WORKER,
+        Err(e) => {
+            return Err(format!(
+                "GORO_SHARED_STACKS_PER_WORKER is not valid Unicode: {e}"
+            ));
+        }
+    };
+    SHARED_STACKS.store(shared, Ordering::Relaxed);
+    SHARED_PER_WORKER.store(per_worker, Ordering::Relaxed);
     Ok(Resolved {
         workers,
         stack_size,
@@ -345,6 +405,29 @@ pub(crate) fn parse_stack_guards(v: &str) -> Result<bool, String> {
         "mapped" => Ok(false),
         _ => Err(format!(
             "GORO_STACK_GUARDS={v:?} is not a valid guard mode (expected light or mapped)"
+        )),
+    }
+}
+
+/// `GORO_SHARED_STACKS`: `1` (or `true`) makes shared stacks the default,
+/// `0` (or `false`) keeps private stacks.
+pub(crate) fn parse_shared_stacks(v: &str) -> Result<bool, String> {
+    match v.trim() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(format!(
+            "GORO_SHARED_STACKS={v:?} is not valid (expected 1 or 0)"
+        )),
+    }
+}
+
+/// `GORO_SHARED_STACKS_PER_WORKER`: 1 to `MAX_PER_WORKER`.
+pub(crate) fn parse_shared_per_worker(v: &str) -> Result<usize, String> {
+    let max = crate::stack::shared::MAX_PER_WORKER;
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "GORO_SHARED_STACKS_PER_WORKER={v:?} is not valid (expected an integer from 1 to {max})"
         )),
     }
 }

@@ -15,6 +15,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::context;
 use crate::join::{JoinHandle, Packet};
 use crate::park::{self, Unparker};
 use crate::spawn::Builder;
@@ -67,6 +68,13 @@ impl<T> ScopedJoinHandle<'_, T> {
 /// If any scoped coroutine panicked and was not joined, `scope` panics
 /// after all have finished (as `std::thread::scope` does).
 ///
+/// # Panics
+///
+/// In a coroutine that runs on a shared stack
+/// ([`Builder::shared_stack`], `GORO_SHARED_STACKS=1`), before running
+/// `f`: its frames are copied away while it waits, so children could not
+/// borrow them. Spawn such a caller with [`Builder::private_stack`].
+///
 /// ```
 /// let mut counts = vec![0u32; 4];
 /// let label = String::from("shared");
@@ -83,6 +91,18 @@ pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
+    // Shared stacks lend nothing (`stack/shared.rs`): the children would
+    // borrow frames that are copied away while this coroutine parks.
+    if let Some(task) = context::current_task()
+        && task.frames.is_shared()
+    {
+        panic!(
+            "goro::scope called from a coroutine on a shared stack (coroutine {}): scoped \
+             coroutines borrow the caller's frames, which a shared stack copies away while \
+             the caller waits; spawn this coroutine with Builder::private_stack()",
+            task.id()
+        );
+    }
     let scope = Scope {
         data: Arc::new(ScopeData {
             running: AtomicUsize::new(0),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::join::{JoinHandle, Packet};
-use crate::stack::{self, MAX_STACK_SIZE, MIN_STACK_SIZE};
+use crate::stack::{self, Frames, MAX_STACK_SIZE, MIN_STACK_SIZE, RawStack};
 use crate::task::{Job, Payload, Request, Task};
 use crate::{context, park, scheduler};
 
@@ -256,7 +256,27 @@ impl Builder {
             Some(s) if s == rt.default_stack_size => rt.default_pool,
             Some(s) => stack::pool_for(s),
         };
-        let stack = pool.take(self.unguarded_stack || crate::config::unguarded_stacks())?;
+        let shared = self
+            .shared_stack
+            .unwrap_or_else(crate::config::shared_stacks);
+        let (stack, frames) = if shared {
+            if self.migratable {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "goro: a coroutine on a shared stack cannot be migratable (its frames                      belong at its worker's stack addresses); use Builder::private_stack                      with Builder::migratable",
+                ));
+            }
+            let set = stack::shared::set_for(
+                pool,
+                std::ptr::eq(pool, rt.default_pool),
+                rt.workers.len(),
+                crate::config::shared_per_worker(),
+            )?;
+            (RawStack::NONE, Frames::shared(set))
+        } else {
+            let stack = pool.take(self.unguarded_stack || crate::config::unguarded_stacks())?;
+            (stack, Frames::private())
+        };
         let id = next_id();
         let task: Arc<Task<Job<T, F>>> = Arc::new(Task::new(
             id,
@@ -264,6 +284,7 @@ impl Builder {
             self.migratable,
             pool,
             stack,
+            frames,
             Job::new(packet, f),
         ));
         let task: Arc<Task<dyn Payload + 'a>> = task;

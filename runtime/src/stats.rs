@@ -37,6 +37,19 @@ pub struct Stats {
     /// Bytes of pooled stack memory the scavenger has given back to the OS
     /// since start (pooled stacks beyond a small reserve, after a burst).
     pub stack_bytes_scavenged: u64,
+    /// Bytes of heap held right now by the saved frames of shared-stack
+    /// coroutines that are off their stack (`Builder::shared_stack`):
+    /// what the parked ones cost beyond their task headers.
+    pub saved_stack_bytes: u64,
+    /// Times a shared-stack coroutine's frames were copied off its stack
+    /// (another coroutine needed the stack), since start...
+    pub stack_copy_outs: u64,
+    /// ...and the bytes so copied.
+    pub stack_copy_out_bytes: u64,
+    /// Times saved frames were copied back onto a shared stack...
+    pub stack_copy_ins: u64,
+    /// ...and the bytes so copied.
+    pub stack_copy_in_bytes: u64,
 }
 
 /// Takes a snapshot of the runtime's counters (starting the runtime if
@@ -55,14 +68,21 @@ pub fn stats() -> Stats {
     };
     let mut finished = 0u64;
     let mut parked = 0i64;
+    let mut saved = 0i64;
     s.spawned = rt.outside_spawned.load(Ordering::Relaxed);
     for w in rt.workers.iter() {
         s.spawned += w.counters.spawned.load(Ordering::Relaxed);
         finished += w.counters.finished.load(Ordering::Relaxed);
         s.steals += w.counters.steals.load(Ordering::Relaxed);
         parked += w.counters.parked.load(Ordering::Relaxed);
+        saved += w.counters.saved_stack_bytes.load(Ordering::Relaxed);
+        s.stack_copy_outs += w.counters.copy_outs.load(Ordering::Relaxed);
+        s.stack_copy_out_bytes += w.counters.copy_out_bytes.load(Ordering::Relaxed);
+        s.stack_copy_ins += w.counters.copy_ins.load(Ordering::Relaxed);
+        s.stack_copy_in_bytes += w.counters.copy_in_bytes.load(Ordering::Relaxed);
         s.timers += w.timers.len();
     }
+    s.saved_stack_bytes = saved.max(0) as u64;
     s.coroutines = s.spawned.saturating_sub(finished);
     s.parked = (parked.max(0) as u64).min(s.coroutines);
     s.runnable = s.coroutines - s.parked;

@@ -45,7 +45,7 @@ use crate::join::Packet;
 use crate::local::{self, LocalMap};
 use crate::park::ParkState;
 use crate::scheduler;
-use crate::stack::{Pool, RawStack, Stack};
+use crate::stack::{Frames, Pool, RawStack, Stack};
 
 /// What a coroutine asks of its worker when it suspends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +153,8 @@ pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
     pub(crate) raw_stack: Cell<RawStack>,
     /// Whether the worker counted this task as parked (worker-only).
     pub(crate) was_parked: Cell<bool>,
+    /// Shared-stack state (`stack/shared.rs`); inert for a private stack.
+    pub(crate) frames: Frames,
     payload: P,
 }
 
@@ -173,6 +175,7 @@ impl<P: Payload> Task<P> {
         migratable: bool,
         pool: &'static Pool,
         stack: RawStack,
+        frames: Frames,
         payload: P,
     ) -> Task<P> {
         Task {
@@ -189,6 +192,7 @@ impl<P: Payload> Task<P> {
             locals: UnsafeCell::new(LocalMap::new()),
             raw_stack: Cell::new(stack),
             was_parked: Cell::new(false),
+            frames,
             payload,
         }
     }
@@ -270,8 +274,9 @@ impl Task {
         // SAFETY: the yielder lives in the coroutine's bottom frame, which
         // stays alive for as long as the coroutine runs, and we are inside
         // that coroutine (callers reach here only through
-        // `context::current_task`, which names the running task).
-        unsafe { (*y).suspend(req) };
+        // `context::current_task`, which names the running task). The
+        // stack pointer is recorded on the way for shared stacks (step 3).
+        self.frames.suspend(unsafe { &*y }, req);
     }
 
     /// Parks this task's coroutine (see `park.rs` for the protocol).
@@ -332,6 +337,8 @@ impl<P: ?Sized + Payload> Drop for Task<P> {
                 std::mem::forget(coroutine);
                 std::mem::forget(std::mem::replace(self.locals.get_mut(), LocalMap::new()));
             }
+            // A shared stack is not the task's to give back.
+            Body::Running(_) | Body::Fresh if self.frames.is_shared() => {}
             Body::Running(coroutine) => self.pool.release(coroutine.into_stack().raw),
             // Never started: the stack taken at spawn is still ours. The
             // entry closure drops with the payload.

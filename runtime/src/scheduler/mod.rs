@@ -95,6 +95,14 @@ pub(crate) struct WorkerCounters {
     /// by this worker (plain load and store, no read-modify-write on the
     /// park path), read by `stats()`.
     pub(crate) parked: AtomicI64,
+    /// Shared stacks (`stack/shared.rs`), single writer like `parked`:
+    /// bytes of the buffers that hold evicted frames...
+    pub(crate) saved_stack_bytes: AtomicI64,
+    /// ...and the copies out of and into shared stacks.
+    pub(crate) copy_outs: AtomicU64,
+    pub(crate) copy_out_bytes: AtomicU64,
+    pub(crate) copy_ins: AtomicU64,
+    pub(crate) copy_in_bytes: AtomicU64,
 }
 
 /// The part of a worker other threads may touch.

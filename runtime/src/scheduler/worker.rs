@@ -22,7 +22,7 @@ use crossbeam_deque::{Steal, Worker};
 
 use super::{Progress, Shared, WorkerCounters, idle};
 use crate::context;
-use crate::stack::{self, Stack};
+use crate::stack::{self, Stack, shared};
 use crate::task::{Body, Coroutine, Request, State, Task};
 
 /// Consecutive picks allowed from `runnext` before the rest of the queue
@@ -74,6 +74,8 @@ pub(crate) struct WorkerLocal {
     seen: RefCell<Box<[(u32, Instant)]>>,
     /// This worker's published progress (`shared.workers[index].progress`).
     progress: &'static Progress,
+    /// This worker's `finished` count when it last trimmed the heap.
+    trimmed_at: Cell<u64>,
 }
 
 impl WorkerLocal {
@@ -92,6 +94,7 @@ impl WorkerLocal {
             ready_turn: Cell::new(false),
             seen: RefCell::new(vec![(u32::MAX, Instant::now()); shared.workers.len()].into()),
             progress: &shared.workers[index].progress,
+            trimmed_at: Cell::new(0),
         }));
         context::set_worker(local);
         #[cfg(target_os = "linux")]
@@ -438,6 +441,15 @@ impl WorkerLocal {
         // Pooled stacks beyond the reserve give their pages back while
         // there is nothing to run (stack pool invariant 7).
         stack::scavenge(&|| self.work_visible());
+        // So do the heap's pages after a burst of exits (task headers, and
+        // on shared stacks the saved frames: `stack/shared.rs`).
+        let finished = self.counters().finished.load(Ordering::Relaxed);
+        if finished.wrapping_sub(self.trimmed_at.get()) >= shared::TRIM_AFTER_EXITS
+            && !self.work_visible()
+        {
+            self.trimmed_at.set(finished);
+            shared::trim_heap();
+        }
         super::idle::sleep(self);
         // Awake again: the watchdog may have gone to sleep for good while
         // every worker slept.
@@ -449,6 +461,16 @@ impl WorkerLocal {
         // SAFETY: invariant 2: this worker owns the task now, so nothing
         // else touches its body.
         let body = unsafe { &mut *task.body.get() };
+        if task.was_parked.replace(false) {
+            self.count_parked(-1);
+        }
+        // A shared-stack coroutine's frames go onto its stack first (and a
+        // fresh one is bound to a stack): `stack/shared.rs` steps 2 and 4.
+        if task.frames.is_shared()
+            && let shared::Acquire::Wait = shared::acquire(&task, self.index, self.counters())
+        {
+            return;
+        }
         if let Body::Fresh = body {
             self.start(&task, body);
         } else if task.home() != self.index as u32 {
@@ -461,9 +483,6 @@ impl WorkerLocal {
             unreachable!("goro: scheduled a finished task");
         };
         let raw = task.raw_stack.get();
-        if task.was_parked.replace(false) {
-            self.count_parked(-1);
-        }
         let progress = self.progress;
         loop {
             task.set_state(State::Running);
@@ -475,6 +494,9 @@ impl WorkerLocal {
             progress.running.store(0, Ordering::Relaxed);
             context::set_current_task(None);
             stack::check_canary(&raw, &task);
+            if task.frames.is_shared() {
+                shared::switched_out(&task, &self.ready);
+            }
             match result {
                 CoroutineResult::Yield(Request::Yield) => {
                     task.set_state(State::Runnable);
@@ -549,7 +571,13 @@ impl WorkerLocal {
         let Body::Running(co) = std::mem::replace(body, Body::Done) else {
             unreachable!()
         };
-        task.pool.release(co.into_stack().raw);
+        if task.frames.is_shared() {
+            // The shared stack stays with its set.
+            let _ = co.into_stack();
+            shared::finished(task, self.counters());
+        } else {
+            task.pool.release(co.into_stack().raw);
+        }
         task.set_state(State::Done);
         self.shared.registry.remove(task);
     }

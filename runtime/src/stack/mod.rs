@@ -106,12 +106,15 @@
 
 mod overflow;
 mod pool;
+pub(crate) mod shared;
 mod sweep_gate;
 
 pub(crate) use overflow::{check_canary, install_handler, prepare_thread};
 pub(crate) use pool::{
     Pool, RawStack, choose_guards, pool_for, prepare, scavenge, scavenged_bytes, total_stacks,
 };
+
+pub(crate) use shared::Frames;
 
 use corosensei::stack::StackPointer;
 

@@ -51,6 +51,8 @@ pub fn run(args: &Args) {
     }
     goro::sleep(Duration::from_millis(if args.quick { 10 } else { 200 }));
     let after = common::rss_bytes();
+    // Shared stacks (GORO_SHARED_STACKS=1): heap bytes of saved frames.
+    let saved = goro::stats().saved_stack_bytes;
     for tx in &senders {
         tx.send(1).expect("idle coroutine gone");
     }
@@ -63,6 +65,7 @@ pub fn run(args: &Args) {
         .kv("rss_before_kb", before / 1024)
         .kv("rss_after_kb", after / 1024)
         .kv("parked", parked)
+        .kv("saved_stack_bytes_per_task", saved / n as u64)
         .kv("workers", goro::stats().workers)
         .kv("lost", n as u64 - woke.load(Ordering::Relaxed))
         .print();

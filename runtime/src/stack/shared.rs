@@ -1,0 +1,621 @@
+//! Shared stacks: many coroutines run on a few stacks per worker, and a
+//! parked coroutine's frames wait on the heap (libco's "copy stack").
+//!
+//! # Why
+//!
+//! A parked coroutine on a private stack costs the pages its stack has
+//! touched: at least one, 4 KiB, though a receive-like call chain uses
+//! well under a kilobyte of it. On a shared stack it costs the bytes it
+//! uses: when another coroutine needs the stack, the used part (from the
+//! saved stack pointer to the top, plus a small margin) is copied to a
+//! heap buffer sized to fit, and copied back to the same addresses before
+//! the coroutine runs again. Frames hold pointers to their own stack
+//! (locals borrowed by callees, the yielder, saved frame pointers), so
+//! they must come back at exactly the addresses they left.
+//!
+//! # Glossary
+//!
+//! - *set*: the shared stacks of one stack size, [`SHARED_PER_WORKER`]
+//!   (or `GORO_SHARED_STACKS_PER_WORKER`) per worker, taken from that
+//!   size's pool the first time a coroutine of that size is spawned in
+//!   shared mode, and never given back (a handful of stacks per worker;
+//!   their untouched pages cost nothing).
+//! - *owner*: the coroutine whose frames are on a shared stack right now.
+//!   At most one per stack; it may be running, runnable or parked.
+//! - *evict*: copy the owner's frames out to its buffer; the stack then
+//!   has no owner. *Restore*: copy a coroutine's frames back in; it
+//!   becomes the owner.
+//! - *lender*: a coroutine that has let other code hold a pointer into
+//!   its stack while it is parked (see "The invariant").
+//!
+//! # The protocol (all on the coroutine's home worker)
+//!
+//! 1. Spawn (any thread) takes no stack: it notes the set
+//!    ([`Frames::set`]). A shared-stack coroutine is never migratable
+//!    (`Builder::spawn` refuses the pair), so it is resumed only by the
+//!    worker that first ran it.
+//! 2. First run: the worker picks one of its stacks of that set, round
+//!    robin, skipping stacks whose owner lends; if all lend, it adds a
+//!    stack to its share of the set (up to [`MAX_PER_WORKER`]), else the
+//!    coroutine waits for one. The coroutine is bound to that stack for
+//!    life. Before corosensei writes the coroutine's first frame at the
+//!    top of the stack, the stack's owner (if any) is evicted.
+//! 3. Every suspension (park or yield) goes through one never-inlined
+//!    function that records its own stack pointer, then calls
+//!    corosensei's `Yielder::suspend` ([`Frames::suspend`]). What that
+//!    call writes below the recorded pointer (its frame, the registers the
+//!    switch pushes) is measured once per process on that very code path,
+//!    before the first shared stack is used (`measure_margin`: a pattern
+//!    fill, a suspension, a scan), and eviction copies that much more
+//!    plus a slack (`MARGIN`).
+//! 4. Resume of a coroutine bound to stack `S`: if it owns `S`, nothing is
+//!    copied (the common case for a coroutine that parks and wakes while
+//!    its neighbours sleep). Otherwise `S`'s owner, if any, is evicted
+//!    (unless it lends: then the coroutine waits, step 6), and the
+//!    coroutine's frames are restored. Eviction copies
+//!    `[sp - margin, top)`; restoring writes the same bytes back at the
+//!    same addresses. The buffer is kept while the coroutine runs, so a
+//!    pair that keeps evicting each other allocates nothing.
+//! 5. Finish: the coroutine gives up ownership and frees its buffer.
+//! 6. A coroutine that waits for a lender's stack is kept in the stack's
+//!    `waiting` list; after every switch-out of the owner that leaves it
+//!    lending nothing, the list goes back to the worker's ready queue.
+//!
+//! # The invariant: shared stacks lend nothing
+//!
+//! *While a coroutine's frames are not on its stack, no pointer into them
+//! is used by anyone.* The stack memory then holds another coroutine's
+//! frames, so a read through such a pointer would see foreign data and a
+//! write would corrupt it. The coroutine itself cannot use one: it is not
+//! running. Other parties could only if the coroutine gave them such a
+//! pointer and parked with it outstanding; goro keeps everything others
+//! write while a coroutine parks off its stack (waiter nodes, channel
+//! packets and rendezvous slots, select waiters, sync waiter nodes, park
+//! tokens, timers, reactor registrations, join packets: all on the heap,
+//! audited for this mode), and safe Rust hands out a pointer into the
+//! stack to another coroutine or thread only through an API that keeps the
+//! lender from returning while it is used. goro has two:
+//!
+//! - [`scope`](crate::scope): children borrow from the parent's frames
+//!   while it parks in the scope. A shared-stack coroutine may not open
+//!   one: `scope` panics with a message saying so (before spawning
+//!   anything). The children themselves may be shared-stack coroutines:
+//!   they borrow only while they run, and the parent's stack is private.
+//! - [`blocking`](crate::blocking): the closure may borrow the caller's
+//!   frames, and runs on another thread while the caller parks. The caller
+//!   *lends* for that time ([`Frames::lend`]): its stack is never evicted,
+//!   so its frames stay where the closure's pointers say. Coroutines bound
+//!   to that stack wait until the call returns (step 6); fresh ones take
+//!   another stack (step 2).
+//!
+//! Anything else that lends (a future `block_on`, whose future may be
+//! pinned on the stack with intrusive waiters written by other threads)
+//! must lend the same way.
+//!
+//! A `std::thread::scope` or any other call that blocks the worker thread
+//! does not switch the coroutine out at all, so it cannot see a copy.
+//!
+//! Liveness: a coroutine that lends and, inside `blocking`, waits for a
+//! coroutine bound to the same stack (whose frames are on the heap)
+//! waits forever. Give such coroutines
+//! [`Builder::private_stack`](crate::Builder::private_stack).
+//!
+//! # Guard pages
+//!
+//! Shared stacks come from the ordinary pools (`pool.rs`) with
+//! `allow_unguarded = false`: every one has its own guard page, whatever
+//! the guard mode, and under mapped guards a set costs `workers *
+//! SHARED_PER_WORKER` stacks of the budget, once. A coroutine on a shared
+//! stack needs no stack of its own, hence no guard of its own: that is
+//! what lets ten million of them park under any guard budget. An overflow
+//! hits the shared stack's guard page and is reported like any other
+//! (`overflow.rs`), naming the coroutine: the task's `raw_stack` describes
+//! the shared stack it runs on.
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use corosensei::Yielder;
+
+use super::{Pool, RawStack, Stack};
+use crate::scheduler::WorkerCounters;
+use crate::task::{Coroutine, Request, Task};
+
+/// Shared stacks per worker and set, unless `GORO_SHARED_STACKS_PER_WORKER`
+/// says otherwise. With round-robin binding, the coroutines a worker starts
+/// one after another land on different stacks, so a pair or a small group
+/// that talks (ping-pong, a connection's reader and writer) usually owns a
+/// stack each and never copies; more stacks barely help beyond that and
+/// each keeps its owner's touched pages. Measured (`examples/shared_switch.rs`):
+/// ping-pong over 1 stack copies on every switch, over 2 or more it copies
+/// nothing.
+pub(crate) const SHARED_PER_WORKER: usize = 4;
+/// Most shared stacks a worker adds to one set when every one of them is
+/// held by a lender (`blocking` callers).
+pub(crate) const MAX_PER_WORKER: usize = 64;
+/// Bytes below the recorded stack pointer that eviction copies too: the
+/// frames of [`suspend_noting_sp`]'s callee (corosensei's
+/// `Yielder::suspend`) and the words its switch pushes. Measured once per
+/// process on the real code path (`measure_margin`), since it depends on
+/// how corosensei was compiled (about 100 bytes optimised, 600 not), plus
+/// [`MARGIN_SLACK`]; 0 until the first set exists.
+static MARGIN: AtomicUsize = AtomicUsize::new(0);
+/// Added to the measured margin. What lies below the recorded stack
+/// pointer is written by the same never-inlined code on every suspension,
+/// so the measurement is exact; the slack only rounds it up.
+const MARGIN_SLACK: usize = 16;
+/// Bytes of a stack's top that the margin probe fills with a pattern.
+const PROBE_BYTES: usize = 8 << 10;
+
+impl RawStack {
+    /// No stack: what a shared-stack task holds until it is bound to one.
+    pub(crate) const NONE: RawStack = RawStack {
+        top: 0,
+        bottom: 0,
+        guard: 0,
+        canary: 0,
+        in_canary_slab: false,
+        prepared: true,
+        dirty: false,
+    };
+}
+
+/// Glibc's malloc returns chunks of `16k + 8` usable bytes with no waste:
+/// buffers are sized to those.
+fn buffer_size(len: usize) -> usize {
+    ((len + 8).div_ceil(16) * 16).max(32) - 8
+}
+
+/// The shared-stack state of one task. Touched only by the task's home
+/// worker and by the coroutine itself while it runs (task invariant 2).
+pub(crate) struct Frames {
+    /// The set this coroutine runs on; null for a private-stack task.
+    set: Cell<*const Set>,
+    /// The stack it is bound to (null before its first run).
+    stack: Cell<*const SharedStack>,
+    /// Stack pointer at its last suspension (protocol step 3).
+    sp: Cell<usize>,
+    /// Its frames while evicted; kept (stale) while it runs.
+    buf: UnsafeCell<Option<Box<[u8]>>>,
+    /// Bytes of `buf` that hold evicted frames; 0 when the frames are on
+    /// the stack (or the coroutine never ran).
+    saved: Cell<u32>,
+    /// Nesting count of lending calls in progress (`lend`).
+    lending: Cell<u32>,
+}
+
+impl Frames {
+    pub(crate) fn private() -> Frames {
+        Frames {
+            set: Cell::new(std::ptr::null()),
+            stack: Cell::new(std::ptr::null()),
+            sp: Cell::new(0),
+            buf: UnsafeCell::new(None),
+            saved: Cell::new(0),
+            lending: Cell::new(0),
+        }
+    }
+
+    pub(crate) fn shared(set: &'static Set) -> Frames {
+        let f = Frames::private();
+        f.set.set(set);
+        f
+    }
+
+    /// Whether the coroutine runs on a shared stack.
+    #[inline]
+    pub(crate) fn is_shared(&self) -> bool {
+        !self.set.get().is_null()
+    }
+
+    /// Records the stack pointer, then switches to the worker with `req`
+    /// (protocol step 3): the one way a task suspends.
+    pub(crate) fn suspend(&self, y: &Yielder<(), Request>, req: Request) {
+        suspend_noting_sp(&self.sp, y, req);
+    }
+
+    /// Marks the running coroutine as lending its stack until the guard
+    /// drops (see "The invariant").
+    pub(crate) fn lend(&self) -> LendGuard<'_> {
+        self.lending.set(self.lending.get() + 1);
+        LendGuard(self)
+    }
+
+    fn lends(&self) -> bool {
+        self.lending.get() > 0
+    }
+}
+
+/// Ends a lending call ([`Frames::lend`]).
+pub(crate) struct LendGuard<'a>(&'a Frames);
+
+impl Drop for LendGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lending.set(self.0.lending.get() - 1);
+    }
+}
+
+/// Records the stack pointer of this frame in `sp`, then suspends: never
+/// inlined, so that what lies below the recorded value is always the same
+/// code (what `measure_margin` measures).
+#[inline(never)]
+fn suspend_noting_sp(sp: &Cell<usize>, y: &Yielder<(), Request>, req: Request) {
+    sp.set(current_sp());
+    y.suspend(req);
+}
+
+/// Measures how far below the recorded stack pointer a suspension writes:
+/// runs a coroutine on `s` (unused yet) whose top `PROBE_BYTES` were
+/// filled with a pattern, suspends it through `suspend_noting_sp`, and
+/// finds the lowest byte that changed.
+fn measure_margin(s: &SharedStack) -> usize {
+    const PATTERN: u8 = 0xA5;
+    let top = s.raw.top;
+    let lo = (top - PROBE_BYTES).max(s.raw.bottom);
+    // SAFETY: the usable part of a stack nobody runs on yet.
+    unsafe { std::ptr::write_bytes(lo as *mut u8, PATTERN, top - lo) };
+    let sp = std::rc::Rc::new(Cell::new(0usize));
+    let sp2 = sp.clone();
+    let mut co =
+        Coroutine::with_stack(Stack { raw: s.raw }, move |y: &Yielder<(), Request>, ()| {
+            suspend_noting_sp(&sp2, y, Request::Park);
+        });
+    let _ = co.resume(());
+    // SAFETY: `lo..top` is mapped; the coroutine is suspended.
+    let lowest = (lo..top)
+        .find(|&a| unsafe { *(a as *const u8) } != PATTERN)
+        .unwrap_or(lo);
+    let _ = co.resume(());
+    debug_assert!(co.done());
+    let _ = co.into_stack();
+    let below = sp.get().saturating_sub(lowest);
+    (below + MARGIN_SLACK).next_multiple_of(16)
+}
+
+/// The eviction margin (`MARGIN`).
+fn margin() -> usize {
+    MARGIN.load(Ordering::Relaxed)
+}
+
+/// The stack pointer (or a lower bound on the used part of the stack).
+#[inline(always)]
+fn current_sp() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let sp: usize;
+        // SAFETY: reads a register; touches no memory.
+        unsafe {
+            std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let sp: usize;
+        // SAFETY: reads a register; touches no memory.
+        unsafe {
+            std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        // No way to read it: copy the whole stack.
+        0
+    }
+}
+
+/// One shared stack.
+pub(crate) struct SharedStack {
+    raw: RawStack,
+    /// The coroutine whose frames are on the stack; holding a strong
+    /// reference keeps the pointer that eviction reads valid.
+    owner: RefCell<Option<Arc<Task>>>,
+    /// Coroutines bound here that wait for a lending owner (step 6).
+    waiting: RefCell<Vec<Arc<Task>>>,
+}
+
+/// One worker's stacks of a set.
+struct WorkerStacks {
+    stacks: RefCell<Vec<&'static SharedStack>>,
+    next: Cell<usize>,
+}
+
+/// The shared stacks of one stack size, for every worker.
+pub(crate) struct Set {
+    pool: &'static Pool,
+    workers: Box<[WorkerStacks]>,
+}
+
+// SAFETY: a `Set` is built by one thread and published through `SETS`'s
+// lock; after that, worker `i`'s `WorkerStacks` and the `SharedStack`s in
+// it are touched only by worker `i`'s thread (the home worker of every
+// coroutine bound to them: shared-stack coroutines never migrate), so no
+// `Cell` or `RefCell` in it is ever used from two threads.
+unsafe impl Sync for Set {}
+// SAFETY: as above; a `Set` is never moved after it is leaked.
+unsafe impl Send for Set {}
+
+static SETS: Mutex<Vec<&'static Set>> = Mutex::new(Vec::new());
+static DEFAULT_SET: OnceLock<&'static Set> = OnceLock::new();
+
+/// The set for `pool`'s stack size, created (taking `per_worker` guarded
+/// stacks for each of `workers` workers from `pool`) on first use.
+pub(crate) fn set_for(
+    pool: &'static Pool,
+    default: bool,
+    workers: usize,
+    per_worker: usize,
+) -> io::Result<&'static Set> {
+    if default && let Some(s) = DEFAULT_SET.get() {
+        return Ok(s);
+    }
+    let mut sets = SETS.lock();
+    if let Some(s) = sets.iter().find(|s| std::ptr::eq(s.pool, pool)) {
+        return Ok(s);
+    }
+    let mut per = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let mut stacks = Vec::with_capacity(per_worker);
+        for _ in 0..per_worker {
+            let s = new_stack(pool)?;
+            if MARGIN.load(Ordering::Relaxed) == 0 {
+                // The first shared stack of the process, unused yet.
+                MARGIN.store(measure_margin(s), Ordering::Relaxed);
+            }
+            stacks.push(s);
+        }
+        per.push(WorkerStacks {
+            stacks: RefCell::new(stacks),
+            next: Cell::new(0),
+        });
+    }
+    let set: &'static Set = Box::leak(Box::new(Set {
+        pool,
+        workers: per.into(),
+    }));
+    sets.push(set);
+    if default {
+        let _ = DEFAULT_SET.set(set);
+    }
+    Ok(set)
+}
+
+/// A guarded stack from `pool`, prepared (guard installed) at once.
+fn new_stack(pool: &'static Pool) -> io::Result<&'static SharedStack> {
+    let mut raw = pool.take(false)?;
+    if !raw.prepared {
+        super::prepare(&mut raw);
+    }
+    Ok(Box::leak(Box::new(SharedStack {
+        raw,
+        owner: RefCell::new(None),
+        waiting: RefCell::new(Vec::new()),
+    })))
+}
+
+/// Bytes held in evicted frames' buffers, and copy traffic: per worker,
+/// single writer (plain load and store).
+fn bump(c: &std::sync::atomic::AtomicU64, by: u64) {
+    c.store(
+        c.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
+}
+
+fn bump_held(c: &std::sync::atomic::AtomicI64, by: i64) {
+    c.store(c.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+}
+
+/// What the worker does with a shared-stack task before resuming it.
+pub(crate) enum Acquire {
+    /// Its frames are on its stack: resume it.
+    Ready,
+    /// It waits for its stack (queued in the stack's `waiting` list).
+    Wait,
+}
+
+/// Protocol steps 2 and 4: makes `task`'s frames the ones on its stack,
+/// binding a fresh task to a stack first. `worker` is the home worker's
+/// index.
+pub(crate) fn acquire(task: &Arc<Task>, worker: usize, counters: &WorkerCounters) -> Acquire {
+    let frames = &task.frames;
+    let mut stack = frames.stack.get();
+    if stack.is_null() {
+        // SAFETY: `set` points to a leaked `Set` (never freed).
+        let set = unsafe { &*frames.set.get() };
+        match bind(set, worker) {
+            Some(s) => {
+                frames.stack.set(s);
+                task.raw_stack.set(s.raw);
+                stack = s;
+            }
+            None => {
+                // Every stack lends and none can be added: wait on one.
+                let ws = &set.workers[worker % set.workers.len()];
+                ws.stacks.borrow()[0]
+                    .waiting
+                    .borrow_mut()
+                    .push(task.clone());
+                return Acquire::Wait;
+            }
+        }
+    }
+    // SAFETY: `stack` points to a leaked `SharedStack` (never freed).
+    let s = unsafe { &*stack };
+    {
+        let owner = s.owner.borrow();
+        if let Some(o) = owner.as_ref() {
+            if Arc::ptr_eq(o, task) {
+                return Acquire::Ready;
+            }
+            if o.frames.lends() {
+                drop(owner);
+                s.waiting.borrow_mut().push(task.clone());
+                return Acquire::Wait;
+            }
+        }
+    }
+    if let Some(old) = s.owner.borrow_mut().take() {
+        evict(&old, s, counters);
+    }
+    restore(task, s, counters);
+    *s.owner.borrow_mut() = Some(task.clone());
+    Acquire::Ready
+}
+
+/// Picks a stack for a fresh task (step 2).
+fn bind(set: &'static Set, worker: usize) -> Option<&'static SharedStack> {
+    let ws = &set.workers[worker % set.workers.len()];
+    let n = ws.stacks.borrow().len();
+    for _ in 0..n {
+        let i = ws.next.get() % n;
+        ws.next.set(i + 1);
+        let s = ws.stacks.borrow()[i];
+        let lends = s.owner.borrow().as_ref().is_some_and(|o| o.frames.lends());
+        if !lends {
+            return Some(s);
+        }
+    }
+    if n >= MAX_PER_WORKER {
+        return None;
+    }
+    let s = new_stack(set.pool).ok()?;
+    ws.stacks.borrow_mut().push(s);
+    Some(s)
+}
+
+/// Copies `old`'s frames out of `s` into its buffer.
+fn evict(old: &Task, s: &SharedStack, counters: &WorkerCounters) {
+    let f = &old.frames;
+    let top = s.raw.top;
+    let start =
+        f.sp.get()
+            .saturating_sub(margin())
+            .max(s.raw.bottom)
+            .min(top)
+            & !15;
+    let start = start.max(s.raw.bottom);
+    let len = top - start;
+    // SAFETY: worker-only field (task invariant 2); `old` is suspended.
+    let buf = unsafe { &mut *f.buf.get() };
+    if buf.as_ref().is_none_or(|b| b.len() < len) {
+        let cap = buffer_size(len);
+        let old_cap = buf.as_ref().map_or(0, |b| b.len());
+        *buf = Some(vec![0u8; cap].into_boxed_slice());
+        bump_held(&counters.saved_stack_bytes, cap as i64 - old_cap as i64);
+    }
+    let b = buf.as_mut().expect("buffer just ensured");
+    // SAFETY: `start..top` lies in the usable part of `s`, which is mapped
+    // and which nothing else uses now: `old` is suspended and its frames
+    // are what is there (it is the owner); the buffer holds `len` bytes.
+    unsafe { std::ptr::copy_nonoverlapping(start as *const u8, b.as_mut_ptr(), len) };
+    f.saved.set(len as u32);
+    bump(&counters.copy_outs, 1);
+    bump(&counters.copy_out_bytes, len as u64);
+}
+
+/// Copies `task`'s frames (if it has any saved) back into `s`.
+fn restore(task: &Task, s: &SharedStack, counters: &WorkerCounters) {
+    let f = &task.frames;
+    let len = f.saved.replace(0) as usize;
+    if len == 0 {
+        return;
+    }
+    // SAFETY: worker-only field (task invariant 2).
+    let buf = unsafe { &*f.buf.get() };
+    let b = buf.as_ref().expect("saved frames have a buffer");
+    // SAFETY: the frames were copied from `top - len..top` of this same
+    // stack; the stack's previous owner was evicted, so those bytes are
+    // nobody's now and get exactly the contents they had when `task`
+    // switched out.
+    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), (s.raw.top - len) as *mut u8, len) };
+    bump(&counters.copy_ins, 1);
+    bump(&counters.copy_in_bytes, len as u64);
+}
+
+/// After a shared-stack coroutine switched out: if it lends nothing, the
+/// coroutines waiting for its stack may run again (step 6).
+pub(crate) fn switched_out(task: &Task, ready: &RefCell<VecDeque<Arc<Task>>>) {
+    let s = task.frames.stack.get();
+    if s.is_null() || task.frames.lends() {
+        return;
+    }
+    // SAFETY: a leaked `SharedStack`.
+    let s = unsafe { &*s };
+    let mut w = s.waiting.borrow_mut();
+    if !w.is_empty() {
+        ready.borrow_mut().extend(w.drain(..));
+    }
+}
+
+/// Step 5: a finished coroutine gives its stack up.
+pub(crate) fn finished(task: &Task, counters: &WorkerCounters) {
+    let s = task.frames.stack.get();
+    if s.is_null() {
+        return;
+    }
+    // SAFETY: a leaked `SharedStack`.
+    let s = unsafe { &*s };
+    let owner = s.owner.borrow_mut().take();
+    debug_assert!(owner.as_deref().is_some_and(|o| std::ptr::eq(o, task)));
+    // SAFETY: worker-only field (task invariant 2); the coroutine is done.
+    if let Some(b) = unsafe { (*task.frames.buf.get()).take() } {
+        bump_held(&counters.saved_stack_bytes, -(b.len() as i64));
+    }
+    // Dropped last: it may be the last reference but one to `task`.
+    drop(owner);
+}
+
+/// A worker about to sleep that has seen this many coroutines finish
+/// since it last did returns the heap's free pages to the OS: the headers
+/// of a burst of coroutines (and, on shared stacks, their saved frames,
+/// which are most of what they cost) are freed into the allocator, which
+/// keeps them resident otherwise. Costs nothing on the spawn or exit
+/// path; a steady load that keeps a worker busy never trims.
+pub(crate) const TRIM_AFTER_EXITS: u64 = 4096;
+
+/// Returns free heap memory of every arena to the OS.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn trim_heap() {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn trim_heap() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_fit_malloc_chunks() {
+        assert_eq!(buffer_size(1), 24);
+        assert_eq!(buffer_size(24), 24);
+        assert_eq!(buffer_size(25), 40);
+        assert_eq!(buffer_size(800), 808);
+    }
+
+    /// The measured margin covers the switch, and is small when optimised.
+    #[test]
+    fn margin_covers_the_switch() {
+        let pool = super::super::pool_for(64 << 10);
+        let s = new_stack(pool).unwrap();
+        let m = measure_margin(s);
+        assert!(m > MARGIN_SLACK, "nothing measured below the stack pointer");
+        assert!(m <= 2048, "margin {m} is implausibly large");
+        if !cfg!(debug_assertions) {
+            assert!(
+                m <= 256,
+                "margin {m} is larger than expected in an optimised build"
+            );
+        }
+    }
+}
