@@ -96,8 +96,30 @@ struct Entry {
 }
 
 impl Entry {
-    fn live(&self, now: Instant) -> bool {
-        self.expires.is_none_or(|t| t > now)
+    fn live(&self, now: &Now) -> bool {
+        self.expires.is_none_or(|t| t > now.get())
+    }
+}
+
+/// The clock, read at most once per command and only if a key with a
+/// deadline (or a new deadline) needs it: most `GET`s and `SET`s never
+/// look at it.
+struct Now(std::cell::Cell<Option<Instant>>);
+
+impl Now {
+    fn new() -> Now {
+        Now(std::cell::Cell::new(None))
+    }
+
+    fn get(&self) -> Instant {
+        match self.0.get() {
+            Some(t) => t,
+            None => {
+                let t = Instant::now();
+                self.0.set(Some(t));
+                t
+            }
+        }
     }
 }
 
@@ -110,7 +132,7 @@ struct Shard {
 
 impl Shard {
     /// The live entry for `key`; an expired one is removed.
-    fn get_live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
+    fn get_live(&mut self, key: &[u8], now: &Now) -> Option<&mut Entry> {
         if self.map.get(key).is_some_and(|e| !e.live(now)) {
             self.map.remove(key);
             return None;
@@ -171,10 +193,10 @@ impl Db {
 
     /// Number of live keys.
     pub fn len(&self) -> usize {
-        let now = Instant::now();
+        let now = Now::new();
         self.shards
             .iter()
-            .map(|s| s.lock().map.values().filter(|e| e.live(now)).count())
+            .map(|s| s.lock().map.values().filter(|e| e.live(&now)).count())
             .sum()
     }
 
@@ -230,10 +252,22 @@ fn line_end(buf: &[u8], at: usize) -> Option<usize> {
 
 /// Parses a decimal integer (Redis's strict rules: no spaces, no `+`).
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 19 {
         return None;
     }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    // Accumulate negatively so that i64::MIN parses too.
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if neg { Some(n) } else { n.checked_neg() }
 }
 
 /// Parses one request from the start of `buf` into `args`.
@@ -437,8 +471,8 @@ pub fn execute(db: &Db, args: &[&[u8]], out: &mut Vec<u8>) -> After {
     match cmd {
         b"GET" => {
             arity!(argc == 2);
-            let now = Instant::now();
-            match db.shard(args[1]).get_live(args[1], now) {
+            let now = Now::new();
+            match db.shard(args[1]).get_live(args[1], &now) {
                 Some(e) => bulk(out, &e.value),
                 None => nil(out),
             }
@@ -460,22 +494,22 @@ pub fn execute(db: &Db, args: &[&[u8]], out: &mut Vec<u8>) -> After {
         }
         b"DEL" | b"UNLINK" => {
             arity!(argc >= 2);
-            let now = Instant::now();
+            let now = Now::new();
             let mut n = 0;
             for k in &args[1..] {
                 let mut s = db.shard(k);
                 if let Some(e) = s.map.remove(*k) {
-                    n += i64::from(e.live(now));
+                    n += i64::from(e.live(&now));
                 }
             }
             int(out, n);
         }
         b"EXISTS" => {
             arity!(argc >= 2);
-            let now = Instant::now();
+            let now = Now::new();
             let n = args[1..]
                 .iter()
-                .filter(|k| db.shard(k).get_live(k, now).is_some())
+                .filter(|k| db.shard(k).get_live(k, &now).is_some())
                 .count();
             int(out, n as i64);
         }
@@ -505,10 +539,10 @@ pub fn execute(db: &Db, args: &[&[u8]], out: &mut Vec<u8>) -> After {
         }
         b"MGET" => {
             arity!(argc >= 2);
-            let now = Instant::now();
+            let now = Now::new();
             array(out, argc - 1);
             for k in &args[1..] {
-                match db.shard(k).get_live(k, now) {
+                match db.shard(k).get_live(k, &now) {
                     Some(e) => bulk(out, &e.value),
                     None => nil(out),
                 }
@@ -536,14 +570,14 @@ pub fn execute(db: &Db, args: &[&[u8]], out: &mut Vec<u8>) -> After {
         }
         b"TTL" | b"PTTL" => {
             arity!(argc == 2);
-            let now = Instant::now();
-            let ttl = match db.shard(args[1]).get_live(args[1], now) {
+            let now = Now::new();
+            let ttl = match db.shard(args[1]).get_live(args[1], &now) {
                 None => -2,
                 Some(Entry { expires: None, .. }) => -1,
                 Some(Entry {
                     expires: Some(t), ..
                 }) => {
-                    let ms = t.saturating_duration_since(now).as_millis() as i64;
+                    let ms = t.saturating_duration_since(now.get()).as_millis() as i64;
                     if cmd == b"TTL" { (ms + 500) / 1000 } else { ms }
                 }
             };
@@ -551,8 +585,8 @@ pub fn execute(db: &Db, args: &[&[u8]], out: &mut Vec<u8>) -> After {
         }
         b"PERSIST" => {
             arity!(argc == 2);
-            let now = Instant::now();
-            let n = match db.shard(args[1]).get_live(args[1], now) {
+            let now = Now::new();
+            let n = match db.shard(args[1]).get_live(args[1], &now) {
                 Some(e) if e.expires.is_some() => {
                     e.expires = None;
                     1
@@ -563,14 +597,14 @@ pub fn execute(db: &Db, args: &[&[u8]], out: &mut Vec<u8>) -> After {
         }
         b"KEYS" => {
             arity!(argc == 2);
-            let now = Instant::now();
+            let now = Now::new();
             let mut found: Vec<Box<[u8]>> = Vec::new();
             for s in db.shards.iter() {
                 let s = s.lock();
                 found.extend(
                     s.map
                         .iter()
-                        .filter(|(k, e)| e.live(now) && glob_match(args[1], k))
+                        .filter(|(k, e)| e.live(&now) && glob_match(args[1], k))
                         .map(|(k, _)| k.clone()),
                 );
             }
@@ -687,16 +721,16 @@ fn set(db: &Db, args: &[&[u8]], out: &mut Vec<u8>) {
         }
         i += 1;
     }
-    let now = Instant::now();
+    let now = Now::new();
     let expires = match ttl_ms {
-        Some(ms) => match now.checked_add(Duration::from_millis(ms as u64)) {
+        Some(ms) => match now.get().checked_add(Duration::from_millis(ms as u64)) {
             Some(t) => Some(t),
             None => return err(out, "ERR invalid expire time in 'set' command"),
         },
         None => None,
     };
     let mut s = db.shard(key);
-    let old = s.get_live(key, now);
+    let old = s.get_live(key, &now);
     if (nx && old.is_some()) || (xx && old.is_none()) {
         return nil(out);
     }
@@ -726,9 +760,9 @@ fn set(db: &Db, args: &[&[u8]], out: &mut Vec<u8>) {
 }
 
 fn incr(db: &Db, key: &[u8], by: i64, out: &mut Vec<u8>) {
-    let now = Instant::now();
+    let now = Now::new();
     let mut s = db.shard(key);
-    let n = match s.get_live(key, now) {
+    let n = match s.get_live(key, &now) {
         None => {
             s.map.insert(
                 key.into(),
@@ -779,16 +813,16 @@ fn mset(db: &Db, pairs: &[&[u8]]) {
 
 /// Sets `key`'s time to live; `ms <= 0` deletes it. Whether it existed.
 fn expire(db: &Db, key: &[u8], ms: i64) -> bool {
-    let now = Instant::now();
+    let now = Now::new();
     let mut s = db.shard(key);
-    if s.get_live(key, now).is_none() {
+    if s.get_live(key, &now).is_none() {
         return false;
     }
     if ms <= 0 {
         s.map.remove(key);
         return true;
     }
-    let Some(at) = now.checked_add(Duration::from_millis(ms as u64)) else {
+    let Some(at) = now.get().checked_add(Duration::from_millis(ms as u64)) else {
         return true;
     };
     s.map.get_mut(key).expect("live above").expires = Some(at);
