@@ -724,7 +724,7 @@ pub struct WithContext<'a> {
     ctx: &'a Context,
 }
 
-impl WithContext<'_> {
+impl<'a> WithContext<'a> {
     /// The stream.
     pub fn get_ref(&self) -> &TcpStream {
         self.stream
@@ -733,6 +733,28 @@ impl WithContext<'_> {
     /// The context.
     pub fn context(&self) -> &Context {
         self.ctx
+    }
+
+    /// Watches `ctx` from now on (for the next phase of a protocol: a
+    /// server reads an idle connection under its shutdown context, and a
+    /// request in flight under a longer one). Data buffered by a wrapper
+    /// such as `BufReader` is kept.
+    ///
+    /// ```
+    /// use std::io::{BufReader, Write};
+    /// use goro_context::context::Context;
+    /// use goro_net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let _c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// let (s, _) = listener.accept().unwrap();
+    /// let (idle, _stop) = Context::with_cancel(&Context::background());
+    /// let busy = Context::background();
+    /// let mut r = BufReader::new(s.with_context(&idle));
+    /// r.get_mut().set_context(&busy);
+    /// ```
+    pub fn set_context(&mut self, ctx: &'a Context) {
+        self.ctx = ctx;
     }
 }
 
