@@ -163,6 +163,53 @@ impl<S: AsFd> PollFd<S> {
         }
     }
 
+    /// [`PollFd::io`] that also ends when `ctx` is done (the protocol in
+    /// `cancel.rs`): fails at once with the context's error if it is done
+    /// already, and otherwise waits interruptibly, registering one done
+    /// hook for the whole call the first time it has to wait.
+    pub(crate) fn io_ctx<R>(
+        &self,
+        interest: Interest,
+        ctx: &goro_context::context::Context,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        crate::cancel::check(ctx)?;
+        let mut deadline = Deadline::Unset;
+        let mut hook = None;
+        loop {
+            let seen = self.shared.reg.seq(interest);
+            match op(&self.shared.sock) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            let at = self.deadline(interest, &mut deadline);
+            match crate::cancel::wait(&self.shared.reg, interest, seen, at, ctx, &mut hook) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::TimedOut
+                        && crate::context_error(&e).is_none() =>
+                {
+                    return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+                }
+                r => r?,
+            }
+        }
+    }
+
+    /// The call's deadline from the direction's timeout, computed on the
+    /// call's first wait (invariant 5).
+    fn deadline(&self, interest: Interest, deadline: &mut Deadline) -> Option<Instant> {
+        match *deadline {
+            Deadline::At(at) => at,
+            Deadline::Unset => {
+                let at = self
+                    .timeout(interest)
+                    .and_then(|t| Instant::now().checked_add(t));
+                *deadline = Deadline::At(at);
+                at
+            }
+        }
+    }
+
     #[cold]
     fn wait(&self, interest: Interest, seen: u64, deadline: &mut Deadline) -> io::Result<()> {
         let at = match *deadline {

@@ -117,6 +117,7 @@
 //! this crate's README for the limits to raise on the way to a million.
 
 mod addr;
+mod cancel;
 mod fd;
 mod tcp;
 mod udp;
@@ -124,7 +125,8 @@ pub mod unix;
 mod wait;
 
 pub use addr::{ToSocketAddrs, lookup_host};
-pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use cancel::context_error;
+pub use tcp::{Incoming, IncomingCtx, TcpListener, TcpStream, WithContext};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
 pub use wait::{wait_readable, wait_writable};

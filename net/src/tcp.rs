@@ -6,6 +6,7 @@ use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use goro_context::context::Context;
 use goro_runtime::reactor::Interest;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -141,10 +142,69 @@ impl TcpListener {
     /// Accepts a new connection, parking the coroutine until one arrives.
     /// Survives fd exhaustion (see the type's docs).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.accept_with(None)
+    }
+
+    /// [`accept`](TcpListener::accept) that gives up once `ctx` is done:
+    /// the way to stop a server's accept loop from elsewhere (a signal
+    /// handler, a shutdown coroutine), without a stop flag or a connection
+    /// to itself. Fails with the context's error (kind `TimedOut` for a
+    /// deadline, `Other` for a cancellation; [`crate::context_error`]
+    /// tells which) at once if `ctx` is done already, or as soon as it is
+    /// while waiting. A connection that arrives is accepted as long as the
+    /// context is not done.
+    ///
+    /// ```
+    /// use goro_context::context::{Context, ContextError};
+    /// use goro_net::{TcpListener, context_error};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let (ctx, cancel) = Context::with_cancel(&Context::background());
+    /// let server = goro_runtime::go!(move || {
+    ///     let mut served = 0;
+    ///     loop {
+    ///         match listener.accept_ctx(&ctx) {
+    ///             Ok((_conn, _peer)) => served += 1,
+    ///             Err(e) if context_error(&e).is_some() => return served, // shut down
+    ///             Err(e) => panic!("accept: {e}"),
+    ///         }
+    ///     }
+    /// });
+    /// cancel.cancel(); // from anywhere: a coroutine, a thread, a signal watcher
+    /// assert_eq!(server.join().unwrap(), 0);
+    /// ```
+    pub fn accept_ctx(&self, ctx: &Context) -> io::Result<(TcpStream, SocketAddr)> {
+        self.accept_with(Some(ctx))
+    }
+
+    /// An iterator over accepted connections that ends (`None`) once
+    /// `ctx` is done; other errors are yielded as `Some(Err(..))`.
+    ///
+    /// ```
+    /// use goro_context::context::Context;
+    /// use goro_net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let (ctx, cancel) = Context::with_cancel(&Context::background());
+    /// drop(cancel); // dropping the last Cancel cancels
+    /// assert!(listener.incoming_ctx(&ctx).next().is_none());
+    /// ```
+    pub fn incoming_ctx<'a>(&'a self, ctx: &'a Context) -> IncomingCtx<'a> {
+        IncomingCtx {
+            listener: self,
+            ctx,
+        }
+    }
+
+    fn accept_with(&self, ctx: Option<&Context>) -> io::Result<(TcpStream, SocketAddr)> {
         accept_loop(|| {
-            let (sock, addr) = self.fd.io(Interest::Readable, |l| {
+            let accept = |l: &net::TcpListener| {
                 SockRef::from(l).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-            })?;
+            };
+            let (sock, addr) = match ctx {
+                None => self.fd.io(Interest::Readable, accept)?,
+                Some(ctx) => self.fd.io_ctx(Interest::Readable, ctx, accept)?,
+            };
             let addr = addr.as_socket().ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP address")
             })?;
@@ -253,6 +313,25 @@ impl Iterator for Incoming<'_> {
     }
 }
 
+/// Accepted connections until a context is done, from
+/// [`TcpListener::incoming_ctx`].
+#[derive(Debug)]
+pub struct IncomingCtx<'a> {
+    listener: &'a TcpListener,
+    ctx: &'a Context,
+}
+
+impl Iterator for IncomingCtx<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        match self.listener.accept_ctx(self.ctx) {
+            Ok((s, _)) => Some(Ok(s)),
+            Err(e) if crate::context_error(&e).is_some() => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
 /// A TCP connection: std's [`std::net::TcpStream`], but reads, writes and
 /// connects park only the calling coroutine (and block a plain thread, as
 /// std does).
@@ -303,7 +382,100 @@ impl TcpStream {
     ///
     /// A refused connection is `ConnectionRefused`.
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
-        each_addr(resolve(&addr)?, |a| connect_addr(a, None))
+        each_addr(resolve(&addr)?, |a| connect_addr(a, None, None))
+    }
+
+    /// [`connect`](TcpStream::connect) that gives up once `ctx` is done
+    /// (Go's `Dialer.DialContext`); a context with a deadline is a connect
+    /// timeout. Fails with the context's error ([`crate::context_error`]);
+    /// name resolution itself is not interrupted, but the context is
+    /// checked after it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use goro_context::context::Context;
+    /// use goro_net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let (ctx, _cancel) = Context::with_timeout(&Context::background(), Duration::from_secs(5));
+    /// let conn = TcpStream::connect_ctx(listener.local_addr().unwrap(), &ctx).unwrap();
+    /// assert_eq!(conn.peer_addr().unwrap(), listener.local_addr().unwrap());
+    /// ```
+    pub fn connect_ctx<A: ToSocketAddrs>(addr: A, ctx: &Context) -> io::Result<TcpStream> {
+        crate::cancel::check(ctx)?;
+        let addrs = resolve(&addr)?;
+        each_addr(addrs, |a| connect_addr(a, None, Some(ctx)))
+    }
+
+    /// Reads into `buf` like [`Read::read`], but gives up once `ctx` is
+    /// done, with the context's error ([`crate::context_error`]). A done
+    /// context fails the call before it reads, even if data is waiting,
+    /// so a cancelled reader stops at once.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use goro_context::context::{Context, ContextError};
+    /// use goro_net::{TcpListener, TcpStream, context_error};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// let (s, _) = listener.accept().unwrap();
+    /// let (ctx, cancel) = Context::with_cancel(&Context::background());
+    /// c.write_all(b"hi").unwrap();
+    /// let mut buf = [0; 8];
+    /// assert_eq!(s.read_ctx(&mut buf, &ctx).unwrap(), 2);
+    /// let h = goro_runtime::go!(move || {
+    ///     let mut buf = [0; 8];
+    ///     s.read_ctx(&mut buf, &ctx) // nothing more comes: waits
+    /// });
+    /// cancel.cancel();
+    /// let err = h.join().unwrap().unwrap_err();
+    /// assert_eq!(context_error(&err), Some(ContextError::Canceled));
+    /// ```
+    pub fn read_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
+        self.fd.io_ctx(Interest::Readable, ctx, |mut s| s.read(buf))
+    }
+
+    /// Writes from `buf` like [`Write::write`] (possibly in part), but
+    /// gives up once `ctx` is done, with the context's error.
+    ///
+    /// ```
+    /// use goro_context::context::Context;
+    /// use goro_net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// assert_eq!(c.write_ctx(b"hello", &Context::background()).unwrap(), 5);
+    /// ```
+    pub fn write_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
+        self.fd.io_ctx(Interest::Writable, ctx, |s| {
+            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
+        })
+    }
+
+    /// A view of this stream whose every read and write gives up once
+    /// `ctx` is done: `Read` and `Write`, so `read_exact`, `write_all`,
+    /// `BufReader` and `io::copy` all become cancellable. (A cancelled
+    /// call fails with kind `TimedOut` or `Other`, never `Interrupted`,
+    /// which those helpers would retry forever.)
+    ///
+    /// ```
+    /// use std::io::{BufRead, BufReader, Write};
+    /// use std::time::Duration;
+    /// use goro_context::context::Context;
+    /// use goro_net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// let (s, _) = listener.accept().unwrap();
+    /// c.write_all(b"ping\n").unwrap();
+    /// let (ctx, _cancel) = Context::with_timeout(&Context::background(), Duration::from_secs(5));
+    /// let mut line = String::new();
+    /// BufReader::new(s.with_context(&ctx)).read_line(&mut line).unwrap();
+    /// assert_eq!(line, "ping\n");
+    /// ```
+    pub fn with_context<'a>(&'a self, ctx: &'a Context) -> WithContext<'a> {
+        WithContext { stream: self, ctx }
     }
 
     /// Opens a connection to `addr`, giving up with `TimedOut` after
@@ -315,7 +487,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        connect_addr(addr, Some(timeout))
+        connect_addr(addr, Some(timeout), None)
     }
 
     /// The address of the remote end.
@@ -435,8 +607,16 @@ impl TcpStream {
 
 /// One connection attempt (Go's `netFD.connect`): start a non-blocking
 /// connect, then wait for writability and ask the socket how it ended.
-fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+fn connect_addr(
+    addr: &SocketAddr,
+    timeout: Option<Duration>,
+    ctx: Option<&Context>,
+) -> io::Result<TcpStream> {
+    if let Some(ctx) = ctx {
+        crate::cancel::check(ctx)?;
+    }
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let mut hook = None;
     let sock = Socket::new(
         Domain::for_address(*addr),
         Type::STREAM.nonblocking(),
@@ -463,7 +643,14 @@ fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpS
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
             Err(e) => return Err(e),
         }
-        match reg.wait(Interest::Writable, seen, deadline) {
+        let waited = match ctx {
+            None => reg.wait(Interest::Writable, seen, deadline),
+            Some(ctx) => {
+                crate::cancel::wait(reg, Interest::Writable, seen, deadline, ctx, &mut hook)
+            }
+        };
+        match waited {
+            Err(e) if crate::context_error(&e).is_some() => return Err(e),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -520,6 +707,76 @@ impl Write for &TcpStream {
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.fd.io(Interest::Writable, |s| {
+            SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A [`TcpStream`] whose reads and writes give up once a context is
+/// done, from [`TcpStream::with_context`].
+#[derive(Debug)]
+pub struct WithContext<'a> {
+    stream: &'a TcpStream,
+    ctx: &'a Context,
+}
+
+impl<'a> WithContext<'a> {
+    /// The stream.
+    pub fn get_ref(&self) -> &TcpStream {
+        self.stream
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Context {
+        self.ctx
+    }
+
+    /// Watches `ctx` from now on (for the next phase of a protocol: a
+    /// server reads an idle connection under its shutdown context, and a
+    /// request in flight under a longer one). Data buffered by a wrapper
+    /// such as `BufReader` is kept.
+    ///
+    /// ```
+    /// use std::io::{BufReader, Write};
+    /// use goro_context::context::Context;
+    /// use goro_net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let _c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// let (s, _) = listener.accept().unwrap();
+    /// let (idle, _stop) = Context::with_cancel(&Context::background());
+    /// let busy = Context::background();
+    /// let mut r = BufReader::new(s.with_context(&idle));
+    /// r.get_mut().set_context(&busy);
+    /// ```
+    pub fn set_context(&mut self, ctx: &'a Context) {
+        self.ctx = ctx;
+    }
+}
+
+impl Read for WithContext<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read_ctx(buf, self.ctx)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.stream
+            .fd
+            .io_ctx(Interest::Readable, self.ctx, |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for WithContext<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write_ctx(buf, self.ctx)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.stream.fd.io_ctx(Interest::Writable, self.ctx, |s| {
             SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
         })
     }

@@ -92,6 +92,8 @@ struct Source {
 enum Ended {
     Closed,
     TimedOut,
+    /// The caller's `interrupted` condition held (`Registration::wait_interruptible`).
+    Interrupted,
 }
 
 impl Source {
@@ -122,7 +124,17 @@ impl Source {
 
     /// Parks until the sequence of `dir` moved past `seen`, the source is
     /// closed or the deadline passes.
-    fn wait(&self, dir: usize, seen: u64, deadline: Option<Instant>) -> Result<(), Ended> {
+    ///
+    /// `interrupted` is checked after readiness and before each park; a
+    /// party that makes it true must unpark the waiter afterwards (park's
+    /// token makes an unpark that comes before the park count).
+    fn wait(
+        &self,
+        dir: usize,
+        seen: u64,
+        deadline: Option<Instant>,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<(), Ended> {
         let me = park::current();
         loop {
             if self.closed.load(Ordering::Acquire) {
@@ -130,6 +142,10 @@ impl Source {
             }
             if self.seq[dir].load(Ordering::Acquire) != seen {
                 return Ok(());
+            }
+            if interrupted() {
+                self.forget_waiter(dir, &me);
+                return Err(Ended::Interrupted);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 self.forget_waiter(dir, &me);
@@ -477,11 +493,29 @@ impl Registration {
     /// Parks until readiness in `interest` moved past `seen`, the deadline
     /// passes (`TimedOut`) or the registration is closed.
     pub fn wait(&self, interest: Interest, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
+        self.wait_interruptible(interest, seen, deadline, &|| false)
+    }
+
+    /// Like [`Registration::wait`], but also ends, with an `Interrupted`
+    /// error, once `interrupted()` is true. It is checked before the first
+    /// park and after every wake-up; whoever makes it true must then
+    /// unpark the waiter (through a [`park::current`] taken before the
+    /// call). This is the seam for cancellation: goro-net's context-taking
+    /// socket calls pass "is the context done" and unpark from the
+    /// context's done hook.
+    pub fn wait_interruptible(
+        &self,
+        interest: Interest,
+        seen: u64,
+        deadline: Option<Instant>,
+        interrupted: &dyn Fn() -> bool,
+    ) -> io::Result<()> {
         self.source
-            .wait(interest as usize, seen, deadline)
+            .wait(interest as usize, seen, deadline, interrupted)
             .map_err(|end| match end {
                 Ended::Closed => closed_error(),
                 Ended::TimedOut => timed_out(),
+                Ended::Interrupted => io::Error::from(io::ErrorKind::Interrupted),
             })
     }
 
@@ -683,13 +717,14 @@ impl<'fd> SharedRegistration<'fd> {
     /// file, under the wait; see [`SharedRegistration::check`]).
     pub fn wait(&self, interest: Interest, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
         self.source
-            .wait(interest as usize, seen, deadline)
+            .wait(interest as usize, seen, deadline, &|| false)
             .map_err(|end| match end {
                 Ended::Closed => io::Error::new(
                     io::ErrorKind::NotConnected,
                     "goro: the fd was closed, or its number reused, while waited on",
                 ),
                 Ended::TimedOut => timed_out(),
+                Ended::Interrupted => io::Error::from(io::ErrorKind::Interrupted),
             })
     }
 

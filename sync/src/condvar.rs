@@ -98,7 +98,7 @@ impl Condvar {
     ///
     /// ```
     /// static CV: goro_sync::Condvar = goro_sync::Condvar::new();
-    /// CV.notify_all(); // nobody waits: does nothing
+    /// assert_eq!(CV.notify_all(), 0); // nobody waits: does nothing
     /// ```
     pub const fn new() -> Condvar {
         Condvar {
@@ -232,35 +232,150 @@ impl Condvar {
         WaitTimeoutResult(false)
     }
 
-    /// Wakes the coroutine or thread that has waited longest, if any.
+    /// Waits until notified or until `deadline`, whichever comes first;
+    /// the mutex is held again on return either way. parking_lot's
+    /// `Condvar::wait_until`: `timed_out()` is `true` only if no
+    /// notification reached this waiter (a notification racing the
+    /// deadline counts as a notification, never lost).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use goro_sync::{Condvar, Mutex};
+    ///
+    /// let m = Mutex::new(false);
+    /// let cv = Condvar::new();
+    /// let mut ready = m.lock();
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// while !*ready {
+    ///     if cv.wait_until(&mut ready, deadline).timed_out() {
+    ///         break;
+    ///     }
+    /// }
+    /// assert!(!*ready);
+    /// ```
+    pub fn wait_until<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        deadline: Instant,
+    ) -> WaitTimeoutResult {
+        self.wait_deadline(guard, deadline)
+    }
+
+    /// Waits until notified or for about `timeout` (parking_lot's
+    /// `Condvar::wait_for`; the same as
+    /// [`wait_timeout`](Condvar::wait_timeout)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use goro_sync::{Condvar, Mutex};
+    ///
+    /// let m = Mutex::new(());
+    /// let cv = Condvar::new();
+    /// let mut g = m.lock();
+    /// assert!(cv.wait_for(&mut g, Duration::from_millis(2)).timed_out());
+    /// ```
+    pub fn wait_for<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        timeout: Duration,
+    ) -> WaitTimeoutResult {
+        self.wait_timeout(guard, timeout)
+    }
+
+    /// Waits while `condition` holds, until `deadline` at the latest
+    /// (parking_lot's `Condvar::wait_while_until`); `timed_out()` is `true`
+    /// if the condition still held when time ran out.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use goro_sync::{Condvar, Mutex};
+    ///
+    /// let m = Mutex::new(0);
+    /// let cv = Condvar::new();
+    /// let mut g = m.lock();
+    /// let deadline = Instant::now() + Duration::from_millis(2);
+    /// assert!(cv.wait_while_until(&mut g, |n| *n == 0, deadline).timed_out());
+    /// ```
+    pub fn wait_while_until<T: ?Sized, F>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        mut condition: F,
+        deadline: Instant,
+    ) -> WaitTimeoutResult
+    where
+        F: FnMut(&mut T) -> bool,
+    {
+        while condition(&mut **guard) {
+            if self.wait_deadline(guard, deadline).timed_out() {
+                return WaitTimeoutResult(condition(&mut **guard));
+            }
+        }
+        WaitTimeoutResult(false)
+    }
+
+    /// Waits while `condition` holds, for about `timeout` at most
+    /// (parking_lot's `Condvar::wait_while_for`; note the argument order,
+    /// which is parking_lot's, not that of
+    /// [`wait_timeout_while`](Condvar::wait_timeout_while)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use goro_sync::{Condvar, Mutex};
+    ///
+    /// let m = Mutex::new(1);
+    /// let cv = Condvar::new();
+    /// let mut g = m.lock();
+    /// // The condition is already false: returns at once, no timeout.
+    /// let r = cv.wait_while_for(&mut g, |n| *n == 0, Duration::from_secs(60));
+    /// assert!(!r.timed_out());
+    /// ```
+    pub fn wait_while_for<T: ?Sized, F>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        condition: F,
+        timeout: Duration,
+    ) -> WaitTimeoutResult
+    where
+        F: FnMut(&mut T) -> bool,
+    {
+        self.wait_timeout_while(guard, timeout, condition)
+    }
+
+    /// Wakes the coroutine or thread that has waited longest, if any, and
+    /// says whether there was one (parking_lot's `notify_one -> bool`).
+    /// The waiter woken has been taken off the queue: it will return from
+    /// its wait as notified, even if its deadline passes meanwhile.
     ///
     /// ```
     /// let cv = goro_sync::Condvar::new();
-    /// cv.notify_one(); // no waiter: nothing happens, nothing is remembered
+    /// // No waiter: nothing happens, nothing is remembered.
+    /// assert!(!cv.notify_one());
     /// ```
-    pub fn notify_one(&self) {
+    pub fn notify_one(&self) -> bool {
         if self.len.load(Ordering::Acquire) == 0 {
-            return;
+            return false;
         }
         let mut queue = self.queue.lock();
         let Some(w) = queue.pop_front() else {
-            return;
+            return false;
         };
         self.len.store(queue.len(), Ordering::Relaxed);
         w.set(NOTIFIED);
         drop(queue);
         w.unpark();
+        true
     }
 
-    /// Wakes every coroutine and thread waiting now.
+    /// Wakes every coroutine and thread waiting now, and returns how many
+    /// that was (parking_lot's `notify_all -> usize`).
     ///
     /// ```
     /// let cv = goro_sync::Condvar::new();
-    /// cv.notify_all();
+    /// assert_eq!(cv.notify_all(), 0);
     /// ```
-    pub fn notify_all(&self) {
+    pub fn notify_all(&self) -> usize {
         if self.len.load(Ordering::Acquire) == 0 {
-            return;
+            return 0;
         }
         let mut queue = self.queue.lock();
         let woken = std::mem::take(&mut *queue);
@@ -269,7 +384,9 @@ impl Condvar {
             w.set(NOTIFIED);
         }
         drop(queue);
+        let n = woken.len();
         waiter::unpark_all(woken);
+        n
     }
 
     fn enqueue(&self) -> Arc<Waiter> {

@@ -1,4 +1,5 @@
-//! The concurrency shim the mutex's lock word is written against.
+//! The concurrency shim the mutex's lock word and the reader-writer
+//! lock's state word are written against.
 //!
 //! Normally these names *are* std's atomics, parking_lot's mutex and the
 //! real clock, re-exported or inlined: zero cost. Built with
@@ -13,9 +14,13 @@
 //! starvation threshold; is this the 64th contended unlock) read a
 //! per-test switch instead ([`set_starving`]), and spinning is one yield.
 //!
-//! What stays on std: the other primitives' state words (`RwLock`,
-//! `Semaphore`, `WaitGroup`, `Once`, `Barrier`, `Condvar`), which keep
-//! `const` constructors and are not model-checked.
+//! `RwLock` (its state word with the upgradable-read protocol, its queues
+//! and grants) is written against this shim too, and checked by the models
+//! in `rwlock.rs`.
+//!
+//! What stays on std: the other primitives' state words (`Semaphore`,
+//! `WaitGroup`, `Once`, `Barrier`, `Condvar`), which keep `const`
+//! constructors and are not model-checked.
 
 use std::time::{Duration, Instant};
 

@@ -626,6 +626,114 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     pub(crate) fn mutex(&self) -> &'a Mutex<T> {
         self.mutex
     }
+
+    /// Makes a guard for a part of the locked data (a field, an element),
+    /// as parking_lot's `MutexGuard::map` does. The lock stays held until
+    /// the [`MappedMutexGuard`] is dropped. An associated function
+    /// (`MutexGuard::map(guard, ..)`), so that it cannot shadow a method
+    /// of `T`.
+    ///
+    /// A mapped guard cannot be used with a [`Condvar`](crate::Condvar):
+    /// the condvar needs the whole mutex back to relock it.
+    ///
+    /// If `f` panics the guard is dropped and the lock released.
+    ///
+    /// ```
+    /// use goro_sync::{MappedMutexGuard, Mutex, MutexGuard};
+    ///
+    /// struct Server {
+    ///     name: String,
+    ///     hits: u64,
+    /// }
+    /// let m = Mutex::new(Server { name: "api".into(), hits: 0 });
+    /// let mut hits: MappedMutexGuard<'_, u64> = MutexGuard::map(m.lock(), |s| &mut s.hits);
+    /// *hits += 1;
+    /// drop(hits);
+    /// assert_eq!(m.lock().hits, 1);
+    /// assert_eq!(m.lock().name, "api");
+    /// ```
+    pub fn map<U: ?Sized, F>(s: Self, f: F) -> MappedMutexGuard<'a, U>
+    where
+        F: FnOnce(&mut T) -> &mut U,
+    {
+        let mutex = s.mutex;
+        // SAFETY: `s` proves the lock is held and is consumed here, so this
+        // is the only reference to the data; the lock stays held (`s` is
+        // forgotten below, after `f` returned) and passes to the mapped
+        // guard, which releases it once.
+        let data: *mut U = f(unsafe { &mut *mutex.data.get() });
+        std::mem::forget(s);
+        MappedMutexGuard {
+            raw: &mutex.raw,
+            data,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Like [`map`](MutexGuard::map), but `f` may decline: then the
+    /// original guard comes back in `Err` (parking_lot's
+    /// `MutexGuard::try_map`).
+    ///
+    /// ```
+    /// use goro_sync::{Mutex, MutexGuard};
+    ///
+    /// let m = Mutex::new(vec![1, 2]);
+    /// let first = MutexGuard::try_map(m.lock(), |v| v.first_mut());
+    /// assert_eq!(*first.ok().unwrap(), 1);
+    /// let tenth = MutexGuard::try_map(m.lock(), |v| v.get_mut(10));
+    /// assert_eq!(tenth.err().unwrap().len(), 2); // the whole guard back
+    /// ```
+    #[allow(clippy::result_large_err)]
+    pub fn try_map<U: ?Sized, F>(s: Self, f: F) -> Result<MappedMutexGuard<'a, U>, Self>
+    where
+        F: FnOnce(&mut T) -> Option<&mut U>,
+    {
+        let mutex = s.mutex;
+        // SAFETY: as in `map`; when `f` declines, the reference it got is
+        // gone and `s` is handed back still holding the lock.
+        let data: *mut U = match f(unsafe { &mut *mutex.data.get() }) {
+            Some(d) => d,
+            None => return Err(s),
+        };
+        std::mem::forget(s);
+        Ok(MappedMutexGuard {
+            raw: &mutex.raw,
+            data,
+            _marker: PhantomData,
+        })
+    }
+
+    /// Releases the lock, runs `f`, and takes the lock again before
+    /// returning (parking_lot's `MutexGuard::unlocked`): for a slow step
+    /// (a send, a socket write) in the middle of a critical section.
+    ///
+    /// ```
+    /// use goro_sync::{Mutex, MutexGuard};
+    ///
+    /// let m = Mutex::new(0);
+    /// let mut g = m.lock();
+    /// *g += 1;
+    /// MutexGuard::unlocked(&mut g, || assert!(m.try_lock().is_some()));
+    /// *g += 1;
+    /// assert_eq!(*g, 2);
+    /// ```
+    pub fn unlocked<F, U>(s: &mut Self, f: F) -> U
+    where
+        F: FnOnce() -> U,
+    {
+        struct Relock<'a>(&'a RawMutex);
+        impl Drop for Relock<'_> {
+            fn drop(&mut self) {
+                self.0.lock();
+            }
+        }
+        // SAFETY: the guard proves the lock is held; `Relock` takes it
+        // again (even if `f` panics) before the guard can be used or
+        // dropped.
+        unsafe { s.mutex.raw.unlock() };
+        let _relock = Relock(&s.mutex.raw);
+        f()
+    }
 }
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
@@ -662,6 +770,135 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 }
 
 impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+/// A guard for a part of a [`Mutex`]'s data, made by
+/// [`MutexGuard::map`]: dereferences to that part and releases the lock
+/// when dropped. parking_lot's type of the same name.
+///
+/// Not `Send`, like [`MutexGuard`]; `Sync` when `T` is.
+///
+/// ```
+/// use goro_sync::{MappedMutexGuard, Mutex, MutexGuard};
+///
+/// let m = Mutex::new((String::from("a"), 1));
+/// let mut name: MappedMutexGuard<'_, String> = MutexGuard::map(m.lock(), |t| &mut t.0);
+/// name.push('b');
+/// assert!(m.try_lock().is_none(), "the mapped guard holds the lock");
+/// drop(name);
+/// assert_eq!(m.lock().0, "ab");
+/// ```
+#[must_use = "if unused the Mutex will immediately unlock"]
+pub struct MappedMutexGuard<'a, T: ?Sized> {
+    raw: &'a RawMutex,
+    data: *mut T,
+    /// Borrows the data mutably for `'a` (variance, auto traits: not
+    /// `Send`, since `*mut T` is not).
+    _marker: PhantomData<&'a mut T>,
+}
+
+// SAFETY: a shared mapped guard only gives out `&T`, so sharing it across
+// threads needs exactly `T: Sync` (as for `MutexGuard`).
+unsafe impl<T: ?Sized + Sync> Sync for MappedMutexGuard<'_, T> {}
+
+impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
+    /// Narrows the guard further, like [`MutexGuard::map`].
+    ///
+    /// ```
+    /// use goro_sync::{MappedMutexGuard, Mutex, MutexGuard};
+    ///
+    /// let m = Mutex::new(((1, 2), 3));
+    /// let inner = MutexGuard::map(m.lock(), |t| &mut t.0);
+    /// let mut two = MappedMutexGuard::map(inner, |p| &mut p.1);
+    /// *two = 20;
+    /// drop(two);
+    /// assert_eq!(*m.lock(), ((1, 20), 3));
+    /// ```
+    pub fn map<U: ?Sized, F>(s: Self, f: F) -> MappedMutexGuard<'a, U>
+    where
+        F: FnOnce(&mut T) -> &mut U,
+    {
+        let raw = s.raw;
+        // SAFETY: `s` proves the lock is held and points at data under it;
+        // it is consumed, so this is the only reference. The lock passes to
+        // the new guard (`s` is forgotten after `f` returned).
+        let data: *mut U = f(unsafe { &mut *s.data });
+        std::mem::forget(s);
+        MappedMutexGuard {
+            raw,
+            data,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Like [`map`](MappedMutexGuard::map), but `f` may decline and the
+    /// guard comes back in `Err`.
+    ///
+    /// ```
+    /// use goro_sync::{MappedMutexGuard, Mutex, MutexGuard};
+    ///
+    /// let m = Mutex::new((vec![5], 0));
+    /// let v = MutexGuard::map(m.lock(), |t| &mut t.0);
+    /// let v = MappedMutexGuard::try_map(v, |v| v.get_mut(3)).err().unwrap();
+    /// assert_eq!(*MappedMutexGuard::map(v, |v| &mut v[0]), 5);
+    /// ```
+    #[allow(clippy::result_large_err)]
+    pub fn try_map<U: ?Sized, F>(s: Self, f: F) -> Result<MappedMutexGuard<'a, U>, Self>
+    where
+        F: FnOnce(&mut T) -> Option<&mut U>,
+    {
+        let raw = s.raw;
+        // SAFETY: as in `map`; when `f` declines, `s` is handed back.
+        let data: *mut U = match f(unsafe { &mut *s.data }) {
+            Some(d) => d,
+            None => return Err(s),
+        };
+        std::mem::forget(s);
+        Ok(MappedMutexGuard {
+            raw,
+            data,
+            _marker: PhantomData,
+        })
+    }
+}
+
+impl<T: ?Sized> Deref for MappedMutexGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock, and `data` points into the data
+        // it protects (made from the exclusive reference `map` was given).
+        unsafe { &*self.data }
+    }
+}
+
+impl<T: ?Sized> DerefMut for MappedMutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and the guard is borrowed mutably, so this
+        // is the only reference.
+        unsafe { &mut *self.data }
+    }
+}
+
+impl<T: ?Sized> Drop for MappedMutexGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the mapped guard took over the lock from the guard it was
+        // made from, and is dropped once.
+        unsafe { self.raw.unlock() }
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MappedMutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Display> fmt::Display for MappedMutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&**self, f)
     }
