@@ -80,8 +80,8 @@ use crate::wake_latch::WakeLatch;
 /// hook's).
 ///
 /// ```
-/// assert!(!goro::reactor::in_coroutine());
-/// assert!(goro::go!(goro::reactor::in_coroutine).join().unwrap());
+/// assert!(!goro_runtime::reactor::in_coroutine());
+/// assert!(goro_runtime::go!(goro_runtime::reactor::in_coroutine).join().unwrap());
 /// ```
 #[inline(always)]
 pub fn in_coroutine() -> bool {
