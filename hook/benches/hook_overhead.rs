@@ -36,7 +36,9 @@ fn hooked_fns() -> (SendFn, RecvFn) {
     (libc::send, libc::recv)
 }
 
-/// `iters` send+recv pairs on a fresh socket pair, timed.
+/// `iters` send+recv pairs on a fresh socket pair, timed (never inlined,
+/// so that an instruction count can be limited to it).
+#[inline(never)]
 fn pairs(iters: u64, (send, recv): (SendFn, RecvFn)) -> Duration {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
@@ -130,7 +132,34 @@ fn paired(label: &str, in_coroutine: bool) {
     );
 }
 
+/// `GORO_HOOK_ICOUNT=<thread|coroutine>-<libc|hooked>:<pairs>` runs that
+/// many pairs on one path and exits: for counting instructions, which
+/// (unlike time on a shared VM) repeat exactly. The difference between two
+/// counts of pairs, run under `valgrind --tool=callgrind`, divided by the
+/// difference in pairs, is the user-space instructions per pair:
+/// `GORO_HOOK_ICOUNT=coroutine-hooked:20000 valgrind --tool=callgrind
+/// target/release/deps/hook_overhead-* --bench`.
+fn icount(spec: &str) {
+    let (path, n) = spec.split_once(':').expect("path:pairs");
+    let n: u64 = n.parse().expect("pairs");
+    let fns = match path.rsplit_once('-').map(|p| p.1) {
+        Some("libc") => libc_fns(),
+        Some("hooked") => hooked_fns(),
+        _ => panic!("unknown path {path}"),
+    };
+    let t = if path.starts_with("coroutine") {
+        let _ = goro_runtime::Config::new().workers(2).apply();
+        goro_runtime::go!(move || pairs(n, fns)).join().unwrap()
+    } else {
+        pairs(n, fns)
+    };
+    println!("{path}: {n} pairs in {t:?}");
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("GORO_HOOK_ICOUNT") {
+        return icount(&spec);
+    }
     // GORO_HOOK_PAIRED_ONLY=1 skips the criterion part.
     if std::env::var_os("GORO_HOOK_PAIRED_ONLY").is_none() {
         let mut c = Criterion::default().configure_from_args();

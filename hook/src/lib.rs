@@ -62,7 +62,7 @@
 //!    fd is one the hook never made non-blocking, when the fd is not a
 //!    socket the hook saw created (`fdtable.rs`), when the program made
 //!    the fd non-blocking itself, or when a timeout of zero asks not to
-//!    wait. Nothing starts the runtime: "in a coroutine" is one
+//!    wait. Nothing starts the runtime: "in a coroutine" is one inline
 //!    thread-local read and the runtime is running whenever it is true.
 //! 2. **No recursion.** The hook's own calls to functions it defines go to
 //!    the originals. The runtime's calls (`epoll_wait` in the idle worker,
@@ -71,8 +71,11 @@
 //!    coroutines has no current coroutine) or on fds the hook never
 //!    tracked.
 //! 3. **Syscall first, park only on `EAGAIN`** (goro-net's rule): a ready
-//!    socket costs the system call plus a table lookup and a thread-local
-//!    read. Waiting follows the reactor's sequence protocol, so no
+//!    socket costs the system call plus one load of the fd's flags word
+//!    (a static slot for fds below 4,096), the caller's `errno` read and a
+//!    test of the result; the hook reads the coroutine thread-local only
+//!    when the call must wait or on a blocking socket it has not yet made
+//!    non-blocking (see `io.rs`). Waiting follows the reactor's sequence protocol, so no
 //!    readiness edge is lost between the call and the park.
 //! 4. **`errno` is set last.** After a park, other coroutines and the
 //!    runtime have run on this thread and changed `errno`; the hook sets

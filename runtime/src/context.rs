@@ -12,7 +12,12 @@
 //!    never migrates after it starts (see the crate docs), but runtime code
 //!    that reads TLS on both sides of a stack switch must not let LLVM cache
 //!    a thread-local address across the switch; a call boundary that cannot
-//!    be inlined guarantees a fresh lookup.
+//!    be inlined guarantees a fresh lookup. The one exception is
+//!    [`in_coroutine`], inlined into the hook's per-call check: it returns
+//!    a `bool` computed from one fresh read and hands out no address or
+//!    reference, and its callers read it before they could switch (a
+//!    coroutine never changes threads, so even a reuse after a switch
+//!    would be this thread's answer).
 
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
@@ -51,6 +56,14 @@ pub(crate) fn current_task() -> Option<&'static Task> {
     // so the reference stays valid for as long as the caller can use it,
     // across its own suspensions too.
     Some(unsafe { p.as_ref() })
+}
+
+/// Whether the caller runs inside a coroutine: one thread-local load,
+/// inlinable (the exception in invariant 3), for checks made on every
+/// call of a hot path (the hook's).
+#[inline(always)]
+pub(crate) fn in_coroutine() -> bool {
+    CURRENT.with(|c| c.get().is_some())
 }
 
 /// Records which task the worker is about to resume (`None` when it

@@ -73,6 +73,21 @@ use crate::park::{self, Unparker};
 use crate::scheduler;
 use crate::wake_latch::WakeLatch;
 
+/// Whether the caller runs in a goro coroutine, so that waiting on a
+/// registration parks a coroutine rather than a thread: the same answer as
+/// [`is_coroutine`](crate::is_coroutine), but inlined into the caller (one
+/// thread-local load, no call), for checks made on every system call (the
+/// hook's).
+///
+/// ```
+/// assert!(!goro_runtime::reactor::in_coroutine());
+/// assert!(goro_runtime::go!(goro_runtime::reactor::in_coroutine).join().unwrap());
+/// ```
+#[inline(always)]
+pub fn in_coroutine() -> bool {
+    crate::context::in_coroutine()
+}
+
 /// Which readiness to wait for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interest {

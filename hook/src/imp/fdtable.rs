@@ -3,7 +3,10 @@
 //! # Invariants
 //!
 //! 1. The table is indexed by fd number and its slots are never freed:
-//!    pages of [`PAGE`] slots are allocated on first use and leaked. A
+//!    the slots of fds below [`DIRECT`] are one static array (zeroed
+//!    `.bss`: a page of it becomes resident only when a socket with a
+//!    number in it is tracked), and above it pages of [`PAGE`] slots are
+//!    allocated on first use and leaked. A
 //!    hook that races with a `close` of the same number (a bug in the
 //!    program, as in C) therefore reads a stale or reset slot, never freed
 //!    memory. Every field is an atomic or behind a lock.
@@ -51,7 +54,11 @@ pub(crate) const USER_NONBLOCK: u32 = 4;
 /// The hook turned the real `O_NONBLOCK` on.
 pub(crate) const GORO_NONBLOCK: u32 = 8;
 
-/// Slots per page.
+/// Fds below this have their slot in [`DIRECT_SLOTS`]: finding it is one
+/// bounds check and an offset from a static address, so a hook's check of
+/// a low fd is a single load of its flags word (the hot path: see `io`).
+pub(crate) const DIRECT: usize = 4096;
+/// Slots per page (fds from [`DIRECT`] up).
 pub(crate) const PAGE: usize = 1024;
 const PAGES: usize = 1024;
 /// Fds at or above this number are never tracked (they pass through).
@@ -66,10 +73,15 @@ pub(crate) struct FdState {
     reg: Mutex<Option<Arc<HookReg>>>,
 }
 
+/// The slots of fds below [`DIRECT`] (about 160 KiB of `.bss`, resident
+/// only where used).
+static DIRECT_SLOTS: [FdState; DIRECT] = [const { FdState::new() }; DIRECT];
+/// Pages of slots for the fds from [`DIRECT`] up (page `i` holds fds
+/// `i * PAGE ..`; the pages below `DIRECT` stay null).
 static TABLE: [AtomicPtr<FdState>; PAGES] = [const { AtomicPtr::new(ptr::null_mut()) }; PAGES];
 
 impl FdState {
-    fn new() -> FdState {
+    const fn new() -> FdState {
         FdState {
             flags: AtomicU32::new(0),
             timeouts: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -236,9 +248,24 @@ impl Drop for HookReg {
 }
 
 /// The slot of `fd`, if its page exists.
-#[inline]
+#[inline(always)]
 pub(crate) fn get(fd: RawFd) -> Option<&'static FdState> {
-    let i = usize::try_from(fd).ok()?;
+    // A negative fd becomes a huge index and fails both checks.
+    let i = fd as u32 as usize;
+    if i < DIRECT {
+        return Some(&DIRECT_SLOTS[i]);
+    }
+    get_paged(i)
+}
+
+/// The static slot of `i < DIRECT`.
+#[inline(always)]
+pub(crate) fn direct(i: usize) -> &'static FdState {
+    &DIRECT_SLOTS[i]
+}
+
+#[inline(never)]
+fn get_paged(i: usize) -> Option<&'static FdState> {
     if i >= MAX_FD {
         return None;
     }
@@ -252,7 +279,7 @@ pub(crate) fn get(fd: RawFd) -> Option<&'static FdState> {
 }
 
 /// The slot of `fd` if it is tracked.
-#[inline]
+#[inline(always)]
 pub(crate) fn tracked(fd: RawFd) -> Option<(&'static FdState, u32)> {
     let s = get(fd)?;
     let f = s.flags();
@@ -262,14 +289,14 @@ pub(crate) fn tracked(fd: RawFd) -> Option<(&'static FdState, u32)> {
 /// The slot of `fd`, allocating its page if needed (`None` above
 /// [`MAX_FD`]).
 pub(crate) fn get_or_create(fd: RawFd) -> Option<&'static FdState> {
+    super::install_fork_handler();
     if let Some(s) = get(fd) {
         return Some(s);
     }
     let i = usize::try_from(fd).ok()?;
-    if i >= MAX_FD {
+    if !(DIRECT..MAX_FD).contains(&i) {
         return None;
     }
-    super::install_fork_handler();
     // Built on the heap one slot at a time: a page is too large for a
     // coroutine's stack.
     let page: Box<[FdState]> = (0..PAGE).map(|_| FdState::new()).collect();

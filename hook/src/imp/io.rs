@@ -28,11 +28,43 @@ const SOCK_TYPE_MASK: c_int = 0xf;
 const SO_RCVTIMEO_NEW: c_int = 66;
 const SO_SNDTIMEO_NEW: c_int = 67;
 
-/// The tracked slot of `fd` if the program treats it as a blocking socket.
-#[inline]
-fn blocking_socket(fd: c_int) -> Option<(&'static FdState, u32)> {
-    let (s, f) = fdtable::tracked(fd)?;
-    (f & USER_NONBLOCK == 0).then_some((s, f))
+/// What an IO hook on `fd` does (see the module docs): `None` calls the
+/// original unchanged; `Some((slot, flags, in a coroutine))` emulates a
+/// blocking call on a socket the program treats as blocking.
+///
+/// This is the check every hooked IO call makes, so it is kept to one
+/// load of the fd's flags word (a static slot for fds below
+/// `fdtable::DIRECT`), then one thread-local load when the socket is a
+/// tracked blocking one; everything else is out of line.
+#[inline(always)]
+fn must_emulate(fd: c_int) -> Option<(&'static FdState, u32, bool)> {
+    let st = fdtable::get(fd)?;
+    let f = st.flags();
+    if f & (fdtable::TRACKED | USER_NONBLOCK) != fdtable::TRACKED {
+        return None;
+    }
+    let co = in_coroutine();
+    if f & GORO_NONBLOCK != 0 {
+        return Some((st, f, co));
+    }
+    if co {
+        first_in_coroutine(fd, st, f)
+    } else {
+        None
+    }
+}
+
+/// The first emulated call on a user-blocking socket in a coroutine:
+/// turns the real `O_NONBLOCK` on (if that fails the call blocks for
+/// real).
+#[cold]
+#[inline(never)]
+fn first_in_coroutine(
+    fd: c_int,
+    st: &'static FdState,
+    f: u32,
+) -> Option<(&'static FdState, u32, bool)> {
+    make_nonblocking(fd, st).then_some((st, f | GORO_NONBLOCK, true))
 }
 
 /// Whether to emulate blocking on this user-blocking socket (`Some(in a
@@ -88,12 +120,86 @@ impl Deadline {
     }
 }
 
-/// Tries `op`, waiting on `EAGAIN` (see the module docs).
-#[inline]
+/// An emulated call: tries `op(0)` and returns at once when the socket
+/// was ready (the common case: the caller's `errno` read, the call, a
+/// test of its result). Otherwise, out of line, waits (`EAGAIN`) and, for
+/// a blocking stream transfer of `len` bytes (`Some`), repeats `op(done)`
+/// until everything moved, the peer closed (a 0), or an error or the
+/// timeout cut it short (then the count moved so far, if any, as the
+/// kernel reports it).
+#[inline(always)]
+fn attempt(
+    fd: c_int,
+    st: &FdState,
+    dir: Interest,
+    len: Option<usize>,
+    op: impl Fn(usize) -> ssize_t,
+) -> ssize_t {
+    let entry = errno();
+    let r = op(0);
+    if r >= 0 {
+        if len.is_none_or(|len| r == 0 || r as usize >= len) {
+            return r;
+        }
+    } else if errno() != EAGAIN {
+        return r;
+    }
+    after_first(fd, st, dir, len, entry, r, &op)
+}
+
+/// The rest of [`attempt`]: `r` is the first result, `EAGAIN` or a
+/// partial count of a stream transfer.
+#[cold]
+#[inline(never)]
+fn after_first(
+    fd: c_int,
+    st: &FdState,
+    dir: Interest,
+    len: Option<usize>,
+    entry: c_int,
+    r: ssize_t,
+    op: &dyn Fn(usize) -> ssize_t,
+) -> ssize_t {
+    let mut deadline = Deadline::Unset;
+    let r = if r < 0 {
+        wait_loop(
+            fd,
+            st,
+            in_coroutine(),
+            dir,
+            &mut deadline,
+            entry,
+            &mut || op(0),
+        )
+    } else {
+        r
+    };
+    let Some(len) = len else { return r };
+    if r <= 0 || r as usize >= len {
+        return r;
+    }
+    let entry = errno();
+    let mut done = r as usize;
+    while done < len {
+        let r = io(fd, st, dir, &mut deadline, || op(done));
+        if r <= 0 {
+            if r < 0 {
+                set_errno(entry);
+            }
+            break;
+        }
+        done += r as usize;
+    }
+    done as ssize_t
+}
+
+/// Tries `op`, waiting on `EAGAIN` (see the module docs). On a ready
+/// socket this is the caller's `errno` read (kept for a call that parks
+/// and then succeeds), the call and a test of its result.
+#[inline(always)]
 fn io(
     fd: c_int,
     st: &FdState,
-    co: bool,
     dir: Interest,
     deadline: &mut Deadline,
     mut op: impl FnMut() -> ssize_t,
@@ -103,7 +209,10 @@ fn io(
     if r >= 0 || errno() != EAGAIN {
         return r;
     }
-    wait_loop(fd, st, co, dir, deadline, entry, &mut op)
+    // Whether to park or poll is read only now that the call must wait:
+    // every emulated socket is non-blocking underneath, so a ready one
+    // needs no more than the flags word the hook already read.
+    wait_loop(fd, st, in_coroutine(), dir, deadline, entry, &mut op)
 }
 
 /// The waiting half of [`io`]: returns the first result of `op` that is
@@ -251,38 +360,6 @@ fn ready_now(fd: c_int, dir: Interest) -> bool {
     unsafe { real::poll(&mut p, 1, 0) != 0 }
 }
 
-/// A blocking stream transfer of `len` bytes: repeats `op(done)` until
-/// everything moved, the peer closed (a 0), or an error or the timeout
-/// cut it short (then the count moved so far, if any, as the kernel
-/// reports it).
-fn transfer_all(
-    fd: c_int,
-    st: &FdState,
-    co: bool,
-    dir: Interest,
-    len: usize,
-    mut op: impl FnMut(usize) -> ssize_t,
-) -> ssize_t {
-    let mut deadline = Deadline::Unset;
-    let r = io(fd, st, co, dir, &mut deadline, || op(0));
-    if r < 0 || r as usize >= len || r == 0 {
-        return r;
-    }
-    let entry = errno();
-    let mut done = r as usize;
-    while done < len {
-        let r = io(fd, st, co, dir, &mut deadline, || op(done));
-        if r <= 0 {
-            if r < 0 {
-                set_errno(entry);
-            }
-            break;
-        }
-        done += r as usize;
-    }
-    done as ssize_t
-}
-
 /// Starts tracking `fd`, a new socket of type `ty` (as passed to
 /// `socket`), made non-blocking by the hook if `goro_nb`.
 fn track(fd: c_int, ty: c_int, goro_nb: bool) {
@@ -363,9 +440,7 @@ pub unsafe extern "C" fn socketpair(
 /// fails with the real error, or `SO_SNDTIMEO` passes: `EINPROGRESS`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    if let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
+    if let Some((st, _, co)) = must_emulate(fd) {
         return connect_blocking(fd, st, co, addr, len);
     }
     // SAFETY: the caller's arguments, passed on.
@@ -479,7 +554,7 @@ pub unsafe extern "C" fn accept4(
     let listener = fdtable::tracked(fd);
     let r = match listener {
         Some((st, f)) if f & USER_NONBLOCK == 0 => match emulate(fd, st, f) {
-            Some(co) => io(fd, st, co, Interest::Readable, &mut Deadline::Unset, op),
+            Some(_) => io(fd, st, Interest::Readable, &mut Deadline::Unset, op),
             None => op(),
         },
         _ => op(),
@@ -513,229 +588,214 @@ fn sock_type(fd: c_int) -> c_int {
     ty
 }
 
-/// Hooked `read(2)`: parks on a blocking socket; anything else passes
-/// through.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    if let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: the caller's arguments, passed on.
-        return io(
-            fd,
-            st,
-            co,
-            Interest::Readable,
-            &mut Deadline::Unset,
-            || unsafe { real::read(fd, buf, n) },
-        );
-    }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::read(fd, buf, n) }
+/// The first, inline, check of an IO hook (see [`io_hook!`]).
+enum Fast {
+    /// Not a socket whose blocking the hook emulates: call the original.
+    Pass,
+    /// A blocking socket the hook already made non-blocking underneath:
+    /// the common case of an emulated call.
+    Emulate(&'static FdState),
+    /// Anything else (an fd above `fdtable::DIRECT`, the first call on a
+    /// blocking socket in a coroutine): decided out of line by
+    /// [`must_emulate`].
+    Slow,
 }
 
-/// Hooked `readv(2)`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
-    if let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: the caller's arguments, passed on.
-        return io(
-            fd,
-            st,
-            co,
-            Interest::Readable,
-            &mut Deadline::Unset,
-            || unsafe { real::readv(fd, iov, cnt) },
-        );
+/// Classifies a call on `fd` with one load of its flags word and, only
+/// for a tracked blocking socket the hook has not made non-blocking, one
+/// thread-local load (which, in position-independent code, the compiler
+/// treats as a call: it makes the hook save its arguments). Everything
+/// else that may call a function is left to the emulation, so that a hook
+/// ends in a tail jump, to the original or to the emulation.
+#[inline(always)]
+fn fast_check(fd: c_int) -> Fast {
+    let i = fd as u32 as usize;
+    if i >= fdtable::DIRECT {
+        return Fast::Slow;
     }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::readv(fd, iov, cnt) }
+    let st = fdtable::direct(i);
+    let f = st.flags();
+    if f & (fdtable::TRACKED | USER_NONBLOCK) != fdtable::TRACKED {
+        return Fast::Pass;
+    }
+    if f & GORO_NONBLOCK != 0 {
+        // Non-blocking underneath: try the call, and only if it must wait
+        // find out whether to park (a coroutine) or poll (a thread).
+        return Fast::Emulate(st);
+    }
+    if in_coroutine() {
+        Fast::Slow
+    } else {
+        Fast::Pass
+    }
 }
 
-/// Hooked `write(2)`: on a blocking stream socket, writes everything.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    if let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: `done <= n`, so the pointer stays in the caller's buffer.
-        let op = |done: usize| unsafe { real::write(fd, buf.byte_add(done), n - done) };
-        return if f & STREAM != 0 {
-            transfer_all(fd, st, co, Interest::Writable, n, op)
-        } else {
-            io(fd, st, co, Interest::Writable, &mut Deadline::Unset, || {
-                op(0)
-            })
-        };
-    }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::write(fd, buf, n) }
+/// Defines a hooked IO function: the exported hook is the inline
+/// [`fast_check`] (after the `MSG_DONTWAIT` test, where the call has
+/// flags) ending in a tail call, either of the original or of the
+/// emulation, which is a function of its own out of line.
+macro_rules! io_hook {
+    (
+        $(#[$m:meta])*
+        fn $name:ident($fd:ident: $fdty:ty $(, $arg:ident: $ty:ty)*) -> $ret:ty;
+        $(dontwait($flags:ident);)?
+        emulated $emu:ident(
+            $dir:ident,
+            |$f:ident| $len:expr,
+            |$done:ident| $op:expr
+        )
+    ) => {
+        $(#[$m])*
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($fd: $fdty $(, $arg: $ty)*) -> $ret {
+            // SAFETY: the caller's arguments, passed on.
+            let original = || unsafe { real::$name($fd $(, $arg)*) };
+            $(
+                if $flags & MSG_DONTWAIT != 0 {
+                    return original();
+                }
+            )?
+            match fast_check($fd) {
+                Fast::Pass => original(),
+                // SAFETY: the caller's arguments, passed on, and the slot
+                // `fast_check` found.
+                Fast::Emulate(st) => unsafe { $emu($fd, $($arg,)* st) },
+                // SAFETY: the caller's arguments, passed on.
+                Fast::Slow => unsafe { $emu($fd, $($arg,)* std::ptr::null()) },
+            }
+        }
+
+        #[doc = concat!(
+            "`", stringify!($name), "` past [`fast_check`]: `hot` is the \
+             slot [`Fast::Emulate`] found, null to decide with \
+             [`must_emulate`]. (`extern \"C\"` like the hook, so that the \
+             hook's call of it can be a tail jump.)"
+        )]
+        #[inline(never)]
+        unsafe extern "C" fn $emu(
+            $fd: $fdty,
+            $($arg: $ty,)*
+            hot: *const FdState,
+        ) -> $ret {
+            // SAFETY: a non-null `hot` is a `&'static FdState` from
+            // `fast_check`.
+            let st = match unsafe { hot.as_ref() } {
+                Some(st) => st,
+                None => match must_emulate($fd) {
+                    Some((st, _, _)) => st,
+                    // SAFETY: the caller's arguments, passed on.
+                    None => return unsafe { real::$name($fd $(, $arg)*) },
+                },
+            };
+            let $f = st.flags();
+            let len: Option<usize> = $len;
+            // SAFETY: the caller's arguments, passed on; `done <= n` where
+            // it offsets the caller's buffer (see `attempt`).
+            let op = move |$done: usize| unsafe { $op };
+            attempt($fd, st, Interest::$dir, len, op)
+        }
+    };
 }
 
-/// Hooked `writev(2)` (a short count is possible, as POSIX allows).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
-    if let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: the caller's arguments, passed on.
-        return io(
-            fd,
-            st,
-            co,
-            Interest::Writable,
-            &mut Deadline::Unset,
-            || unsafe { real::writev(fd, iov, cnt) },
-        );
-    }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::writev(fd, iov, cnt) }
+io_hook! {
+    /// Hooked `read(2)`: parks on a blocking socket; anything else passes
+    /// through.
+    fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t;
+    emulated read_emulated(Readable, |_f| None, |done| real::read(fd, buf.byte_add(done), n - done))
 }
 
-/// Hooked `recv(2)` (`MSG_WAITALL` on a stream waits for all of it).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
-    if flags & MSG_DONTWAIT == 0
-        && let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: `done <= n`, so the pointer stays in the caller's buffer.
-        let op = |done: usize| unsafe { real::recv(fd, buf.byte_add(done), n - done, flags) };
-        return if flags & MSG_WAITALL != 0 && f & STREAM != 0 {
-            transfer_all(fd, st, co, Interest::Readable, n, op)
-        } else {
-            io(fd, st, co, Interest::Readable, &mut Deadline::Unset, || {
-                op(0)
-            })
-        };
-    }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::recv(fd, buf, n, flags) }
+io_hook! {
+    /// Hooked `readv(2)`.
+    fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t;
+    emulated readv_emulated(Readable, |_f| None, |_done| real::readv(fd, iov, cnt))
 }
 
-/// Hooked `recvfrom(2)`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn recvfrom(
-    fd: c_int,
-    buf: *mut c_void,
-    n: size_t,
-    flags: c_int,
-    addr: *mut sockaddr,
-    len: *mut socklen_t,
-) -> ssize_t {
-    if flags & MSG_DONTWAIT == 0
-        && let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: `done <= n`, so the pointer stays in the caller's buffer.
-        let op = |done: usize| unsafe {
-            real::recvfrom(fd, buf.byte_add(done), n - done, flags, addr, len)
-        };
-        return if flags & MSG_WAITALL != 0 && f & STREAM != 0 {
-            transfer_all(fd, st, co, Interest::Readable, n, op)
-        } else {
-            io(fd, st, co, Interest::Readable, &mut Deadline::Unset, || {
-                op(0)
-            })
-        };
-    }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::recvfrom(fd, buf, n, flags, addr, len) }
+io_hook! {
+    /// Hooked `write(2)`: on a blocking stream socket, writes everything.
+    fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t;
+    emulated write_emulated(
+        Writable,
+        |f| (f & STREAM != 0).then_some(n),
+        |done| real::write(fd, buf.byte_add(done), n - done)
+    )
 }
 
-/// Hooked `recvmsg(2)`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    if flags & MSG_DONTWAIT == 0
-        && let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: the caller's arguments, passed on.
-        return io(
-            fd,
-            st,
-            co,
-            Interest::Readable,
-            &mut Deadline::Unset,
-            || unsafe { real::recvmsg(fd, msg, flags) },
-        );
-    }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::recvmsg(fd, msg, flags) }
+io_hook! {
+    /// Hooked `writev(2)` (a short count is possible, as POSIX allows).
+    fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t;
+    emulated writev_emulated(Writable, |_f| None, |_done| real::writev(fd, iov, cnt))
 }
 
-/// Hooked `send(2)`: on a blocking stream socket, sends everything.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
-    if flags & MSG_DONTWAIT == 0
-        && let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: `done <= n`, so the pointer stays in the caller's buffer.
-        let op = |done: usize| unsafe { real::send(fd, buf.byte_add(done), n - done, flags) };
-        return if f & STREAM != 0 {
-            transfer_all(fd, st, co, Interest::Writable, n, op)
-        } else {
-            io(fd, st, co, Interest::Writable, &mut Deadline::Unset, || {
-                op(0)
-            })
-        };
-    }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::send(fd, buf, n, flags) }
+io_hook! {
+    /// Hooked `recv(2)` (`MSG_WAITALL` on a stream waits for all of it).
+    fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t;
+    dontwait(flags);
+    emulated recv_emulated(
+        Readable,
+        |f| (flags & MSG_WAITALL != 0 && f & STREAM != 0).then_some(n),
+        |done| real::recv(fd, buf.byte_add(done), n - done, flags)
+    )
 }
 
-/// Hooked `sendto(2)`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendto(
-    fd: c_int,
-    buf: *const c_void,
-    n: size_t,
-    flags: c_int,
-    addr: *const sockaddr,
-    len: socklen_t,
-) -> ssize_t {
-    if flags & MSG_DONTWAIT == 0
-        && let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: `done <= n`, so the pointer stays in the caller's buffer.
-        let op = |done: usize| unsafe {
-            real::sendto(fd, buf.byte_add(done), n - done, flags, addr, len)
-        };
-        return if f & STREAM != 0 {
-            transfer_all(fd, st, co, Interest::Writable, n, op)
-        } else {
-            io(fd, st, co, Interest::Writable, &mut Deadline::Unset, || {
-                op(0)
-            })
-        };
-    }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::sendto(fd, buf, n, flags, addr, len) }
+io_hook! {
+    /// Hooked `recvfrom(2)`.
+    fn recvfrom(
+        fd: c_int,
+        buf: *mut c_void,
+        n: size_t,
+        flags: c_int,
+        addr: *mut sockaddr,
+        len: *mut socklen_t
+    ) -> ssize_t;
+    dontwait(flags);
+    emulated recvfrom_emulated(
+        Readable,
+        |f| (flags & MSG_WAITALL != 0 && f & STREAM != 0).then_some(n),
+        |done| real::recvfrom(fd, buf.byte_add(done), n - done, flags, addr, len)
+    )
 }
 
-/// Hooked `sendmsg(2)` (a short count is possible, as POSIX allows).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
-    if flags & MSG_DONTWAIT == 0
-        && let Some((st, f)) = blocking_socket(fd)
-        && let Some(co) = emulate(fd, st, f)
-    {
-        // SAFETY: the caller's arguments, passed on.
-        return io(
-            fd,
-            st,
-            co,
-            Interest::Writable,
-            &mut Deadline::Unset,
-            || unsafe { real::sendmsg(fd, msg, flags) },
-        );
-    }
-    // SAFETY: the caller's arguments, passed on.
-    unsafe { real::sendmsg(fd, msg, flags) }
+io_hook! {
+    /// Hooked `recvmsg(2)`.
+    fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t;
+    dontwait(flags);
+    emulated recvmsg_emulated(Readable, |_f| None, |_done| real::recvmsg(fd, msg, flags))
+}
+
+io_hook! {
+    /// Hooked `send(2)`: on a blocking stream socket, sends everything.
+    fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t;
+    dontwait(flags);
+    emulated send_emulated(
+        Writable,
+        |f| (f & STREAM != 0).then_some(n),
+        |done| real::send(fd, buf.byte_add(done), n - done, flags)
+    )
+}
+
+io_hook! {
+    /// Hooked `sendto(2)`.
+    fn sendto(
+        fd: c_int,
+        buf: *const c_void,
+        n: size_t,
+        flags: c_int,
+        addr: *const sockaddr,
+        len: socklen_t
+    ) -> ssize_t;
+    dontwait(flags);
+    emulated sendto_emulated(
+        Writable,
+        |f| (f & STREAM != 0).then_some(n),
+        |done| real::sendto(fd, buf.byte_add(done), n - done, flags, addr, len)
+    )
+}
+
+io_hook! {
+    /// Hooked `sendmsg(2)` (a short count is possible, as POSIX allows).
+    fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t;
+    dontwait(flags);
+    emulated sendmsg_emulated(Writable, |_f| None, |_done| real::sendmsg(fd, msg, flags))
 }
 
 /// Hooked `close(2)`: forgets the socket and ends its registration before

@@ -30,7 +30,7 @@ extern "C" fn in_child() {
 /// Registers the `fork` child handler, once, before the first socket is
 /// tracked (nothing needs it earlier).
 pub(crate) fn install_fork_handler() {
-    if !FORK_HANDLER.swap(true, Ordering::AcqRel) {
+    if !FORK_HANDLER.load(Ordering::Relaxed) && !FORK_HANDLER.swap(true, Ordering::AcqRel) {
         // SAFETY: registers a handler that only stores to an atomic.
         unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
     }
@@ -38,9 +38,12 @@ pub(crate) fn install_fork_handler() {
 
 /// Whether the caller may park: it runs in a goro coroutine (which
 /// implies the runtime is up) and this is not a forked child.
-#[inline]
+///
+/// One thread-local load on a plain thread; the fork flag is read only
+/// when that says "coroutine" (a child forked from inside a coroutine).
+#[inline(always)]
 pub(crate) fn in_coroutine() -> bool {
-    !forked() && goro_runtime::is_coroutine()
+    goro_runtime::reactor::in_coroutine() && !forked()
 }
 
 /// The calling thread's `errno`.

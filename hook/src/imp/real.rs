@@ -47,10 +47,23 @@ macro_rules! originals {
         pub(crate) unsafe fn $name($($arg: $ty),*) -> $ret {
             type F = unsafe extern "C" fn($($ty),*) -> $ret;
             static ADDR: AtomicUsize = AtomicUsize::new(0);
-            let mut a = ADDR.load(Ordering::Relaxed);
-            if a == 0 {
-                a = resolve(concat!(stringify!($name), "\0").as_bytes(), $fallback as F as usize);
+            /// The first call: resolves, then calls (out of line, and of
+            /// the C ABI like the hooks, so that the resolved path is one
+            /// load and a tail jump and this one a tail jump too).
+            #[cold]
+            #[inline(never)]
+            unsafe extern "C" fn first($($arg: $ty),*) -> $ret {
+                let a = resolve(concat!(stringify!($name), "\0").as_bytes(), $fallback as F as usize);
                 ADDR.store(a, Ordering::Relaxed);
+                // SAFETY: as below.
+                let f = unsafe { std::mem::transmute::<usize, F>(a) };
+                // SAFETY: the caller upholds the C function's contract.
+                unsafe { f($($arg),*) }
+            }
+            let a = ADDR.load(Ordering::Relaxed);
+            if a == 0 {
+                // SAFETY: the caller upholds the C function's contract.
+                return unsafe { first($($arg),*) };
             }
             // SAFETY: `a` is either libc's function of this name, whose C
             // prototype is `F`, or our fallback of type `F` (invariant 3).
