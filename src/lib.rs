@@ -54,6 +54,10 @@ pub use goro_runtime::{
     is_coroutine, scope, sleep, spawn, stats, yield_now,
 };
 #[doc(inline)]
+pub use goro_runtime::{
+    DEADLOCK_MESSAGE, DeadlockAction, Leak, WaitInfo, WaitKind, dump, dump_to, leaks,
+};
+#[doc(inline)]
 pub use goro_runtime::{coroutine_local, go};
 
 /// Alarms: short callbacks on goro's timers (what contexts and stoppable

@@ -213,9 +213,19 @@ enum Waited {
     Aborted,
 }
 
+/// What a wait on `p` shows in the dump.
+fn wait_kind<T>(p: &Packet<T>) -> park::WaitKind {
+    if p.kind() == Kind::Recv {
+        park::WaitKind::ChanRecv
+    } else {
+        park::WaitKind::ChanSend
+    }
+}
+
 /// Parks until `p` is decided, or `deadline` passes and `abort` (which
 /// decides the waiter as given up and dequeues the packet, under the lock)
 /// wins.
+#[track_caller]
 fn wait<T>(p: &Packet<T>, mut deadline: Deadline, abort: impl Fn() -> bool) -> Waited {
     loop {
         let s = p.status();
@@ -223,7 +233,7 @@ fn wait<T>(p: &Packet<T>, mut deadline: Deadline, abort: impl Fn() -> bool) -> W
             return Waited::Status(s);
         }
         match deadline {
-            Deadline::Never | Deadline::Now => park::park(),
+            Deadline::Never | Deadline::Now => park::park_with(wait_kind(p)),
             Deadline::At(t) => {
                 if Instant::now() >= t {
                     if abort() {
@@ -232,7 +242,7 @@ fn wait<T>(p: &Packet<T>, mut deadline: Deadline, abort: impl Fn() -> bool) -> W
                     // Claimed: the completion is on its way; wait for it.
                     deadline = Deadline::Never;
                 } else {
-                    park::park_deadline(t);
+                    park::park_deadline_with(t, wait_kind(p));
                 }
             }
         }
@@ -436,6 +446,7 @@ impl<T> Chan<T> {
 
     /// Sends `value`, waiting until `deadline`. `Timeout` with
     /// `Deadline::Now` means the channel was full.
+    #[track_caller]
     pub(crate) fn send(&self, value: T, deadline: Deadline) -> Result<(), SendTimeoutError<T>> {
         if deadline == Deadline::Now && !self.hint(SEND_MAY) {
             return Err(SendTimeoutError::Timeout(value));
@@ -488,6 +499,7 @@ impl<T> Chan<T> {
 
     /// Receives, waiting until `deadline`. `Timeout` with `Deadline::Now`
     /// means the channel was empty.
+    #[track_caller]
     pub(crate) fn recv(&self, deadline: Deadline) -> Result<T, RecvTimeoutError> {
         if deadline == Deadline::Now && !self.hint(RECV_MAY) {
             return Err(RecvTimeoutError::Timeout);
@@ -512,6 +524,7 @@ impl<T> Chan<T> {
     }
 
     /// `recv` past its lock-free check.
+    #[track_caller]
     fn recv_locked(&self, deadline: Deadline) -> Result<T, RecvTimeoutError> {
         loop {
             let mut st = self.lock();

@@ -188,6 +188,7 @@ pub mod alarm;
 mod blocking;
 mod config;
 mod context;
+mod diag;
 mod join;
 mod local;
 mod loom;
@@ -205,6 +206,8 @@ mod wake_latch;
 
 pub use blocking::blocking;
 pub use config::{Config, ConfigError, MAX_WORKERS};
+pub use diag::deadlock::DEADLOCK_MESSAGE;
+pub use diag::{DeadlockAction, Leak, WaitInfo, WaitKind, dump, dump_to, leaks};
 pub use join::{JoinHandle, PanicPayload};
 pub use local::{AccessError, LocalKey};
 pub use scheduler::watchdog::{BlockedIn, BlockedWorker};

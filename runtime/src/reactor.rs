@@ -122,7 +122,19 @@ impl Source {
 
     /// Parks until the sequence of `dir` moved past `seen`, the source is
     /// closed or the deadline passes.
-    fn wait(&self, dir: usize, seen: u64, deadline: Option<Instant>) -> Result<(), Ended> {
+    #[track_caller]
+    fn wait(
+        &self,
+        fd: RawFd,
+        dir: usize,
+        seen: u64,
+        deadline: Option<Instant>,
+    ) -> Result<(), Ended> {
+        let kind = if dir == 0 {
+            park::WaitKind::NetRead { fd }
+        } else {
+            park::WaitKind::NetWrite { fd }
+        };
         let me = park::current();
         loop {
             if self.closed.load(Ordering::Acquire) {
@@ -148,8 +160,8 @@ impl Source {
                 continue;
             }
             match deadline {
-                Some(d) => park::park_deadline(d),
-                None => park::park(),
+                Some(d) => park::park_deadline_with(d, kind),
+                None => park::park_with(kind),
             }
         }
     }
@@ -476,9 +488,10 @@ impl Registration {
 
     /// Parks until readiness in `interest` moved past `seen`, the deadline
     /// passes (`TimedOut`) or the registration is closed.
+    #[track_caller]
     pub fn wait(&self, interest: Interest, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
         self.source
-            .wait(interest as usize, seen, deadline)
+            .wait(self.fd, interest as usize, seen, deadline)
             .map_err(|end| match end {
                 Ended::Closed => closed_error(),
                 Ended::TimedOut => timed_out(),
@@ -681,9 +694,10 @@ impl<'fd> SharedRegistration<'fd> {
     /// deadline passes (`TimedOut`), or the registration is evicted
     /// (`NotConnected`: the fd was closed, or its number taken by another
     /// file, under the wait; see [`SharedRegistration::check`]).
+    #[track_caller]
     pub fn wait(&self, interest: Interest, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
         self.source
-            .wait(interest as usize, seen, deadline)
+            .wait(self.fd.as_raw_fd(), interest as usize, seen, deadline)
             .map_err(|end| match end {
                 Ended::Closed => io::Error::new(
                     io::ErrorKind::NotConnected,

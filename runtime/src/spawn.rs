@@ -361,6 +361,7 @@ pub fn yield_now() {
 ///
 /// Like `std::thread::sleep`, it leaves the caller's park token alone: an
 /// `unpark` that arrives during the sleep is still there afterwards.
+#[track_caller]
 pub fn sleep(d: Duration) {
     let Some(task) = context::current_task() else {
         std::thread::sleep(d);
@@ -368,13 +369,16 @@ pub fn sleep(d: Duration) {
     };
     let Some(deadline) = Instant::now().checked_add(d) else {
         loop {
-            park::park();
+            park::park_with(park::WaitKind::Sleep);
         }
     };
+    let here = std::panic::Location::caller();
     // `park` returns at once if the deadline has passed, so each round
     // reads the clock twice: there and here.
     let mut woken = false;
     loop {
+        task.wait
+            .record(park::WaitKind::Sleep, here, crate::diag::coarse_tick());
         task.park(Some(deadline));
         if Instant::now() >= deadline {
             break;

@@ -153,6 +153,8 @@ pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
     pub(crate) raw_stack: Cell<RawStack>,
     /// Whether the worker counted this task as parked (worker-only).
     pub(crate) was_parked: Cell<bool>,
+    /// What it waits on while parked (`diag/wait.rs`).
+    pub(crate) wait: crate::diag::wait::WaitSlot,
     payload: P,
 }
 
@@ -189,6 +191,7 @@ impl<P: Payload> Task<P> {
             locals: UnsafeCell::new(LocalMap::new()),
             raw_stack: Cell::new(stack),
             was_parked: Cell::new(false),
+            wait: crate::diag::wait::WaitSlot::new(),
             payload,
         }
     }
@@ -307,6 +310,12 @@ impl Task {
         } else {
             Err(self)
         }
+    }
+
+    /// Whether it is parked right now, off its stack, with no wake-up on
+    /// its way (the deadlock check).
+    pub(crate) fn is_parked_now(&self) -> bool {
+        self.park_state.is_parked()
     }
 
     /// Makes the token available; schedules the task if it was parked.

@@ -159,6 +159,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*a + *b, 2);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         if !self.try_read_fast() {
             self.read_slow();
@@ -196,6 +197,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), [1, 2]);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         if self
             .state
@@ -289,6 +291,7 @@ impl<T: ?Sized> RwLock<T> {
 
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn read_slow(&self) {
         loop {
             if self.try_read_fast() {
@@ -317,7 +320,7 @@ impl<T: ?Sized> RwLock<T> {
             queue.readers.push_back(node.clone());
             drop(queue);
             // Granted: the unlocking writer counted us as a reader.
-            node.wait();
+            node.wait(goro_runtime::park::WaitKind::RwLockRead);
             Waiter::recycle(node);
             return;
         }
@@ -325,6 +328,7 @@ impl<T: ?Sized> RwLock<T> {
 
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn write_slow(&self) {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
@@ -363,7 +367,7 @@ impl<T: ?Sized> RwLock<T> {
             queue.writers.push_back(node.clone());
             drop(queue);
             // Granted: WRITER was set for us.
-            node.wait();
+            node.wait(goro_runtime::park::WaitKind::RwLockWrite);
             Waiter::recycle(node);
             return;
         }

@@ -60,7 +60,7 @@
 //! thread reads them to report a worker that has run one coroutine without
 //! a switch for longer than the blocked-worker threshold.
 
-mod idle;
+pub(crate) mod idle;
 pub(crate) mod watchdog;
 pub(crate) mod worker;
 
@@ -165,6 +165,11 @@ pub(crate) fn get() -> &'static Shared {
     RUNTIME.get_or_init(start)
 }
 
+/// The runtime if it has started.
+pub(crate) fn try_get() -> Option<&'static Shared> {
+    RUNTIME.get().copied()
+}
+
 fn start() -> &'static Shared {
     let cfg: Resolved = match crate::config::resolve_and_lock() {
         Ok(c) => c,
@@ -214,6 +219,8 @@ fn start() -> &'static Shared {
         let _ = shared.workers[index].thread.set(handle.thread().clone());
     }
     watchdog::launch(shared);
+    crate::diag::refresh_coarse();
+    crate::diag::signal::launch();
     shared
 }
 

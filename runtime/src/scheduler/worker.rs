@@ -79,6 +79,7 @@ pub(crate) struct WorkerLocal {
 impl WorkerLocal {
     /// Entry point of a worker thread.
     pub(crate) fn launch(shared: &'static Shared, index: usize, fresh: Worker<Arc<Task>>) {
+        crate::diag::runtime_thread_started();
         stack::prepare_thread();
         let local: &'static WorkerLocal = Box::leak(Box::new(WorkerLocal {
             index,
@@ -416,6 +417,7 @@ impl WorkerLocal {
     fn maintenance(&self) {
         let rt = self.shared;
         let now = rt.clock.now_tick();
+        crate::diag::refresh_coarse();
         for w in rt.workers.iter() {
             w.timers.fire_due(now, true);
         }
@@ -439,6 +441,7 @@ impl WorkerLocal {
         // there is nothing to run (stack pool invariant 7).
         stack::scavenge(&|| self.work_visible());
         super::idle::sleep(self);
+        crate::diag::refresh_coarse();
         // Awake again: the watchdog may have gone to sleep for good while
         // every worker slept.
         self.shared.watchdog.worker_awake();

@@ -1,0 +1,99 @@
+//! The leak report: coroutines that can never be woken.
+//!
+//! goro has no garbage collector, so it cannot see who holds the other end
+//! of a channel or a lock. What it can prove is *quiescence*: every
+//! started coroutine is parked on a goro primitive (no network wait, no
+//! blocking-pool job), no timer is pending, every worker sleeps and every
+//! thread that ever waited in goro is blocked in a goro wait without a
+//! deadline. Then no goro party can ever wake any of those coroutines, and
+//! [`leaks`] lists them all.
+//!
+//! What it cannot see: a thread outside goro (or a signal handler, or
+//! another library's callback) that holds a `Sender`, a lock guard or an
+//! `Unparker` and may still use it. So a leak report is "nothing goro runs
+//! can wake these", exact only when every thread of the program is goro's
+//! (then it is also a deadlock, see `deadlock.rs`). Partial leaks (some
+//! coroutines blocked forever while others run, Go 1.26's goroutine-leak
+//! profile) need to know which objects are reachable, which a GC gives Go
+//! and goro does not have: they are not reported.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+
+use super::wait::{self, WAITING};
+use super::{WaitInfo, dump};
+use crate::scheduler::{self, idle};
+use crate::task::State;
+
+/// A coroutine [`leaks`] found parked for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Leak {
+    /// The coroutine's id.
+    pub id: u64,
+    /// Its name, if any.
+    pub name: Option<String>,
+    /// What it waits on.
+    pub wait: Option<WaitInfo>,
+}
+
+impl fmt::Display for Leak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "coroutine {}", self.id)?;
+        if let Some(n) = &self.name {
+            write!(f, " '{n}'")?;
+        }
+        if let Some(w) = &self.wait {
+            write!(f, " [{}] at {}", w.kind, w.location)?;
+        }
+        Ok(())
+    }
+}
+
+/// Coroutines that nothing goro runs can ever wake (see the module docs of
+/// what this can and cannot know): empty unless the whole runtime is
+/// quiescent.
+///
+/// ```
+/// assert!(goro::leaks().is_empty());
+/// ```
+pub fn leaks() -> Vec<Leak> {
+    let Some(rt) = scheduler::try_get() else {
+        return Vec::new();
+    };
+    let quiet = rt
+        .workers
+        .iter()
+        .all(|w| w.sleep.load(Ordering::SeqCst) != idle::AWAKE && w.inbox.is_empty())
+        && rt.injector.is_empty()
+        && rt.next_timer_tick() == u64::MAX;
+    if !quiet {
+        return Vec::new();
+    }
+    let mut threads_blocked = true;
+    wait::for_each_thread(|t| {
+        if t.state.load(Ordering::SeqCst) != WAITING || t.token.load(Ordering::SeqCst) {
+            threads_blocked = false;
+        }
+    });
+    let entries = dump::snapshot();
+    let all_parked = entries.iter().all(|e| {
+        e.thread || (e.state == State::Parked && e.wait.is_some_and(|w| !w.kind.is_external()))
+    });
+    let mut truly = true;
+    rt.registry.for_each(|t| truly &= t.is_parked_now());
+    if !(threads_blocked && all_parked && truly) {
+        return Vec::new();
+    }
+    let mut out: Vec<Leak> = entries
+        .into_iter()
+        .filter(|e| !e.thread)
+        .map(|e| Leak {
+            id: e.id,
+            name: e.name,
+            wait: e.wait,
+        })
+        .collect();
+    out.sort_by_key(|l| l.id);
+    out
+}
