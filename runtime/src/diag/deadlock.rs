@@ -227,20 +227,6 @@ fn read(rt: Option<&Shared>) -> Option<Reading> {
             return None;
         }
     }
-    // 1. Every started coroutine parked on a goro primitive, none fresh.
-    let mut coroutines = 0usize;
-    let mut alive = false;
-    if let Some(rt) = rt {
-        rt.registry.for_each(|t| {
-            coroutines += 1;
-            if !t.is_parked_now() || t.wait.kind().is_external() {
-                alive = true;
-            }
-        });
-        if alive || crate::stats().coroutines != coroutines as u64 {
-            return None;
-        }
-    }
     // 4. Blocked threads.
     let mut threads = Vec::new();
     let mut external = false;
@@ -259,6 +245,20 @@ fn read(rt: Option<&Shared>) -> Option<Reading> {
     // 5. Every other thread is the runtime's.
     if !all_threads_accounted(&threads) {
         return None;
+    }
+    // 1. Every started coroutine parked on a goro primitive, none fresh.
+    let mut coroutines = 0usize;
+    let mut alive = false;
+    if let Some(rt) = rt {
+        rt.registry.for_each(|t| {
+            coroutines += 1;
+            if !t.is_parked_now() || t.wait.kind().is_external() {
+                alive = true;
+            }
+        });
+        if alive || crate::stats().coroutines != coroutines as u64 {
+            return None;
+        }
     }
     // Timers again, after the threads (a thread that set one and then
     // blocked is seen here).
@@ -298,21 +298,30 @@ fn all_threads_accounted(_blocked: &[(i32, u64)]) -> bool {
     false
 }
 
-/// The check (module docs, "How the check avoids a torn view").
+/// Two readings with the counters around them (module docs, "How the
+/// check avoids a torn view"): `Some` if everything was blocked for good.
+fn settled() -> Option<(Vec<u64>, Reading)> {
+    let rt = scheduler::try_get();
+    let a = counters(rt);
+    let first = read(rt)?;
+    let b = counters(rt);
+    let second = read(rt)?;
+    let c = counters(rt);
+    (a == b && b == c && first == second).then_some((c, second))
+}
+
+/// Whether the process is globally deadlocked right now (`leaks`).
+pub(crate) fn is_settled() -> bool {
+    settled().is_some()
+}
+
+/// The check.
 fn check() {
     let Some(mut last) = CHECK.try_lock() else {
         // Another check is running; it sees what we would.
         return;
     };
-    let rt = scheduler::try_get();
-    let a = counters(rt);
-    let Some(first) = read(rt) else { return };
-    let b = counters(rt);
-    let Some(second) = read(rt) else { return };
-    let c = counters(rt);
-    if a != b || b != c || first != second {
-        return;
-    }
+    let Some((c, second)) = settled() else { return };
     let mut signature = c.clone();
     signature.extend(second.threads.iter().map(|&(t, s)| ((t as u64) << 32) ^ s));
     if last.as_ref() == Some(&signature) {

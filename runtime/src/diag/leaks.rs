@@ -17,13 +17,9 @@
 //! profile) need to know which objects are reachable, which a GC gives Go
 //! and goro does not have: they are not reported.
 
-use std::fmt;
-use std::sync::atomic::Ordering;
-
-use super::wait::{self, WAITING};
 use super::{WaitInfo, dump};
-use crate::scheduler::{self, idle};
-use crate::task::State;
+use crate::scheduler;
+use std::fmt;
 
 /// A coroutine [`leaks`] found parked for good.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,34 +54,10 @@ impl fmt::Display for Leak {
 /// assert!(goro::leaks().is_empty());
 /// ```
 pub fn leaks() -> Vec<Leak> {
-    let Some(rt) = scheduler::try_get() else {
-        return Vec::new();
-    };
-    let quiet = rt
-        .workers
-        .iter()
-        .all(|w| w.sleep.load(Ordering::SeqCst) != idle::AWAKE && w.inbox.is_empty())
-        && rt.injector.is_empty()
-        && rt.next_timer_tick() == u64::MAX;
-    if !quiet {
+    if scheduler::try_get().is_none() || !super::deadlock::is_settled() {
         return Vec::new();
     }
-    let mut threads_blocked = true;
-    wait::for_each_thread(|t| {
-        if t.state.load(Ordering::SeqCst) != WAITING || t.token.load(Ordering::SeqCst) {
-            threads_blocked = false;
-        }
-    });
-    let entries = dump::snapshot();
-    let all_parked = entries.iter().all(|e| {
-        e.thread || (e.state == State::Parked && e.wait.is_some_and(|w| !w.kind.is_external()))
-    });
-    let mut truly = true;
-    rt.registry.for_each(|t| truly &= t.is_parked_now());
-    if !(threads_blocked && all_parked && truly) {
-        return Vec::new();
-    }
-    let mut out: Vec<Leak> = entries
+    let mut out: Vec<Leak> = dump::snapshot()
         .into_iter()
         .filter(|e| !e.thread)
         .map(|e| Leak {
