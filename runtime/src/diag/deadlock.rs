@@ -186,6 +186,7 @@ pub(crate) fn worker_sleeps() {
 }
 
 /// Called by a thread the check marked deadlocked, after it woke.
+#[track_caller]
 pub(crate) fn on_deadlocked_thread() {
     panic!("{DEADLOCK_MESSAGE}");
 }
