@@ -13,14 +13,12 @@ use support::within;
 /// Runs `f` in a coroutine that must park with `kind` at the line `f`
 /// returned from `here()` (the line the blocking call is on), then lets
 /// it go with `release`.
-fn expect_wait<S: Send + 'static>(
+fn expect_wait<S: Send + Sync + 'static>(
     kind: WaitKind,
     setup: impl FnOnce() -> S,
     f: impl FnOnce(&S) -> u32 + Send + 'static,
     release: impl FnOnce(&S),
-) where
-    S: Sync,
-{
+) {
     let state = Arc::new(setup());
     let s2 = state.clone();
     let (line_tx, line_rx) = chan::bounded::<u32>(1);
@@ -95,12 +93,10 @@ fn chan_recv_and_send() {
         );
         expect_wait(
             WaitKind::ChanRecv,
-            || chan::unbounded::<u8>(),
+            chan::unbounded::<u8>,
             |(_, rx)| {
                 let l = line() + 1;
-                for _ in rx {
-                    break;
-                }
+                let _first = rx.iter().next();
                 l
             },
             |(tx, _)| tx.send(1).unwrap(),

@@ -49,9 +49,11 @@
 //!
 //! # When it runs
 //!
-//! When a thread starts a goro wait without a deadline (on that thread,
-//! before it blocks), and when a worker is about to sleep while such a
-//! thread exists (one relaxed load otherwise). Both are slow paths.
+//! When a thread has been in a goro wait without a deadline for 10 ms (on
+//! that thread, before it blocks for good: a thread trading messages
+//! quickly with coroutines never pays for it), and when a worker is about
+//! to sleep while such a thread exists (one relaxed load otherwise). Both
+//! are slow paths. So a deadlock is reported about 10 ms after it forms.
 //!
 //! # What happens then
 //!
@@ -154,8 +156,8 @@ fn action() -> u8 {
     })
 }
 
-/// A thread is about to block in a goro wait with no deadline; its state
-/// is `WAITING` already. Runs the check unless a worker is awake (then the
+/// A thread has waited 10 ms in a goro wait with no deadline and is about
+/// to block for good; its state is `WAITING`. Runs the check unless a worker is awake (then the
 /// last worker to sleep runs it).
 pub(crate) fn thread_waits(me: &ThreadWait) {
     let _ = me;

@@ -339,6 +339,11 @@ pub(crate) const WAITING: u8 = 1;
 /// Blocked in a goro wait with a deadline (never a deadlock).
 pub(crate) const TIMED: u8 = 2;
 
+/// How long a thread waits before it looks for a deadlock (and lets the
+/// workers look): long enough that busy hand-offs never pay for a check,
+/// short enough that a deadlocked program is reported at once to a human.
+const DEADLOCK_GRACE: Duration = Duration::from_millis(10);
+
 /// A thread that has waited in goro at least once (invariant 3).
 pub(crate) struct ThreadWait {
     pub(crate) slot: WaitSlot,
@@ -392,12 +397,20 @@ impl ThreadWait {
         self.seq.fetch_add(1, Ordering::Relaxed);
         let state = if deadline.is_some() { TIMED } else { WAITING };
         self.state.store(state, Ordering::SeqCst);
-        if state == WAITING {
-            super::deadlock::thread_waits(self);
-        }
+        let mut counted = false;
         if !self.token.swap(false, Ordering::SeqCst) {
             match deadline {
-                None => crate::loom::thread::park(),
+                None => {
+                    // A grace period first, so that a thread trading
+                    // messages quickly with coroutines never pays for the
+                    // deadlock check (it reads /proc).
+                    crate::loom::thread::park_timeout(DEADLOCK_GRACE);
+                    if !self.token.load(Ordering::SeqCst) {
+                        counted = true;
+                        super::deadlock::thread_waits(self);
+                        crate::loom::thread::park();
+                    }
+                }
                 Some(d) => {
                     let now = Instant::now();
                     if d > now {
@@ -408,7 +421,7 @@ impl ThreadWait {
             self.token.store(false, Ordering::SeqCst);
         }
         self.state.store(RUNNING, Ordering::SeqCst);
-        if state == WAITING {
+        if counted {
             super::deadlock::thread_done_waiting();
         }
         if self.deadlocked.swap(false, Ordering::SeqCst) {
