@@ -84,6 +84,13 @@ pub mod park {
     pub use goro_runtime::park::*;
 }
 
+/// Deterministic tests on a virtual clock (Go's `testing/synctest`):
+/// [`testing::bubble`], [`testing::wait`], [`testing::now`].
+pub mod testing {
+    #[doc(inline)]
+    pub use goro_runtime::testing::*;
+}
+
 /// Waiting for readiness of raw file descriptors (third-party IO).
 pub mod reactor {
     #[doc(inline)]

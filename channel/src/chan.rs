@@ -92,7 +92,7 @@ pub enum Deadline {
 impl Deadline {
     /// `d` from now; a duration too large to represent means forever.
     pub fn after(d: Duration) -> Deadline {
-        match Instant::now().checked_add(d) {
+        match goro_runtime::testing::now().checked_add(d) {
             Some(t) => Deadline::At(t),
             None => Deadline::Never,
         }
@@ -102,7 +102,7 @@ impl Deadline {
     pub(crate) fn expired(self) -> bool {
         match self {
             Deadline::Now => true,
-            Deadline::At(t) => Instant::now() >= t,
+            Deadline::At(t) => goro_runtime::testing::now() >= t,
             Deadline::Never => false,
         }
     }
@@ -235,7 +235,7 @@ fn wait<T>(p: &Packet<T>, mut deadline: Deadline, abort: impl Fn() -> bool) -> W
         match deadline {
             Deadline::Never | Deadline::Now => park::park_with(wait_kind(p)),
             Deadline::At(t) => {
-                if Instant::now() >= t {
+                if goro_runtime::testing::now() >= t {
                     if abort() {
                         return Waited::Aborted;
                     }

@@ -102,7 +102,7 @@ pub fn never<T>() -> Receiver<T> {
 /// assert!(fired >= start + Duration::from_millis(5));
 /// ```
 pub fn after(duration: Duration) -> Receiver<Instant> {
-    at_opt(Instant::now().checked_add(duration))
+    at_opt(goro_runtime::testing::now().checked_add(duration))
 }
 
 /// A receiver that delivers one message at `when` (at once if it has
@@ -398,7 +398,9 @@ fn recv_timer(poll: impl Fn() -> Poll, deadline: Deadline) -> Result<Instant, Re
 fn wait_until(wake: Option<Instant>, deadline: Deadline) -> Result<(), RecvTimeoutError> {
     let until = match (wake, deadline) {
         (_, Deadline::Now) => return Err(RecvTimeoutError::Timeout),
-        (_, Deadline::At(t)) if Instant::now() >= t => return Err(RecvTimeoutError::Timeout),
+        (_, Deadline::At(t)) if goro_runtime::testing::now() >= t => {
+            return Err(RecvTimeoutError::Timeout);
+        }
         (Some(w), Deadline::At(t)) => Some(w.min(t)),
         (None, Deadline::At(t)) => Some(t),
         (w, Deadline::Never) => w,

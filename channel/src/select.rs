@@ -199,7 +199,7 @@ impl Idle {
             Idle::Hint(stamp) => chan.is_some_and(|c| c.unchanged_since(stamp)),
             // Nobody can take a message that is not due yet, so "not due
             // now" means "not ready at any time since the first look".
-            Idle::Until(due) => Instant::now() < due,
+            Idle::Until(due) => goro_runtime::testing::now() < due,
             Idle::Forever => true,
         }
     }
@@ -328,7 +328,7 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
             }
             if !abort_now {
                 match wake {
-                    Some(t) if Instant::now() >= t => abort_now = true,
+                    Some(t) if goro_runtime::testing::now() >= t => abort_now = true,
                     Some(t) => {
                         park::park_deadline_with(t, park::WaitKind::Select { arms: n as u32 })
                     }

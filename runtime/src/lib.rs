@@ -215,6 +215,7 @@ mod spawn;
 mod stack;
 mod stats;
 mod task;
+pub mod testing;
 mod timer;
 mod wake_latch;
 

@@ -225,7 +225,7 @@ pub fn park_deadline_with(deadline: Instant, kind: WaitKind) {
 /// Like [`park`], but returns after at most about `timeout`.
 #[track_caller]
 pub fn park_timeout(timeout: Duration) {
-    match Instant::now().checked_add(timeout) {
+    match crate::testing::now().checked_add(timeout) {
         Some(deadline) => park_deadline(deadline),
         None => park(),
     }

@@ -3,7 +3,7 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::join::{JoinHandle, Packet};
 use crate::stack::{self, MAX_STACK_SIZE, MIN_STACK_SIZE};
@@ -52,9 +52,16 @@ pub struct Builder {
     migratable: bool,
     unguarded_stack: bool,
     shared_stack: Option<bool>,
+    bubble: Option<Arc<crate::testing::Bubble>>,
 }
 
 impl Builder {
+    /// Spawns into `b` (the root of a testing bubble).
+    pub(crate) fn in_bubble(mut self, b: Arc<crate::testing::Bubble>) -> Builder {
+        self.bubble = Some(b);
+        self
+    }
+
     /// A builder with no name and the runtime's default stack size.
     pub fn new() -> Builder {
         Builder::default()
@@ -258,12 +265,14 @@ impl Builder {
         };
         let stack = pool.take(self.unguarded_stack || crate::config::unguarded_stacks())?;
         let id = next_id();
+        let bubble = self.bubble.or_else(|| crate::testing::current().cloned());
         let task: Arc<Task<Job<T, F>>> = Arc::new(Task::new(
             id,
             self.name.map(String::into_boxed_str),
             self.migratable,
             pool,
             stack,
+            bubble.clone(),
             Job::new(packet, f),
         ));
         let task: Arc<Task<dyn Payload + 'a>> = task;
@@ -274,7 +283,9 @@ impl Builder {
             unsafe { std::mem::transmute::<Arc<Task<dyn Payload + 'a>>, Arc<Task>>(task) };
         // SAFETY: the payload is a `Job<T, F>`.
         let handle = unsafe { JoinHandle::new(task.clone(), id) };
-        if rt.push_fresh(task) {
+        if let Some(b) = bubble {
+            b.spawned(task);
+        } else if rt.push_fresh(task) {
             yield_now();
         }
         Ok(handle)
@@ -367,7 +378,7 @@ pub fn sleep(d: Duration) {
         std::thread::sleep(d);
         return;
     };
-    let Some(deadline) = Instant::now().checked_add(d) else {
+    let Some(deadline) = crate::testing::now().checked_add(d) else {
         loop {
             park::park_with(park::WaitKind::Sleep);
         }
@@ -380,7 +391,7 @@ pub fn sleep(d: Duration) {
         task.wait
             .record(park::WaitKind::Sleep, here, crate::diag::coarse_tick());
         task.park(Some(deadline));
-        if Instant::now() >= deadline {
+        if crate::testing::now() >= deadline {
             break;
         }
         woken = true;

@@ -155,6 +155,8 @@ pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
     pub(crate) was_parked: Cell<bool>,
     /// What it waits on while parked (`diag/wait.rs`).
     pub(crate) wait: crate::diag::wait::WaitSlot,
+    /// The testing bubble it belongs to (`testing/`), if any.
+    pub(crate) bubble: Option<Arc<crate::testing::Bubble>>,
     payload: P,
 }
 
@@ -175,6 +177,7 @@ impl<P: Payload> Task<P> {
         migratable: bool,
         pool: &'static Pool,
         stack: RawStack,
+        bubble: Option<Arc<crate::testing::Bubble>>,
         payload: P,
     ) -> Task<P> {
         Task {
@@ -192,6 +195,7 @@ impl<P: Payload> Task<P> {
             raw_stack: Cell::new(stack),
             was_parked: Cell::new(false),
             wait: crate::diag::wait::WaitSlot::new(),
+            bubble,
             payload,
         }
     }
@@ -282,6 +286,9 @@ impl Task {
         if self.park_state.try_take_token() {
             return;
         }
+        if let Some(b) = &self.bubble {
+            return self.park_in_bubble(b, deadline);
+        }
         let timer = match deadline {
             Some(d) => {
                 if d <= Instant::now() {
@@ -294,6 +301,34 @@ impl Task {
         self.suspend(Request::Park);
         if let Some(key) = timer {
             scheduler::cancel_timer(key);
+        }
+        self.park_state.resumed();
+    }
+
+    /// [`park`](Task::park) for a member of a testing bubble: its deadline
+    /// is a virtual timer, and an IO or blocking wait stops the bubble's
+    /// clock while it lasts (`testing/bubble.rs`).
+    #[cold]
+    fn park_in_bubble(&self, b: &crate::testing::Bubble, deadline: Option<Instant>) {
+        let timer = match deadline {
+            Some(d) => {
+                if d <= b.now() {
+                    return;
+                }
+                Some(b.insert_timer(d, crate::timer::Due::Task(self.arc())))
+            }
+            None => None,
+        };
+        let nondurable = self.wait.kind().is_nondurable();
+        if nondurable {
+            b.enter_nondurable();
+        }
+        self.suspend(Request::Park);
+        if nondurable {
+            b.leave_nondurable();
+        }
+        if let Some(key) = timer {
+            b.cancel_timer(key);
         }
         self.park_state.resumed();
     }

@@ -169,7 +169,7 @@ impl Waiter {
     pub(crate) fn wait_deadline(&self, deadline: Instant, kind: park::WaitKind) -> usize {
         loop {
             let s = self.state();
-            if s != WAITING || Instant::now() >= deadline {
+            if s != WAITING || goro_runtime::testing::now() >= deadline {
                 return s;
             }
             park::park_deadline_with(deadline, kind);

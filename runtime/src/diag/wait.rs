@@ -118,6 +118,22 @@ pub enum WaitKind {
     Timer,
 }
 
+impl WaitKind {
+    /// Whether a coroutine waiting this way may be woken by the world
+    /// outside goro (a socket, a blocking-pool job): such a wait is not
+    /// *durably blocked* in a testing bubble (`goro::testing`).
+    pub(crate) fn is_nondurable(self) -> bool {
+        matches!(
+            self,
+            WaitKind::NetRead { .. }
+                | WaitKind::NetWrite { .. }
+                | WaitKind::NetAccept { .. }
+                | WaitKind::NetConnect { .. }
+                | WaitKind::Blocking
+        )
+    }
+}
+
 const T_PARK: u64 = 0;
 const T_RECV: u64 = 1;
 const T_SEND: u64 = 2;

@@ -281,6 +281,17 @@ impl Shared {
 /// worker; a migratable task on the waking worker instead, or in the global
 /// queue when the waker is not a worker.
 pub(crate) fn schedule_woken(task: Arc<Task>) {
+    if let Some(b) = &task.bubble {
+        // One member of a bubble runs at a time (testing/bubble.rs).
+        let b = b.clone();
+        b.make_ready(task);
+        return;
+    }
+    schedule_woken_direct(task);
+}
+
+/// [`schedule_woken`] without the bubble's baton.
+pub(crate) fn schedule_woken_direct(task: Arc<Task>) {
     let rt = get();
     task.set_state(State::Runnable);
     if task.migratable() {

@@ -481,7 +481,10 @@ impl WorkerLocal {
             match result {
                 CoroutineResult::Yield(Request::Yield) => {
                     task.set_state(State::Runnable);
-                    self.ready.borrow_mut().push_back(task);
+                    match task.bubble.clone() {
+                        Some(b) => b.yielded(task),
+                        None => self.ready.borrow_mut().push_back(task),
+                    }
                 }
                 CoroutineResult::Yield(Request::Park) => {
                     task.set_state(State::Parked);
@@ -489,10 +492,17 @@ impl WorkerLocal {
                     // the resume that follows its wake-up finds it.
                     task.was_parked.set(true);
                     self.count_parked(1);
+                    let bubble = task.bubble.clone();
                     match task.try_mark_parked() {
                         // Our reference now belongs to the parked state
                         // (park.rs step 5).
-                        Ok(()) => return,
+                        Ok(()) => {
+                            // Off its stack: the bubble's baton moves.
+                            if let Some(b) = bubble {
+                                b.release();
+                            }
+                            return;
+                        }
                         Err(t) => {
                             // The token arrived while it switched out: run
                             // it again now, as `park` would have returned
@@ -506,7 +516,12 @@ impl WorkerLocal {
                         }
                     }
                 }
-                CoroutineResult::Return(()) => self.finish(&task, body),
+                CoroutineResult::Return(()) => {
+                    self.finish(&task, body);
+                    if let Some(b) = &task.bubble {
+                        b.exited();
+                    }
+                }
             }
             return;
         }
