@@ -225,7 +225,7 @@ fn from_a_coroutine_and_panics() {
     support::within("from a coroutine", || {
         let before = std::time::Instant::now();
         assert!(testing::now() >= before);
-        let v = goro::spawn(|| testing::bubble(|| testing::in_bubble()))
+        let v = goro::spawn(|| testing::bubble(testing::in_bubble))
             .join()
             .unwrap();
         assert!(v);

@@ -234,8 +234,7 @@ fn pick(st: &mut State) -> Arc<Task> {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     let i = (z % st.ready.len() as u64) as usize;
-    let t = st.ready.swap_remove(i);
-    t
+    st.ready.swap_remove(i)
 }
 
 /// Queues the member that holds the baton on a worker.
