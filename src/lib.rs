@@ -54,6 +54,10 @@ pub use goro_runtime::{
     is_coroutine, scope, sleep, spawn, stats, yield_now,
 };
 #[doc(inline)]
+pub use goro_runtime::{
+    DEADLOCK_MESSAGE, DeadlockAction, Leak, WaitInfo, WaitKind, dump, dump_to, leaks,
+};
+#[doc(inline)]
 pub use goro_runtime::{coroutine_local, go};
 
 /// Alarms: short callbacks on goro's timers (what contexts and stoppable
@@ -78,6 +82,13 @@ pub use goro_context::{Group, GroupError, JoinSet};
 pub mod park {
     #[doc(inline)]
     pub use goro_runtime::park::*;
+}
+
+/// Deterministic tests on a virtual clock (Go's `testing/synctest`):
+/// [`testing::bubble`], [`testing::wait`], [`testing::now`].
+pub mod testing {
+    #[doc(inline)]
+    pub use goro_runtime::testing::*;
 }
 
 /// Waiting for readiness of raw file descriptors (third-party IO).

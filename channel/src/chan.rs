@@ -92,7 +92,7 @@ pub enum Deadline {
 impl Deadline {
     /// `d` from now; a duration too large to represent means forever.
     pub fn after(d: Duration) -> Deadline {
-        match Instant::now().checked_add(d) {
+        match goro_runtime::testing::now().checked_add(d) {
             Some(t) => Deadline::At(t),
             None => Deadline::Never,
         }
@@ -102,7 +102,7 @@ impl Deadline {
     pub(crate) fn expired(self) -> bool {
         match self {
             Deadline::Now => true,
-            Deadline::At(t) => Instant::now() >= t,
+            Deadline::At(t) => goro_runtime::testing::now() >= t,
             Deadline::Never => false,
         }
     }
@@ -213,9 +213,19 @@ enum Waited {
     Aborted,
 }
 
+/// What a wait on `p` shows in the dump.
+fn wait_kind<T>(p: &Packet<T>) -> park::WaitKind {
+    if p.kind() == Kind::Recv {
+        park::WaitKind::ChanRecv
+    } else {
+        park::WaitKind::ChanSend
+    }
+}
+
 /// Parks until `p` is decided, or `deadline` passes and `abort` (which
 /// decides the waiter as given up and dequeues the packet, under the lock)
 /// wins.
+#[track_caller]
 fn wait<T>(p: &Packet<T>, mut deadline: Deadline, abort: impl Fn() -> bool) -> Waited {
     loop {
         let s = p.status();
@@ -223,16 +233,16 @@ fn wait<T>(p: &Packet<T>, mut deadline: Deadline, abort: impl Fn() -> bool) -> W
             return Waited::Status(s);
         }
         match deadline {
-            Deadline::Never | Deadline::Now => park::park(),
+            Deadline::Never | Deadline::Now => park::park_with(wait_kind(p)),
             Deadline::At(t) => {
-                if Instant::now() >= t {
+                if goro_runtime::testing::now() >= t {
                     if abort() {
                         return Waited::Aborted;
                     }
                     // Claimed: the completion is on its way; wait for it.
                     deadline = Deadline::Never;
                 } else {
-                    park::park_deadline(t);
+                    park::park_deadline_with(t, wait_kind(p));
                 }
             }
         }
@@ -436,6 +446,7 @@ impl<T> Chan<T> {
 
     /// Sends `value`, waiting until `deadline`. `Timeout` with
     /// `Deadline::Now` means the channel was full.
+    #[track_caller]
     pub(crate) fn send(&self, value: T, deadline: Deadline) -> Result<(), SendTimeoutError<T>> {
         if deadline == Deadline::Now && !self.hint(SEND_MAY) {
             return Err(SendTimeoutError::Timeout(value));
@@ -488,6 +499,7 @@ impl<T> Chan<T> {
 
     /// Receives, waiting until `deadline`. `Timeout` with `Deadline::Now`
     /// means the channel was empty.
+    #[track_caller]
     pub(crate) fn recv(&self, deadline: Deadline) -> Result<T, RecvTimeoutError> {
         if deadline == Deadline::Now && !self.hint(RECV_MAY) {
             return Err(RecvTimeoutError::Timeout);
@@ -512,6 +524,7 @@ impl<T> Chan<T> {
     }
 
     /// `recv` past its lock-free check.
+    #[track_caller]
     fn recv_locked(&self, deadline: Deadline) -> Result<T, RecvTimeoutError> {
         loop {
             let mut st = self.lock();

@@ -102,7 +102,7 @@ pub fn never<T>() -> Receiver<T> {
 /// assert!(fired >= start + Duration::from_millis(5));
 /// ```
 pub fn after(duration: Duration) -> Receiver<Instant> {
-    at_opt(Instant::now().checked_add(duration))
+    at_opt(goro_runtime::testing::now().checked_add(duration))
 }
 
 /// A receiver that delivers one message at `when` (at once if it has
@@ -206,6 +206,7 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert_eq!(tx.send(6).unwrap_err().into_inner(), 6);
     /// ```
+    #[track_caller]
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
         self.chan.send(msg, Deadline::Never).map_err(|e| match e {
             SendTimeoutError::Closed(v) | SendTimeoutError::Timeout(v) => SendError(v),
@@ -249,6 +250,7 @@ impl<T> Sender<T> {
     /// let err = tx.send_timeout("late", Duration::from_millis(1)).unwrap_err();
     /// assert!(err.is_timeout());
     /// ```
+    #[track_caller]
     pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.chan.send(msg, Deadline::after(timeout))
     }
@@ -266,6 +268,7 @@ impl<T> Sender<T> {
     /// tx.send_deadline(1, Instant::now() + Duration::from_secs(1)).unwrap();
     /// assert_eq!(rx.recv(), Ok(1));
     /// ```
+    #[track_caller]
     pub fn send_deadline(&self, msg: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
         self.chan.send(msg, Deadline::At(deadline))
     }
@@ -377,6 +380,7 @@ impl<T> fmt::Debug for Sender<T> {
 }
 
 /// Waits on a timer flavor until it yields a message or `deadline` passes.
+#[track_caller]
 fn recv_timer(poll: impl Fn() -> Poll, deadline: Deadline) -> Result<Instant, RecvTimeoutError> {
     loop {
         let wake = match poll() {
@@ -390,22 +394,26 @@ fn recv_timer(poll: impl Fn() -> Poll, deadline: Deadline) -> Result<Instant, Re
 
 /// Parks until `wake` (if any) or `deadline`, whichever is first; `Err`
 /// once the deadline has passed.
+#[track_caller]
 fn wait_until(wake: Option<Instant>, deadline: Deadline) -> Result<(), RecvTimeoutError> {
     let until = match (wake, deadline) {
         (_, Deadline::Now) => return Err(RecvTimeoutError::Timeout),
-        (_, Deadline::At(t)) if Instant::now() >= t => return Err(RecvTimeoutError::Timeout),
+        (_, Deadline::At(t)) if goro_runtime::testing::now() >= t => {
+            return Err(RecvTimeoutError::Timeout);
+        }
         (Some(w), Deadline::At(t)) => Some(w.min(t)),
         (None, Deadline::At(t)) => Some(t),
         (w, Deadline::Never) => w,
     };
     match until {
-        Some(t) => park::park_deadline(t),
-        None => park::park(),
+        Some(t) => park::park_deadline_with(t, park::WaitKind::Timer),
+        None => park::park_with(park::WaitKind::ChanRecv),
     }
     Ok(())
 }
 
 impl<T> Receiver<T> {
+    #[track_caller]
     fn recv_deadline_inner(&self, deadline: Deadline) -> Result<T, RecvTimeoutError> {
         match &self.flavor {
             Flavor::Chan(c) => c.recv(deadline),
@@ -431,6 +439,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.recv(), Ok(42));
     /// assert!(rx.recv().is_err()); // the sender is gone
     /// ```
+    #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.recv_deadline_inner(Deadline::Never)
             .map_err(|_| RecvError)
@@ -473,6 +482,7 @@ impl<T> Receiver<T> {
     /// let (_tx, rx) = goro_channel::bounded::<u8>(0);
     /// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
     /// ```
+    #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.recv_deadline_inner(Deadline::after(timeout))
     }
@@ -490,6 +500,7 @@ impl<T> Receiver<T> {
     /// tx.send('x').unwrap();
     /// assert_eq!(rx.recv_deadline(Instant::now() + Duration::from_secs(1)), Ok('x'));
     /// ```
+    #[track_caller]
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         self.recv_deadline_inner(Deadline::At(deadline))
     }
@@ -658,6 +669,7 @@ pub struct Iter<'a, T> {
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
 
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }
@@ -678,6 +690,7 @@ pub struct TryIter<'a, T> {
 impl<T> Iterator for TryIter<'_, T> {
     type Item = T;
 
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.try_recv().ok()
     }
@@ -697,6 +710,7 @@ pub struct IntoIter<T> {
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
 
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }

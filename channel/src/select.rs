@@ -199,7 +199,7 @@ impl Idle {
             Idle::Hint(stamp) => chan.is_some_and(|c| c.unchanged_since(stamp)),
             // Nobody can take a message that is not due yet, so "not due
             // now" means "not ready at any time since the first look".
-            Idle::Until(due) => Instant::now() < due,
+            Idle::Until(due) => goro_runtime::testing::now() < due,
             Idle::Forever => true,
         }
     }
@@ -239,6 +239,7 @@ enum Ended {
 /// `Deadline::Now`) with nothing ready. Implementation detail of
 /// `select!`; not a stable API.
 #[doc(hidden)]
+#[track_caller]
 pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usize> {
     let n = cases.count();
     let mut inline = [0u32; INLINE_CASES];
@@ -327,9 +328,11 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
             }
             if !abort_now {
                 match wake {
-                    Some(t) if Instant::now() >= t => abort_now = true,
-                    Some(t) => park::park_deadline(t),
-                    None => park::park(),
+                    Some(t) if goro_runtime::testing::now() >= t => abort_now = true,
+                    Some(t) => {
+                        park::park_deadline_with(t, park::WaitKind::Select { arms: n as u32 })
+                    }
+                    None => park::park_with(park::WaitKind::Select { arms: n as u32 }),
                 }
                 continue;
             }
@@ -793,6 +796,7 @@ impl<'a> Select<'a> {
         *slot = None;
     }
 
+    #[track_caller]
     fn run(&mut self, deadline: Deadline) -> Option<SelectedOperation<'a>> {
         let k = run(&mut DynCases(&mut self.cases), deadline)?;
         let case = self.cases[k]
@@ -834,6 +838,7 @@ impl<'a> Select<'a> {
     /// sel.recv(&rx);
     /// assert_eq!(sel.select().recv(&rx), Ok(9));
     /// ```
+    #[track_caller]
     pub fn select(&mut self) -> SelectedOperation<'a> {
         self.run(Deadline::Never)
             .expect("goro-channel: a blocking select returned without a choice")
@@ -853,6 +858,7 @@ impl<'a> Select<'a> {
     /// sel.recv(&rx);
     /// assert!(sel.select_timeout(Duration::from_millis(1)).is_err());
     /// ```
+    #[track_caller]
     pub fn select_timeout(
         &mut self,
         timeout: Duration,
@@ -875,6 +881,7 @@ impl<'a> Select<'a> {
     /// let op = sel.select_deadline(Instant::now() + Duration::from_secs(5)).unwrap();
     /// assert!(op.recv(&t).is_ok());
     /// ```
+    #[track_caller]
     pub fn select_deadline(
         &mut self,
         deadline: Instant,

@@ -59,7 +59,7 @@ impl At {
         if self.fired.load(Ordering::Relaxed) {
             return Poll::Never;
         }
-        if Instant::now() < due {
+        if goro_runtime::testing::now() < due {
             return Poll::Later(due);
         }
         if self.fired.swap(true, Ordering::AcqRel) {
@@ -81,7 +81,9 @@ impl At {
     /// 1 if the message is due and untaken, else 0.
     pub(crate) fn len(&self) -> usize {
         match self.due {
-            Some(d) if !self.fired.load(Ordering::Relaxed) && Instant::now() >= d => 1,
+            Some(d) if !self.fired.load(Ordering::Relaxed) && goro_runtime::testing::now() >= d => {
+                1
+            }
             _ => 0,
         }
     }
@@ -104,7 +106,7 @@ impl Tick {
     pub(crate) fn new(period: Duration) -> Tick {
         let period_ns = u64::try_from(period.as_nanos()).unwrap_or(NO_TICK);
         Tick {
-            base: Instant::now(),
+            base: goro_runtime::testing::now(),
             period_ns,
             next: AtomicU64::new(period_ns),
         }
@@ -120,14 +122,14 @@ impl Tick {
     /// Takes the pending tick if one is due (invariant 2).
     pub(crate) fn try_take(&self) -> Poll {
         if self.period_ns == 0 {
-            return Poll::Ready(Instant::now());
+            return Poll::Ready(goro_runtime::testing::now());
         }
         loop {
             let n = self.next.load(Ordering::Acquire);
             let Some(due) = self.instant(n) else {
                 return Poll::Never;
             };
-            let now = Instant::now();
+            let now = goro_runtime::testing::now();
             if now < due {
                 return Poll::Later(due);
             }
@@ -152,7 +154,7 @@ impl Tick {
     /// When the next tick is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         if self.period_ns == 0 {
-            return Some(Instant::now());
+            return Some(goro_runtime::testing::now());
         }
         self.instant(self.next.load(Ordering::Acquire))
     }
@@ -160,7 +162,7 @@ impl Tick {
     /// 1 if a tick is pending, else 0.
     pub(crate) fn len(&self) -> usize {
         match self.next_due() {
-            Some(d) if Instant::now() >= d => 1,
+            Some(d) if goro_runtime::testing::now() >= d => 1,
             _ => 0,
         }
     }

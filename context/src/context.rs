@@ -316,7 +316,8 @@ impl Node {
 
     #[inline]
     fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.deadline
+            .is_some_and(|d| goro_runtime::testing::now() >= d)
     }
 
     /// Cancels this node if its deadline has passed (the exact-deadline
@@ -560,7 +561,7 @@ impl Context {
     /// assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
     /// ```
     pub fn with_timeout(parent: &Context, timeout: Duration) -> (Context, Cancel) {
-        match Instant::now().checked_add(timeout) {
+        match goro_runtime::testing::now().checked_add(timeout) {
             Some(t) => Self::with_deadline(parent, t),
             None => Self::with_cancel(parent),
         }

@@ -46,7 +46,7 @@
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use goro_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
 
@@ -156,7 +156,7 @@ impl<T: Send + 'static> JoinSet<T> {
         if self.pending == 0 {
             return Ok(None);
         }
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = goro_runtime::testing::now().checked_add(timeout);
         let r = match deadline {
             Some(d) => self.rx.recv_deadline(d),
             None => self.rx.recv().map_err(|_| RecvTimeoutError::Closed),

@@ -74,30 +74,55 @@ pub trait Fire: Send + Sync + 'static {
 /// ```
 #[must_use = "dropping an Alarm cancels it"]
 pub struct Alarm {
-    handle: Option<TimerHandle>,
+    handle: Option<Handle>,
+}
+
+/// Where the alarm's timer is.
+enum Handle {
+    /// On a worker's wheel.
+    Wheel(TimerHandle),
+    /// On a testing bubble's virtual clock (`testing/`).
+    Bubble(Arc<crate::testing::Bubble>, crate::testing::bubble::VKey),
+}
+
+impl Handle {
+    fn cancel(self) -> bool {
+        match self {
+            Handle::Wheel(h) => scheduler::cancel_timer(h),
+            Handle::Bubble(b, key) => b.cancel_timer(key),
+        }
+    }
 }
 
 impl Alarm {
     /// Arranges for `target.fire()` to run at `deadline` (at the next
     /// turn of the timers if it has passed). Starts the runtime if it is
-    /// not running yet.
+    /// not running yet. Set from inside a testing bubble, it runs on the
+    /// bubble's virtual clock (`goro::testing`).
     pub fn set(deadline: Instant, target: Arc<dyn Fire>) -> Alarm {
+        let handle = match crate::testing::current() {
+            Some(b) => Handle::Bubble(
+                b.clone(),
+                b.insert_timer(deadline, crate::timer::Due::Alarm(target)),
+            ),
+            None => Handle::Wheel(scheduler::insert_alarm(deadline, target)),
+        };
         Alarm {
-            handle: Some(scheduler::insert_alarm(deadline, target)),
+            handle: Some(handle),
         }
     }
 
     /// Cancels the alarm. Returns `true` if it had not fired (its callback
     /// will never run), `false` if the callback has run or is running.
     pub fn cancel(mut self) -> bool {
-        self.handle.take().is_some_and(scheduler::cancel_timer)
+        self.handle.take().is_some_and(Handle::cancel)
     }
 }
 
 impl Drop for Alarm {
     fn drop(&mut self) {
         if let Some(h) = self.handle.take() {
-            scheduler::cancel_timer(h);
+            h.cancel();
         }
     }
 }

@@ -98,6 +98,7 @@ impl BlockingPool {
     }
 
     fn thread_main(&'static self) {
+        crate::diag::runtime_thread_started();
         let mut st = self.state.lock();
         loop {
             if let Some(job) = st.queue.pop_front() {
@@ -115,6 +116,7 @@ impl BlockingPool {
                     break;
                 }
                 if timed_out {
+                    crate::diag::runtime_thread_exits();
                     st.idle -= 1;
                     self.threads.fetch_sub(1, Ordering::Relaxed);
                     return;
@@ -154,6 +156,7 @@ unsafe impl<T: Send> Sync for Slot<T> {}
 /// });
 /// assert!(h.join().unwrap().unwrap() > 0);
 /// ```
+#[track_caller]
 pub fn blocking<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,
@@ -185,7 +188,7 @@ where
     let job: Job = unsafe { std::mem::transmute(job) };
     pool.submit(job);
     while !slot.done.load(Ordering::Acquire) {
-        park::park();
+        park::park_with(park::WaitKind::Blocking);
     }
     // SAFETY: `done` was observed with Acquire.
     match unsafe { (*slot.value.get()).take() }.expect("blocking job result") {

@@ -37,6 +37,8 @@ pub const MAX_WORKERS: usize = 1024;
 /// | shared stacks by default | [`shared_stacks`](Config::shared_stacks) | `GORO_SHARED_STACKS` (`1`/`0`) | off |
 /// | shared stacks per worker | | `GORO_SHARED_STACKS_PER_WORKER` | 4 |
 /// | blocked-worker reporter | [`on_blocked_worker`](Config::on_blocked_worker) | | one line on stderr |
+/// | on a global deadlock | [`on_deadlock`](Config::on_deadlock) | `GORO_DEADLOCK` (`panic`, `abort`, `report`, `off`) | panic the blocked threads |
+/// | dump on a signal | [`dump_signal`](Config::dump_signal) | `GORO_DUMP_SIGNAL` (`QUIT`, `USR1`, ...) | none |
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     workers: Option<usize>,
@@ -45,6 +47,8 @@ pub struct Config {
     blocked_worker_threshold: Option<Duration>,
     blocked_worker_reporter: Option<Reporter>,
     shared_stacks: Option<bool>,
+    deadlock: Option<crate::DeadlockAction>,
+    dump_signal: Option<Option<i32>>,
 }
 
 /// A user's blocked-worker reporter ([`Config::on_blocked_worker`]).
@@ -71,6 +75,9 @@ pub enum ConfigError {
     /// The blocked-worker threshold is above zero but below one
     /// millisecond ([`Config::blocked_worker_threshold`]).
     InvalidBlockedWorkerThreshold(Duration),
+    /// [`Config::dump_signal`] named a signal that cannot be caught (or
+    /// no signal at all).
+    InvalidSignal(i32),
 }
 
 impl fmt::Display for ConfigError {
@@ -91,6 +98,9 @@ impl fmt::Display for ConfigError {
                 f,
                 "invalid blocked-worker threshold {d:?}: expected zero (off) or at least {MIN_THRESHOLD:?}"
             ),
+            ConfigError::InvalidSignal(s) => {
+                write!(f, "invalid dump signal {s}: it cannot be caught")
+            }
         }
     }
 }
@@ -110,6 +120,8 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
         blocked_worker_threshold: None,
         blocked_worker_reporter: None,
         shared_stacks: None,
+        deadlock: None,
+        dump_signal: None,
     },
     started: false,
 });
@@ -236,8 +248,42 @@ impl Config {
         self
     }
 
+    /// What to do when every coroutine and every goro-waiting thread is
+    /// blocked for good (the crate docs' "Deadlock detection"); the
+    /// default is [`DeadlockAction::Panic`](crate::DeadlockAction::Panic),
+    /// `GORO_DEADLOCK` overrides the default, this overrides both.
+    ///
+    /// ```
+    /// let _ = goro_runtime::Config::new()
+    ///     .on_deadlock(goro_runtime::DeadlockAction::Abort)
+    ///     .apply();
+    /// ```
+    pub fn on_deadlock(mut self, action: crate::DeadlockAction) -> Config {
+        self.deadlock = Some(action);
+        self
+    }
+
+    /// Prints [`dump`](crate::dump) to stderr whenever the process gets
+    /// signal `signal` (`libc::SIGQUIT`, `SIGUSR1`...; `None`: no
+    /// handler), from a thread of its own, without stopping the program.
+    /// Overrides `GORO_DUMP_SIGNAL`. Signals that cannot be caught make
+    /// `apply` fail with `InvalidSignal`.
+    ///
+    /// ```
+    /// let _ = goro_runtime::Config::new().dump_signal(Some(libc::SIGUSR1)).apply();
+    /// ```
+    pub fn dump_signal(mut self, signal: Option<i32>) -> Config {
+        self.dump_signal = Some(signal);
+        self
+    }
+
     /// Makes this configuration the one the runtime will start with.
     pub fn apply(self) -> Result<(), ConfigError> {
+        if let Some(Some(sig)) = self.dump_signal
+            && crate::diag::signal::parse_signal(&sig.to_string()).is_err()
+        {
+            return Err(ConfigError::InvalidSignal(sig));
+        }
         if let Some(d) = self.blocked_worker_threshold
             && !d.is_zero()
             && d < MIN_THRESHOLD
@@ -273,6 +319,12 @@ impl Config {
         }
         if self.shared_stacks.is_some() {
             p.config.shared_stacks = self.shared_stacks;
+        }
+        if let Some(a) = self.deadlock {
+            crate::diag::deadlock::set_action(a);
+        }
+        if let Some(sig) = self.dump_signal {
+            crate::diag::signal::configure(sig);
         }
         Ok(())
     }

@@ -141,13 +141,14 @@ impl<T> Packet<T> {
 
     /// Parks until done, then takes the result and the teardown panic (the
     /// handle side).
+    #[track_caller]
     fn wait_and_take(&self) -> (std::thread::Result<T>, Option<PanicPayload>) {
         if !self.is_done() {
             // SAFETY: invariant 4: before WAITING only the joiner touches it.
             unsafe { *self.waiter.get() = Some(park::current()) };
             self.state.fetch_or(WAITING, Ordering::AcqRel);
             while !self.is_done() {
-                park::park();
+                park::park_with(park::WaitKind::Join);
             }
         }
         // SAFETY: invariant 2: DONE (hence RETURNED) was observed with
@@ -248,6 +249,7 @@ impl<T> JoinHandle<T> {
     /// let h = goro_runtime::spawn(|| 6 * 7);
     /// assert_eq!(h.join().unwrap(), 42);
     /// ```
+    #[track_caller]
     pub fn join(mut self) -> std::thread::Result<T> {
         let (r, teardown) = self.packet().wait_and_take();
         // SAFETY: we saw DONE and took the result: this side ends the

@@ -152,6 +152,20 @@
 //! runtime nothing: with every worker asleep the monitor sleeps with no
 //! timeout (`scheduler/watchdog.rs` has the details).
 //!
+//! # Seeing inside: wait reasons, the dump, deadlocks
+//!
+//! Every park records what it waits on ([`WaitKind`]), the user's source
+//! line and since when ([`WaitInfo`], in [`coroutines`]); [`dump`] prints
+//! a Go-style report grouped by state, operation and line (see
+//! `diag/dump.rs`), and `GORO_DUMP_SIGNAL=QUIT` or
+//! [`Config::dump_signal`] prints it on a signal. When nothing can ever
+//! run again (every coroutine parked on goro primitives, no timer, IO
+//! wait or blocking job, and every thread of the process the runtime's or
+//! blocked in an untimed goro wait) the runtime prints
+//! [`DEADLOCK_MESSAGE`] with the dump and panics the blocked threads
+//! ([`Config::on_deadlock`]). `diag/deadlock.rs` lists exactly what is and
+//! is not detected; [`leaks`] says what the leak report can know.
+//!
 //! # Rejected alternatives
 //!
 //! - *Migrating started coroutines by default* (as `may` does) makes the
@@ -188,6 +202,7 @@ pub mod alarm;
 mod blocking;
 mod config;
 mod context;
+mod diag;
 mod join;
 mod local;
 mod loom;
@@ -200,11 +215,14 @@ mod spawn;
 mod stack;
 mod stats;
 mod task;
+pub mod testing;
 mod timer;
 mod wake_latch;
 
 pub use blocking::blocking;
 pub use config::{Config, ConfigError, MAX_WORKERS};
+pub use diag::deadlock::DEADLOCK_MESSAGE;
+pub use diag::{DeadlockAction, Leak, WaitInfo, WaitKind, dump, dump_to, leaks};
 pub use join::{JoinHandle, PanicPayload};
 pub use local::{AccessError, LocalKey};
 pub use scheduler::watchdog::{BlockedIn, BlockedWorker};

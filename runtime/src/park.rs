@@ -75,10 +75,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::panic::Location;
+
 use crate::context;
+use crate::diag::wait::{ThreadWait, current_thread};
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
-use crate::loom::thread::{self, Thread};
 use crate::task::Task;
+
+pub use crate::diag::wait::{WaitInfo, WaitKind};
 
 /// A handle that wakes one coroutine or thread parked with [`park`].
 ///
@@ -92,7 +96,7 @@ pub struct Unparker {
 #[derive(Clone)]
 enum Inner {
     Coroutine(Arc<Task>),
-    Thread(Thread),
+    Thread(Arc<ThreadWait>),
 }
 
 impl Unparker {
@@ -114,7 +118,7 @@ impl Unparker {
     pub fn same_target(&self, other: &Unparker) -> bool {
         match (&self.inner, &other.inner) {
             (Inner::Coroutine(a), Inner::Coroutine(b)) => Arc::ptr_eq(a, b),
-            (Inner::Thread(a), Inner::Thread(b)) => a.id() == b.id(),
+            (Inner::Thread(a), Inner::Thread(b)) => a.thread.id() == b.thread.id(),
             _ => false,
         }
     }
@@ -130,7 +134,10 @@ impl fmt::Debug for Unparker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner {
             Inner::Coroutine(t) => f.debug_tuple("Unparker::Coroutine").field(&t.id()).finish(),
-            Inner::Thread(t) => f.debug_tuple("Unparker::Thread").field(&t.id()).finish(),
+            Inner::Thread(t) => f
+                .debug_tuple("Unparker::Thread")
+                .field(&t.thread.id())
+                .finish(),
         }
     }
 }
@@ -141,7 +148,7 @@ pub fn current() -> Unparker {
     match context::current_task() {
         Some(task) => Unparker::for_task(task.arc()),
         None => Unparker {
-            inner: Inner::Thread(thread::current()),
+            inner: Inner::Thread(current_thread()),
         },
     }
 }
@@ -150,30 +157,75 @@ pub fn current() -> Unparker {
 ///
 /// In a coroutine this parks only the coroutine; on a thread it parks the
 /// thread. May return spuriously: re-check the condition you wait for.
+/// The wait shows in [`goro::dump`](crate::dump) as `park` at the
+/// caller's line; [`park_with`] names what it waits for.
+#[track_caller]
+#[inline]
 pub fn park() {
+    park_with(WaitKind::Park);
+}
+
+/// [`park`] that records what the caller waits on (shown by
+/// [`goro::dump`](crate::dump) and [`coroutines`](crate::coroutines), and
+/// used by the deadlock check: see [`WaitKind::is_external`]) and where
+/// (the caller's line: mark your own blocking functions
+/// `#[track_caller]` to name their callers instead).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use goro::park::{self, WaitKind};
+///
+/// let ready = Arc::new(AtomicBool::new(false));
+/// let (flag, waker) = (ready.clone(), park::current());
+/// std::thread::spawn(move || {
+///     flag.store(true, Ordering::Release);
+///     waker.unpark();
+/// });
+/// while !ready.load(Ordering::Acquire) {
+///     park::park_with(WaitKind::Park);
+/// }
+/// ```
+#[track_caller]
+#[inline]
+pub fn park_with(kind: WaitKind) {
     match context::current_task() {
-        Some(task) => task.park(None),
-        None => thread::park(),
+        Some(task) => {
+            task.wait
+                .record(kind, Location::caller(), crate::diag::coarse_tick());
+            task.park(None)
+        }
+        None => current_thread().park(kind, None),
     }
 }
 
 /// Like [`park`], but returns no later than `deadline` (shortly after it in
 /// a coroutine: timers have millisecond resolution and never fire early).
+#[track_caller]
+#[inline]
 pub fn park_deadline(deadline: Instant) {
+    park_deadline_with(deadline, WaitKind::Park);
+}
+
+/// [`park_deadline`] that records what the caller waits on, as
+/// [`park_with`] does.
+#[track_caller]
+#[inline]
+pub fn park_deadline_with(deadline: Instant, kind: WaitKind) {
     match context::current_task() {
-        Some(task) => task.park(Some(deadline)),
-        None => {
-            let now = Instant::now();
-            if deadline > now {
-                thread::park_timeout(deadline - now);
-            }
+        Some(task) => {
+            task.wait
+                .record(kind, Location::caller(), crate::diag::coarse_tick());
+            task.park(Some(deadline))
         }
+        None => current_thread().park(kind, Some(deadline)),
     }
 }
 
 /// Like [`park`], but returns after at most about `timeout`.
+#[track_caller]
 pub fn park_timeout(timeout: Duration) {
-    match Instant::now().checked_add(timeout) {
+    match crate::testing::now().checked_add(timeout) {
         Some(deadline) => park_deadline(deadline),
         None => park(),
     }
@@ -229,6 +281,12 @@ impl ParkState {
         self.0.swap(NOTIFIED, Ordering::AcqRel) == PARKED
     }
 
+    /// Whether the coroutine is parked off its stack with no token (read
+    /// by the deadlock check; the state may change right after).
+    pub(crate) fn is_parked(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == PARKED
+    }
+
     /// Step 4, by the coroutine when it runs again after a park: consumes
     /// the token that woke it.
     #[inline]
@@ -246,6 +304,7 @@ impl ParkState {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
+    use crate::loom::thread::{self, Thread};
     use loom::sync::atomic::AtomicUsize;
     use std::sync::Arc;
 

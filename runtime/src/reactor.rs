@@ -143,13 +143,20 @@ impl Source {
     /// `interrupted` is checked after readiness and before each park; a
     /// party that makes it true must unpark the waiter afterwards (park's
     /// token makes an unpark that comes before the park count).
+    #[track_caller]
     fn wait(
         &self,
+        fd: RawFd,
         dir: usize,
         seen: u64,
         deadline: Option<Instant>,
         interrupted: &dyn Fn() -> bool,
     ) -> Result<(), Ended> {
+        let kind = if dir == 0 {
+            park::WaitKind::NetRead { fd }
+        } else {
+            park::WaitKind::NetWrite { fd }
+        };
         let me = park::current();
         loop {
             if self.closed.load(Ordering::Acquire) {
@@ -179,8 +186,8 @@ impl Source {
                 continue;
             }
             match deadline {
-                Some(d) => park::park_deadline(d),
-                None => park::park(),
+                Some(d) => park::park_deadline_with(d, kind),
+                None => park::park_with(kind),
             }
         }
     }
@@ -507,6 +514,7 @@ impl Registration {
 
     /// Parks until readiness in `interest` moved past `seen`, the deadline
     /// passes (`TimedOut`) or the registration is closed.
+    #[track_caller]
     pub fn wait(&self, interest: Interest, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
         self.wait_interruptible(interest, seen, deadline, &|| false)
     }
@@ -518,6 +526,7 @@ impl Registration {
     /// call). This is the seam for cancellation: goro-net's context-taking
     /// socket calls pass "is the context done" and unpark from the
     /// context's done hook.
+    #[track_caller]
     pub fn wait_interruptible(
         &self,
         interest: Interest,
@@ -526,7 +535,7 @@ impl Registration {
         interrupted: &dyn Fn() -> bool,
     ) -> io::Result<()> {
         self.source
-            .wait(interest as usize, seen, deadline, interrupted)
+            .wait(self.fd, interest as usize, seen, deadline, interrupted)
             .map_err(|end| match end {
                 Ended::Closed => closed_error(),
                 Ended::TimedOut => timed_out(),
@@ -730,9 +739,10 @@ impl<'fd> SharedRegistration<'fd> {
     /// deadline passes (`TimedOut`), or the registration is evicted
     /// (`NotConnected`: the fd was closed, or its number taken by another
     /// file, under the wait; see [`SharedRegistration::check`]).
+    #[track_caller]
     pub fn wait(&self, interest: Interest, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
         self.source
-            .wait(interest as usize, seen, deadline, &|| false)
+            .wait(self.fd.as_raw_fd(), interest as usize, seen, deadline, &|| false)
             .map_err(|end| match end {
                 Ended::Closed => io::Error::new(
                     io::ErrorKind::NotConnected,

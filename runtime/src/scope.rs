@@ -52,6 +52,7 @@ pub struct ScopedJoinHandle<'scope, T> {
 
 impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the coroutine; `Err(payload)` if it panicked.
+    #[track_caller]
     pub fn join(self) -> std::thread::Result<T> {
         self.inner.join()
     }
@@ -87,6 +88,7 @@ impl<T> ScopedJoinHandle<'_, T> {
 /// });
 /// assert_eq!(counts, vec![6; 4]);
 /// ```
+#[track_caller]
 pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
@@ -114,7 +116,7 @@ where
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
     while scope.data.running.load(Ordering::Acquire) != 0 {
-        park::park();
+        park::park_with(park::WaitKind::Scope);
     }
     match result {
         Err(e) => resume_unwind(e),

@@ -3,7 +3,7 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::join::{JoinHandle, Packet};
 use crate::stack::{self, Frames, MAX_STACK_SIZE, MIN_STACK_SIZE, RawStack};
@@ -52,9 +52,16 @@ pub struct Builder {
     migratable: bool,
     unguarded_stack: bool,
     shared_stack: Option<bool>,
+    bubble: Option<Arc<crate::testing::Bubble>>,
 }
 
 impl Builder {
+    /// Spawns into `b` (the root of a testing bubble).
+    pub(crate) fn in_bubble(mut self, b: Arc<crate::testing::Bubble>) -> Builder {
+        self.bubble = Some(b);
+        self
+    }
+
     /// A builder with no name and the runtime's default stack size.
     pub fn new() -> Builder {
         Builder::default()
@@ -278,6 +285,7 @@ impl Builder {
             (stack, Frames::private())
         };
         let id = next_id();
+        let bubble = self.bubble.or_else(|| crate::testing::current().cloned());
         let task: Arc<Task<Job<T, F>>> = Arc::new(Task::new(
             id,
             self.name.map(String::into_boxed_str),
@@ -285,6 +293,7 @@ impl Builder {
             pool,
             stack,
             frames,
+            bubble.clone(),
             Job::new(packet, f),
         ));
         let task: Arc<Task<dyn Payload + 'a>> = task;
@@ -295,7 +304,9 @@ impl Builder {
             unsafe { std::mem::transmute::<Arc<Task<dyn Payload + 'a>>, Arc<Task>>(task) };
         // SAFETY: the payload is a `Job<T, F>`.
         let handle = unsafe { JoinHandle::new(task.clone(), id) };
-        if rt.push_fresh(task) {
+        if let Some(b) = bubble {
+            b.spawned(task);
+        } else if rt.push_fresh(task) {
             yield_now();
         }
         Ok(handle)
@@ -382,22 +393,26 @@ pub fn yield_now() {
 ///
 /// Like `std::thread::sleep`, it leaves the caller's park token alone: an
 /// `unpark` that arrives during the sleep is still there afterwards.
+#[track_caller]
 pub fn sleep(d: Duration) {
     let Some(task) = context::current_task() else {
         std::thread::sleep(d);
         return;
     };
-    let Some(deadline) = Instant::now().checked_add(d) else {
+    let Some(deadline) = crate::testing::now().checked_add(d) else {
         loop {
-            park::park();
+            park::park_with(park::WaitKind::Sleep);
         }
     };
+    let here = std::panic::Location::caller();
     // `park` returns at once if the deadline has passed, so each round
     // reads the clock twice: there and here.
     let mut woken = false;
     loop {
+        task.wait
+            .record(park::WaitKind::Sleep, here, crate::diag::coarse_tick());
         task.park(Some(deadline));
-        if Instant::now() >= deadline {
+        if crate::testing::now() >= deadline {
             break;
         }
         woken = true;

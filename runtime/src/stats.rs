@@ -103,19 +103,26 @@ pub struct CoroutineInfo {
     pub name: Option<String>,
     /// What it is doing.
     pub state: State,
+    /// While it is parked: what it waits on, where and since when.
+    pub wait: Option<crate::WaitInfo>,
 }
 
-/// Lists live coroutines with their names and states, like Go's goroutine
-/// dump. Costs time proportional to the number of coroutines.
+/// Lists live coroutines with their names, states and wait reasons, like
+/// Go's goroutine dump ([`dump`](crate::dump) prints it). Costs time
+/// proportional to the number of coroutines.
 pub fn coroutines() -> Vec<CoroutineInfo> {
     let mut out = Vec::new();
-    scheduler::get().registry.for_each(|t| {
+    for e in crate::diag::dump::snapshot() {
+        if e.thread {
+            continue;
+        }
         out.push(CoroutineInfo {
-            id: t.id(),
-            name: t.name().map(str::to_owned),
-            state: t.state(),
+            id: e.id,
+            name: e.name,
+            state: e.state,
+            wait: e.wait,
         });
-    });
+    }
     out.sort_by_key(|c| c.id);
     out
 }

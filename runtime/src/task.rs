@@ -155,6 +155,10 @@ pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
     pub(crate) was_parked: Cell<bool>,
     /// Shared-stack state (`stack/shared.rs`); inert for a private stack.
     pub(crate) frames: Frames,
+    /// What it waits on while parked (`diag/wait.rs`).
+    pub(crate) wait: crate::diag::wait::WaitSlot,
+    /// The testing bubble it belongs to (`testing/`), if any.
+    pub(crate) bubble: Option<Arc<crate::testing::Bubble>>,
     payload: P,
 }
 
@@ -176,6 +180,7 @@ impl<P: Payload> Task<P> {
         pool: &'static Pool,
         stack: RawStack,
         frames: Frames,
+        bubble: Option<Arc<crate::testing::Bubble>>,
         payload: P,
     ) -> Task<P> {
         Task {
@@ -193,6 +198,8 @@ impl<P: Payload> Task<P> {
             raw_stack: Cell::new(stack),
             was_parked: Cell::new(false),
             frames,
+            wait: crate::diag::wait::WaitSlot::new(),
+            bubble,
             payload,
         }
     }
@@ -284,6 +291,9 @@ impl Task {
         if self.park_state.try_take_token() {
             return;
         }
+        if let Some(b) = &self.bubble {
+            return self.park_in_bubble(b, deadline);
+        }
         let timer = match deadline {
             Some(d) => {
                 if d <= Instant::now() {
@@ -300,6 +310,34 @@ impl Task {
         self.park_state.resumed();
     }
 
+    /// [`park`](Task::park) for a member of a testing bubble: its deadline
+    /// is a virtual timer, and an IO or blocking wait stops the bubble's
+    /// clock while it lasts (`testing/bubble.rs`).
+    #[cold]
+    fn park_in_bubble(&self, b: &crate::testing::Bubble, deadline: Option<Instant>) {
+        let timer = match deadline {
+            Some(d) => {
+                if d <= b.now() {
+                    return;
+                }
+                Some(b.insert_timer(d, crate::timer::Due::Task(self.arc())))
+            }
+            None => None,
+        };
+        let nondurable = self.wait.kind().is_nondurable();
+        if nondurable {
+            b.enter_nondurable();
+        }
+        self.suspend(Request::Park);
+        if nondurable {
+            b.leave_nondurable();
+        }
+        if let Some(key) = timer {
+            b.cancel_timer(key);
+        }
+        self.park_state.resumed();
+    }
+
     /// Runs on the worker after the coroutine suspended with `Park`: marks
     /// the task parked unless a token arrived. On success the worker's
     /// reference moves into the parked state (park.rs step 5); otherwise
@@ -312,6 +350,12 @@ impl Task {
         } else {
             Err(self)
         }
+    }
+
+    /// Whether it is parked right now, off its stack, with no wake-up on
+    /// its way (the deadlock check).
+    pub(crate) fn is_parked_now(&self) -> bool {
+        self.park_state.is_parked()
     }
 
     /// Makes the token available; schedules the task if it was parked.

@@ -83,6 +83,7 @@ impl Barrier {
     /// assert!(b.wait().is_leader());
     /// assert!(b.wait().is_leader()); // a new round
     /// ```
+    #[track_caller]
     pub fn wait(&self) -> BarrierWaitResult {
         let mut state = self.state.lock();
         state.arrived += 1;
@@ -99,7 +100,7 @@ impl Barrier {
         let node = Waiter::new();
         state.waiting.push(node.clone());
         drop(state);
-        node.wait();
+        node.wait(goro_runtime::park::WaitKind::Barrier);
         Waiter::recycle(node);
         BarrierWaitResult(false)
     }

@@ -133,6 +133,7 @@ impl Condvar {
     /// }
     /// h.join().unwrap();
     /// ```
+    #[track_caller]
     pub fn wait<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>) {
         let raw = guard.mutex().raw();
         let node = self.enqueue();
@@ -140,7 +141,7 @@ impl Condvar {
         // again before the guard can be used or dropped.
         unsafe { raw.unlock() };
         let _relock = Relock(raw);
-        node.wait();
+        node.wait(goro_runtime::park::WaitKind::CondvarWait);
         Waiter::recycle(node);
     }
 
@@ -157,6 +158,7 @@ impl Condvar {
     /// let mut g = m.lock();
     /// assert!(cv.wait_timeout(&mut g, Duration::from_millis(5)).timed_out());
     /// ```
+    #[track_caller]
     pub fn wait_timeout<T: ?Sized>(
         &self,
         guard: &mut MutexGuard<'_, T>,
@@ -188,6 +190,7 @@ impl Condvar {
     /// queue.1.wait_while(&mut items, |items| items.is_empty());
     /// assert_eq!(items.pop(), Some(7));
     /// ```
+    #[track_caller]
     pub fn wait_while<T: ?Sized, F>(&self, guard: &mut MutexGuard<'_, T>, mut condition: F)
     where
         F: FnMut(&mut T) -> bool,
@@ -211,6 +214,7 @@ impl Condvar {
     /// let r = cv.wait_timeout_while(&mut g, Duration::from_millis(5), |n| *n == 0);
     /// assert!(r.timed_out());
     /// ```
+    #[track_caller]
     pub fn wait_timeout_while<T: ?Sized, F>(
         &self,
         guard: &mut MutexGuard<'_, T>,
@@ -397,6 +401,7 @@ impl Condvar {
         node
     }
 
+    #[track_caller]
     fn wait_deadline<T: ?Sized>(
         &self,
         guard: &mut MutexGuard<'_, T>,
@@ -408,7 +413,9 @@ impl Condvar {
         // again before the guard can be used or dropped.
         unsafe { raw.unlock() };
         let _relock = Relock(raw);
-        let timed_out = node.wait_deadline(deadline) == WAITING && self.leave(&node);
+        let timed_out = node.wait_deadline(deadline, goro_runtime::park::WaitKind::CondvarWait)
+            == WAITING
+            && self.leave(&node);
         Waiter::recycle(node);
         WaitTimeoutResult(timed_out)
     }

@@ -182,6 +182,7 @@ impl RawMutex {
     }
 
     #[inline]
+    #[track_caller]
     pub(crate) fn lock(&self) {
         // One atomic operation whether or not waiters are counted: setting
         // a bit that is already set changes nothing, and a lock seen free
@@ -227,6 +228,7 @@ impl RawMutex {
 
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn lock_slow(&self, state: usize) {
         let mut node = None;
         self.lock_contended(state, &mut node);
@@ -236,6 +238,7 @@ impl RawMutex {
     }
 
     /// `lock_slow`'s loop; leaves the node it queued, if any, in `node`.
+    #[track_caller]
     fn lock_contended(&self, mut state: usize, node: &mut Option<Arc<Waiter>>) {
         // Whether we own WOKEN (invariant 4) and must clear it in our next
         // successful CAS.
@@ -325,7 +328,7 @@ impl RawMutex {
                 queue.push_back(node.clone());
             }
             drop(queue);
-            if node.wait() == GRANTED {
+            if node.wait(goro_runtime::park::WaitKind::MutexLock) == GRANTED {
                 // Handed over: LOCKED was never cleared, and the node's
                 // state carried the previous holder's writes (Acquire).
                 return;
@@ -541,6 +544,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(*m.lock(), [1, 2, 3]);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.raw.lock();
         MutexGuard {

@@ -120,6 +120,7 @@ impl Once {
     /// once.call_once(|| runs += 1);
     /// assert_eq!(runs, 1);
     /// ```
+    #[track_caller]
     pub fn call_once<F: FnOnce()>(&self, f: F) {
         if self.state.load(Ordering::Acquire) == COMPLETE {
             return;
@@ -142,6 +143,7 @@ impl Once {
 
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn call_once_slow(&self, f: &mut dyn FnMut()) {
         loop {
             match self.state.compare_exchange(
@@ -168,7 +170,7 @@ impl Once {
                     let node = Waiter::new();
                     queue.push(node.clone());
                     drop(queue);
-                    node.wait();
+                    node.wait(goro_runtime::park::WaitKind::Once);
                     Waiter::recycle(node);
                 }
             }

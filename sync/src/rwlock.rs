@@ -207,6 +207,7 @@ impl RawRwLock {
     }
 
     #[inline]
+    #[track_caller]
     fn read(&self) {
         if !self.try_enter(Kind::Reader) {
             self.enter_slow(Kind::Reader);
@@ -214,6 +215,7 @@ impl RawRwLock {
     }
 
     #[inline]
+    #[track_caller]
     fn upgradable_read(&self) {
         if !self.try_enter(Kind::Upgradable) {
             self.enter_slow(Kind::Upgradable);
@@ -221,6 +223,7 @@ impl RawRwLock {
     }
 
     #[inline]
+    #[track_caller]
     fn write(&self) {
         if self
             .state
@@ -235,6 +238,7 @@ impl RawRwLock {
     /// lock can be entered after all.
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn enter_slow(&self, kind: Kind) {
         loop {
             if self.try_enter(kind) {
@@ -263,7 +267,10 @@ impl RawRwLock {
             kind.queue(&mut queue).push_back(node.clone());
             drop(queue);
             // Granted: whoever woke us entered us into the state.
-            node.wait();
+            node.wait(match kind {
+                Kind::Writer => goro_runtime::park::WaitKind::RwLockWrite,
+                Kind::Reader | Kind::Upgradable => goro_runtime::park::WaitKind::RwLockRead,
+            });
             Waiter::recycle(node);
             return;
         }
@@ -341,6 +348,7 @@ impl RawRwLock {
     /// # Safety
     ///
     /// The caller holds the upgradable read lock.
+    #[track_caller]
     unsafe fn upgrade(&self) {
         // SAFETY: passed on from the caller.
         if unsafe { self.try_upgrade() } {
@@ -377,7 +385,7 @@ impl RawRwLock {
         queue.upgrader = Some(node.clone());
         drop(queue);
         // Granted: the last other reader made us the writer.
-        node.wait();
+        node.wait(goro_runtime::park::WaitKind::RwLockWrite);
         Waiter::recycle(node);
     }
 
@@ -654,6 +662,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*a + *b, 2);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.raw.read();
         RwLockReadGuard {
@@ -700,6 +709,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*cache.read(), [1, 2, 3]);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn upgradable_read(&self) -> RwLockUpgradableReadGuard<'_, T> {
         self.raw.upgradable_read();
         RwLockUpgradableReadGuard {
@@ -737,6 +747,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), [1, 2]);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         self.raw.write();
         RwLockWriteGuard {
@@ -1118,6 +1129,7 @@ impl<'a, T: ?Sized> RwLockUpgradableReadGuard<'a, T> {
     /// drop(w);
     /// assert_eq!(*l.read(), 1);
     /// ```
+    #[track_caller]
     pub fn upgrade(s: Self) -> RwLockWriteGuard<'a, T> {
         let lock = s.lock;
         std::mem::forget(s);

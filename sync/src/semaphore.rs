@@ -115,6 +115,7 @@ impl Semaphore {
     /// drop(p);
     /// assert_eq!(sem.available_permits(), 1);
     /// ```
+    #[track_caller]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         if !self.try_take() {
             self.acquire_slow();
@@ -209,6 +210,7 @@ impl Semaphore {
 
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn acquire_slow(&self) {
         let mut queue = self.queue.lock();
         let mut state = self.state.load(Ordering::Relaxed);
@@ -239,7 +241,7 @@ impl Semaphore {
         queue.push_back(node.clone());
         drop(queue);
         // Granted: a release handed us its permit.
-        node.wait();
+        node.wait(goro_runtime::park::WaitKind::Semaphore);
         Waiter::recycle(node);
     }
 

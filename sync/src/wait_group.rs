@@ -169,6 +169,7 @@ impl WaitGroup {
     /// goro_runtime::go!(move || wg2.done());
     /// wg.wait();
     /// ```
+    #[track_caller]
     pub fn wait(&self) {
         let inner = &*self.inner;
         if inner.state.load(Ordering::Acquire) >> 1 == 0 {
@@ -193,7 +194,7 @@ impl WaitGroup {
         let node = Waiter::new();
         queue.push(node.clone());
         drop(queue);
-        node.wait();
+        node.wait(goro_runtime::park::WaitKind::WaitGroup);
         Waiter::recycle(node);
     }
 

@@ -151,26 +151,28 @@ impl Waiter {
 
     /// Parks the caller, the node's owner, until the state is not
     /// `WAITING`, and returns it. Never returns spuriously.
-    pub(crate) fn wait(&self) -> usize {
+    #[track_caller]
+    pub(crate) fn wait(&self, kind: park::WaitKind) -> usize {
         loop {
             let s = self.state();
             if s != WAITING {
                 return s;
             }
-            park::park();
+            park::park_with(kind);
         }
     }
 
     /// Like [`Waiter::wait`], but gives up at `deadline` and then returns
     /// `WAITING`. The node may still be queued then: the caller must take
     /// the queue's lock and either remove it or find it was woken after all.
-    pub(crate) fn wait_deadline(&self, deadline: Instant) -> usize {
+    #[track_caller]
+    pub(crate) fn wait_deadline(&self, deadline: Instant, kind: park::WaitKind) -> usize {
         loop {
             let s = self.state();
-            if s != WAITING || Instant::now() >= deadline {
+            if s != WAITING || goro_runtime::testing::now() >= deadline {
                 return s;
             }
-            park::park_deadline(deadline);
+            park::park_deadline_with(deadline, kind);
         }
     }
 }
@@ -225,11 +227,11 @@ mod tests {
             waker.set(7);
             waker.unpark();
         });
-        assert_eq!(node.wait(), 7);
+        assert_eq!(node.wait(park::WaitKind::Park), 7);
         t.join().unwrap();
         let deadline = Instant::now() + std::time::Duration::from_millis(2);
         let idle = Waiter::new();
-        assert_eq!(idle.wait_deadline(deadline), WAITING);
+        assert_eq!(idle.wait_deadline(deadline, park::WaitKind::Park), WAITING);
         assert!(Instant::now() >= deadline);
     }
 }

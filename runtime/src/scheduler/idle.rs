@@ -332,6 +332,7 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
     fence(Ordering::SeqCst);
     let due = owner && rt.next_timer_tick() <= rt.clock.now_tick();
     if !local.work_visible() && !due {
+        crate::diag::deadlock::worker_sleeps();
         // Fresh tasks this worker may not steal yet (`fresh_waiting`) may
         // become stealable without anyone queueing anything (their worker
         // gets stuck in one coroutine), so look again after a while; with

@@ -60,7 +60,7 @@
 //! thread reads them to report a worker that has run one coroutine without
 //! a switch for longer than the blocked-worker threshold.
 
-mod idle;
+pub(crate) mod idle;
 pub(crate) mod watchdog;
 pub(crate) mod worker;
 
@@ -173,6 +173,11 @@ pub(crate) fn get() -> &'static Shared {
     RUNTIME.get_or_init(start)
 }
 
+/// The runtime if it has started.
+pub(crate) fn try_get() -> Option<&'static Shared> {
+    RUNTIME.get().copied()
+}
+
 fn start() -> &'static Shared {
     let cfg: Resolved = match crate::config::resolve_and_lock() {
         Ok(c) => c,
@@ -222,6 +227,8 @@ fn start() -> &'static Shared {
         let _ = shared.workers[index].thread.set(handle.thread().clone());
     }
     watchdog::launch(shared);
+    crate::diag::refresh_coarse();
+    crate::diag::signal::launch();
     shared
 }
 
@@ -282,6 +289,17 @@ impl Shared {
 /// worker; a migratable task on the waking worker instead, or in the global
 /// queue when the waker is not a worker.
 pub(crate) fn schedule_woken(task: Arc<Task>) {
+    if let Some(b) = &task.bubble {
+        // One member of a bubble runs at a time (testing/bubble.rs).
+        let b = b.clone();
+        b.make_ready(task);
+        return;
+    }
+    schedule_woken_direct(task);
+}
+
+/// [`schedule_woken`] without the bubble's baton.
+pub(crate) fn schedule_woken_direct(task: Arc<Task>) {
     let rt = get();
     task.set_state(State::Runnable);
     if task.migratable() {

@@ -333,6 +333,7 @@ pub(crate) fn launch(rt: &'static Shared) {
 
 /// The monitor thread's loop.
 fn monitor(rt: &'static Shared) {
+    crate::diag::runtime_thread_started();
     let wd = &rt.watchdog;
     let _ = wd.thread.set(thread::current());
     let period = wd.threshold / 2;
@@ -349,6 +350,7 @@ fn monitor(rt: &'static Shared) {
     let mut last = start;
     loop {
         let now = Instant::now();
+        crate::diag::refresh_coarse();
         if now.duration_since(last) > 2 * period {
             // Not run on time, or back from sleeping while every worker
             // slept: do not count time that was not watched.

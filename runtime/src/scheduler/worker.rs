@@ -81,6 +81,7 @@ pub(crate) struct WorkerLocal {
 impl WorkerLocal {
     /// Entry point of a worker thread.
     pub(crate) fn launch(shared: &'static Shared, index: usize, fresh: Worker<Arc<Task>>) {
+        crate::diag::runtime_thread_started();
         stack::prepare_thread();
         let local: &'static WorkerLocal = Box::leak(Box::new(WorkerLocal {
             index,
@@ -419,6 +420,7 @@ impl WorkerLocal {
     fn maintenance(&self) {
         let rt = self.shared;
         let now = rt.clock.now_tick();
+        crate::diag::refresh_coarse();
         for w in rt.workers.iter() {
             w.timers.fire_due(now, true);
         }
@@ -451,6 +453,7 @@ impl WorkerLocal {
             shared::trim_heap();
         }
         super::idle::sleep(self);
+        crate::diag::refresh_coarse();
         // Awake again: the watchdog may have gone to sleep for good while
         // every worker slept.
         self.shared.watchdog.worker_awake();
@@ -500,7 +503,10 @@ impl WorkerLocal {
             match result {
                 CoroutineResult::Yield(Request::Yield) => {
                     task.set_state(State::Runnable);
-                    self.ready.borrow_mut().push_back(task);
+                    match task.bubble.clone() {
+                        Some(b) => b.yielded(task),
+                        None => self.ready.borrow_mut().push_back(task),
+                    }
                 }
                 CoroutineResult::Yield(Request::Park) => {
                     task.set_state(State::Parked);
@@ -508,10 +514,17 @@ impl WorkerLocal {
                     // the resume that follows its wake-up finds it.
                     task.was_parked.set(true);
                     self.count_parked(1);
+                    let bubble = task.bubble.clone();
                     match task.try_mark_parked() {
                         // Our reference now belongs to the parked state
                         // (park.rs step 5).
-                        Ok(()) => return,
+                        Ok(()) => {
+                            // Off its stack: the bubble's baton moves.
+                            if let Some(b) = bubble {
+                                b.release();
+                            }
+                            return;
+                        }
                         Err(t) => {
                             // The token arrived while it switched out: run
                             // it again now, as `park` would have returned
@@ -525,7 +538,12 @@ impl WorkerLocal {
                         }
                     }
                 }
-                CoroutineResult::Return(()) => self.finish(&task, body),
+                CoroutineResult::Return(()) => {
+                    self.finish(&task, body);
+                    if let Some(b) = &task.bubble {
+                        b.exited();
+                    }
+                }
             }
             return;
         }

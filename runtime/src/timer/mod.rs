@@ -78,7 +78,7 @@ pub(crate) enum Due {
 }
 
 impl Due {
-    fn fire(self) {
+    pub(crate) fn fire(self) {
         match self {
             Due::Task(task) => task.unpark(),
             Due::Alarm(target) => {

@@ -1,0 +1,235 @@
+//! `goro::testing::bubble`: Go's synctest examples on goro's virtual clock.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use goro::chan;
+use goro::context::{Context, ContextError};
+use goro::testing;
+
+/// Go's synctest context example: a context with a timeout is not done
+/// just before its deadline and is done exactly at it.
+#[test]
+fn context_deadline() {
+    support::within("context deadline", || {
+        testing::bubble(|| {
+            let timeout = Duration::from_secs(5);
+            let (ctx, _cancel) = Context::with_timeout(&Context::background(), timeout);
+            goro::sleep(timeout - Duration::from_nanos(1));
+            testing::wait();
+            assert_eq!(ctx.err(), None, "before the deadline");
+            goro::sleep(Duration::from_nanos(1));
+            testing::wait();
+            assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+            // A coroutine waiting on done() wakes at the deadline.
+            let (ctx2, _c2) = Context::with_timeout(&Context::background(), timeout);
+            let t0 = testing::now();
+            let done = ctx2.done();
+            let _ = done.recv();
+            assert_eq!(testing::now() - t0, timeout);
+        })
+    });
+}
+
+/// Timer-heavy: many sleepers, tickers and `after` channels; each wakes at
+/// exactly its virtual instant, in order.
+#[test]
+fn timer_heavy() {
+    support::within("timer heavy", || {
+        let woke = testing::bubble(|| {
+            let start = testing::now();
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let hs: Vec<_> = (1..=200u64)
+                .map(|i| {
+                    let log = log.clone();
+                    goro::spawn(move || {
+                        let d = Duration::from_millis((i * 37) % 1000 + 1);
+                        if i % 2 == 0 {
+                            goro::sleep(d);
+                        } else {
+                            chan::after(d).recv().unwrap();
+                        }
+                        log.lock().unwrap().push((testing::now() - start, d));
+                    })
+                })
+                .collect();
+            let ticks = chan::tick(Duration::from_millis(100));
+            for n in 1..=10u32 {
+                ticks.recv().unwrap();
+                assert_eq!(testing::now() - start, Duration::from_millis(100) * n);
+            }
+            for h in hs {
+                h.join().unwrap();
+            }
+            Arc::try_unwrap(log).unwrap().into_inner().unwrap()
+        });
+        assert_eq!(woke.len(), 200);
+        for (at, d) in &woke {
+            assert_eq!(at, d, "woke at its own deadline");
+        }
+        assert!(woke.windows(2).all(|w| w[0].0 <= w[1].0), "in order");
+    });
+}
+
+/// Go's synctest HTTP example, over an in-memory pipe: a client sends a
+/// request with "Expect: 100-continue" and waits up to a timeout for the
+/// server's go-ahead; the server answers only after the client gave up.
+#[test]
+fn http_style_timeout_over_a_pipe() {
+    support::within("http-style timeout", || {
+        let events = testing::bubble(|| {
+            let (to_server, server_in) = chan::bounded::<&'static str>(0);
+            let (to_client, client_in) = chan::bounded::<&'static str>(0);
+            let server = goro::spawn(move || {
+                let head = server_in.recv().unwrap();
+                assert_eq!(head, "POST / Expect: 100-continue");
+                // The server is slow: 3 s before "100 Continue".
+                goro::sleep(Duration::from_secs(3));
+                let _ = to_client.send_timeout("100 Continue", Duration::from_secs(1));
+                server_in.recv().ok()
+            });
+            let t0 = testing::now();
+            to_server.send("POST / Expect: 100-continue").unwrap();
+            let mut events = Vec::new();
+            // The client waits 1 s for the go-ahead, then sends the body.
+            match client_in.recv_timeout(Duration::from_secs(1)) {
+                Ok(m) => events.push(format!("got {m}")),
+                Err(_) => events.push(format!("timeout at {:?}", testing::now() - t0)),
+            }
+            to_server.send("body").unwrap();
+            events.push(format!("sent body at {:?}", testing::now() - t0));
+            let body = server.join().unwrap();
+            events.push(format!("server read {body:?} at {:?}", testing::now() - t0));
+            events
+        });
+        assert_eq!(
+            events,
+            // The pipe is a rendezvous: the body is taken only once the
+            // server's own 1 s wait to send "100 Continue" has run out.
+            [
+                "timeout at 1s",
+                "sent body at 4s",
+                "server read Some(\"body\") at 4s"
+            ]
+        );
+    });
+}
+
+/// An hour of virtual time passes in (real) milliseconds; the watchdog
+/// would fail the test long before an hour.
+#[test]
+fn an_hour_of_virtual_time() {
+    support::within("an hour", || {
+        let elapsed = testing::bubble(|| {
+            let t0 = testing::now();
+            for _ in 0..60 {
+                goro::sleep(Duration::from_secs(60));
+            }
+            testing::now() - t0
+        });
+        assert_eq!(elapsed, Duration::from_secs(3600));
+    });
+}
+
+/// The interleaving of racing coroutines is a function of the seed.
+fn racy_trace(seed: u64) -> Vec<u32> {
+    testing::bubble_with_seed(seed, || {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = chan::bounded::<u32>(2);
+        let hs: Vec<_> = (0..8u32)
+            .map(|i| {
+                let (log, tx) = (log.clone(), tx.clone());
+                goro::spawn(move || {
+                    for k in 0..4 {
+                        log.lock().unwrap().push(i * 10 + k);
+                        tx.send(i).unwrap();
+                        goro::yield_now();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        while let Ok(i) = rx.recv() {
+            log.lock().unwrap().push(100 + i);
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+        Arc::try_unwrap(log).unwrap().into_inner().unwrap()
+    })
+}
+
+#[test]
+fn same_seed_same_trace() {
+    support::within("same seed", || {
+        for seed in [0, 1, 42] {
+            let a = racy_trace(seed);
+            for _ in 0..5 {
+                assert_eq!(racy_trace(seed), a, "seed {seed}");
+            }
+        }
+        // Different seeds explore different interleavings.
+        let traces: std::collections::HashSet<_> = (0..8).map(racy_trace).collect();
+        assert!(traces.len() > 1, "the seed changes the order");
+    });
+}
+
+/// `wait` returns once every other member is durably blocked.
+#[test]
+fn wait_sees_children_blocked() {
+    support::within("wait", || {
+        testing::bubble(|| {
+            let (tx, rx) = chan::bounded::<u32>(0);
+            let state = Arc::new(Mutex::new(0));
+            let s = state.clone();
+            let h = goro::spawn(move || {
+                *s.lock().unwrap() = 1;
+                let v = rx.recv().unwrap();
+                *s.lock().unwrap() = v;
+            });
+            testing::wait();
+            assert_eq!(*state.lock().unwrap(), 1);
+            tx.send(7).unwrap();
+            h.join().unwrap();
+            assert_eq!(*state.lock().unwrap(), 7);
+        })
+    });
+}
+
+/// A bubble whose members all block for good, with no timer, panics.
+#[test]
+fn a_deadlocked_bubble_panics() {
+    support::within("deadlock", || {
+        let r = std::panic::catch_unwind(|| {
+            testing::bubble(|| {
+                let (_tx, rx) = chan::bounded::<()>(0);
+                let _ = rx.recv();
+            })
+        });
+        let msg = r.unwrap_err();
+        let msg = msg
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        assert!(msg.contains("durably blocked - deadlock!"), "{msg}");
+    });
+}
+
+/// Outside a bubble `now` is the real clock; a bubble may be run from a
+/// coroutine, and its root's panic reaches the caller.
+#[test]
+fn from_a_coroutine_and_panics() {
+    support::within("from a coroutine", || {
+        let before = std::time::Instant::now();
+        assert!(testing::now() >= before);
+        let v = goro::spawn(|| testing::bubble(testing::in_bubble))
+            .join()
+            .unwrap();
+        assert!(v);
+        let r = std::panic::catch_unwind(|| testing::bubble(|| panic!("boom")));
+        assert!(r.is_err());
+    });
+}
