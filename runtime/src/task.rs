@@ -173,6 +173,10 @@ unsafe impl<P: ?Sized + Payload> Sync for Task<P> {}
 unsafe impl<P: ?Sized + Payload> Send for Task<P> {}
 
 impl<P: Payload> Task<P> {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site (spawn), each argument a field set once"
+    )]
     pub(crate) fn new(
         id: u64,
         name: Option<Box<str>>,
