@@ -100,8 +100,8 @@
 //!   what was published meanwhile is missed, as with any Redis pub/sub
 //!   (at-most-once; a durable feed would use Redis streams).
 //! - Redis is reached with goro's own sockets speaking RESP2 (the encoder
-//!   and reader are about 60 lines), not the sync `redis` crate under goro's `hook`
-//!   feature: the example then needs no feature flag or libc
+//!   and reader are about 60 lines), not the sync `redis` crate under
+//!   goro's `hook` feature: the example then needs no feature flag or libc
 //!   interposition, its connections park coroutines like every other
 //!   socket in the gateway, and two commands (`PUBLISH`, `PSUBSCRIBE`)
 //!   are all it speaks.
