@@ -13,7 +13,17 @@
 //! `--idle SECS` idle timeout (90), `--queue N` per-client queue (64),
 //! `--slow drop|disconnect` what to do when a client's queue is full
 //! (`disconnect`), `--write-timeout SECS` (10), `--stats SECS` print a
-//! stats line this often (5; 0: never), `--workers N`.
+//! stats line this often (5; 0: never), `--workers N`, `--redis HOST:PORT`
+//! cluster mode through that Redis, `--node NAME` this gateway's name in
+//! cluster mode (default: its pid).
+//!
+//! Several gateways in cluster mode, sharing one `redis-server`:
+//!
+//! ```sh
+//! redis-server --port 6390 --save "" --appendonly no &
+//! cargo run --release --example push_server -- --listen 127.0.0.1:7101 --redis 127.0.0.1:6390 --node a
+//! cargo run --release --example push_server -- --listen 127.0.0.1:7102 --redis 127.0.0.1:6390 --node b
+//! ```
 //!
 //! # Protocol
 //!
@@ -62,6 +72,63 @@
 //! - Nothing assumes an fd limit: when the process runs out of
 //!   descriptors, `accept` backs off and retries (`goro::net`), and the
 //!   connections wait in the kernel's backlog.
+//!
+//! # Cluster mode
+//!
+//! With `--redis`, gateways share rooms and broadcasts through Redis
+//! pub/sub ([`cluster`]). Room membership stays local to each gateway;
+//! what crosses gateways is messages:
+//!
+//! - `ROOM r text` is `PUBLISH goro-push:room:r <line>`, `ALL text` is
+//!   `PUBLISH goro-push:all <line>`, and `SEND u text` to a user not
+//!   connected here is `PUBLISH goro-push:user:u <line>` (so a remote
+//!   unknown user gets no `ERR no such user`).
+//! - Every gateway holds one subscriber connection with `PSUBSCRIBE
+//!   goro-push:*` and delivers each message to its own members. The
+//!   sending gateway delivers to its local members from that same stream,
+//!   not directly: each gateway subscribes once, so every member gets
+//!   each message exactly once, and because Redis sends every subscriber
+//!   the messages in the order it received them, members see one order
+//!   wherever they are connected.
+//! - `Hub::with_cluster` returns only after Redis has confirmed the
+//!   subscription, so a gateway gets every message published after it
+//!   starts serving. Publishing never blocks a client: the publishes go
+//!   to one writer coroutine over a bounded queue that batches them into
+//!   one write per turn; a full queue or a broken connection loses
+//!   messages, counted in `STATS` (`cluster ... lost=`), and the next
+//!   batch reconnects. A broken subscription reconnects with a backoff;
+//!   what was published meanwhile is missed, as with any Redis pub/sub
+//!   (at-most-once; a durable feed would use Redis streams).
+//! - Redis is reached with goro's own sockets speaking RESP2 (the encoder
+//!   and reader are about 60 lines), not the sync `redis` crate under
+//!   goro's `hook` feature: the example then needs no feature flag or libc
+//!   interposition, its connections park coroutines like every other
+//!   socket in the gateway, and two commands (`PUBLISH`, `PSUBSCRIBE`)
+//!   are all it speaks.
+//!
+//! ## Scaling out, and the single-machine limits measured
+//!
+//! One machine was measured holding 19,951 idle connections at 5,403 B of
+//! resident memory each (BENCHMARKS.md, "push server, idle connections
+//! held"), so memory is not the first limit: 100k connections are about
+//! 540 MB. The limits that come first are fds (one per connection; the
+//! gateway raises its soft limit to the hard one) and fan-out CPU: a room
+//! message costs one queue push per local member and one write per
+//! member.
+//!
+//! To go past one machine, run gateways on many machines behind a TCP
+//! load balancer (or DNS) and point them at the same Redis: each gateway
+//! holds its share of connections and pays fan-out only for its own
+//! members, so connections and per-member work scale with gateways. What
+//! does not scale with them is Redis: every gateway receives every
+//! message (the pattern subscription), so Redis's outbound traffic is
+//! messages x gateways, and one Redis core handles a few hundred
+//! thousand small messages a second. The next steps, in order: subscribe
+//! per room (`SUBSCRIBE` on a room's first local member, `UNSUBSCRIBE` on
+//! its last) so a gateway receives only rooms it has members in; then
+//! Redis Cluster's sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7) to
+//! spread channels over Redis nodes; and users pinned to gateways by a
+//! hash of their id so that unicast can go to one gateway's channel.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -154,6 +221,8 @@ pub struct Hub {
     counters: Counters,
     baseline_rss: usize,
     baseline_heap: usize,
+    /// Cluster mode: where room, broadcast and remote unicast messages go.
+    cluster: Option<cluster::Publisher>,
 }
 
 /// Resident set size of this process, in bytes (from `/proc/self/statm`).
@@ -186,7 +255,11 @@ impl Hub {
     /// A hub with no clients; notes the resident set size now as the
     /// baseline for `per_conn`.
     pub fn new(cfg: Config) -> Arc<Hub> {
-        Arc::new(Hub {
+        Arc::new(Hub::build(cfg, None))
+    }
+
+    fn build(cfg: Config, cluster: Option<cluster::Publisher>) -> Hub {
+        Hub {
             cfg,
             next_id: AtomicU64::new(1),
             users: Mutex::new(HashMap::new()),
@@ -194,7 +267,21 @@ impl Hub {
             counters: Counters::default(),
             baseline_rss: rss_bytes(),
             baseline_heap: heap_bytes(),
-        })
+            cluster,
+        }
+    }
+
+    /// A hub in cluster mode (see "Cluster mode" in the module docs):
+    /// connects to Redis and returns once this gateway is subscribed, so
+    /// every message published by any gateway from then on reaches it.
+    pub fn with_cluster(cfg: Config, cc: cluster::ClusterConfig) -> io::Result<Arc<Hub>> {
+        let counters = Arc::new(cluster::Counters::default());
+        let sub = cluster::Subscription::open(&cc, counters.clone())?;
+        let publisher = cluster::Publisher::open(cc, counters)?;
+        let hub = Arc::new(Hub::build(cfg, Some(publisher)));
+        let h = hub.clone();
+        goro::go!(move || sub.run(&h));
+        Ok(hub)
     }
 
     /// Live connections.
@@ -211,13 +298,17 @@ impl Hub {
         let per_conn = rss.saturating_sub(self.baseline_rss) / conns.max(1);
         let heap_per_conn = heap_bytes().saturating_sub(self.baseline_heap) / conns.max(1);
         let c = &self.counters;
-        format!(
+        let mut line = format!(
             "STATS conns={conns} users={users} rss={rss} per_conn={per_conn} heap_per_conn={heap_per_conn} delivered={} dropped={} kicked_slow={} closed_idle={}",
             c.delivered.load(Ordering::Relaxed),
             c.dropped.load(Ordering::Relaxed),
             c.kicked_slow.load(Ordering::Relaxed),
             c.closed_idle.load(Ordering::Relaxed),
-        )
+        );
+        if let Some(p) = &self.cluster {
+            let _ = write!(line, " {}", p.stats());
+        }
+        line
     }
 
     /// Queues `line` for `c`, starting its writer if none runs; applies
@@ -250,11 +341,17 @@ impl Hub {
         self.push(c, &Line::from(s));
     }
 
+    /// Sends to one user: directly if connected here; in cluster mode
+    /// otherwise through Redis (the gateway holding the user delivers it,
+    /// so there is no "no such user" for remote users).
     fn unicast(&self, from: &Client, to: &str, text: &str) -> bool {
-        let target = self.users.lock().get(to).cloned();
-        match target {
-            Some(t) => {
-                self.push(&t, &Line::from(format!("MSG {} {text}\n", from.name)));
+        let line = format!("MSG {} {text}\n", from.name);
+        if self.deliver_user(to, &Line::from(line.as_str())) {
+            return true;
+        }
+        match &self.cluster {
+            Some(p) => {
+                p.publish(&cluster::Topic::User(to), &line);
                 true
             }
             None => false,
@@ -262,22 +359,52 @@ impl Hub {
     }
 
     fn multicast(&self, from: &Client, room: &str, text: &str) {
+        let line = format!("ROOM {room} {} {text}\n", from.name);
+        match &self.cluster {
+            // Every gateway, this one included, delivers what Redis sends
+            // it: one path, so members see one order wherever they are.
+            Some(p) => p.publish(&cluster::Topic::Room(room), &line),
+            None => self.deliver_room(room, &Line::from(line)),
+        }
+    }
+
+    fn broadcast(&self, from: &Client, text: &str) {
+        let line = format!("ALL {} {text}\n", from.name);
+        match &self.cluster {
+            Some(p) => p.publish(&cluster::Topic::All, &line),
+            None => self.deliver_all(&Line::from(line)),
+        }
+    }
+
+    /// Pushes `line` to `user` if connected here.
+    fn deliver_user(&self, user: &str, line: &Line) -> bool {
+        let target = self.users.lock().get(user).cloned();
+        match target {
+            Some(t) => {
+                self.push(&t, line);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Pushes `line` to this gateway's members of `room`.
+    fn deliver_room(&self, room: &str, line: &Line) {
         // Snapshot the members, then push outside the lock.
         let members: Vec<Arc<Client>> = match self.rooms.lock().get(room) {
             Some(m) => m.values().cloned().collect(),
             None => return,
         };
-        let line = Line::from(format!("ROOM {room} {} {text}\n", from.name));
         for m in &members {
-            self.push(m, &line);
+            self.push(m, line);
         }
     }
 
-    fn broadcast(&self, from: &Client, text: &str) {
+    /// Pushes `line` to everyone logged in here.
+    fn deliver_all(&self, line: &Line) {
         let all: Vec<Arc<Client>> = self.users.lock().values().cloned().collect();
-        let line = Line::from(format!("ALL {} {text}\n", from.name));
         for c in &all {
-            self.push(c, &line);
+            self.push(c, line);
         }
     }
 
@@ -510,8 +637,19 @@ pub fn raise_fd_limit() -> u64 {
     lim.rlim_cur
 }
 
-fn parse_args() -> Result<(Config, Vec<String>, u64, Option<usize>), String> {
+/// What the command line asks for.
+struct Args {
+    cfg: Config,
+    listen: Vec<String>,
+    stats: u64,
+    workers: Option<usize>,
+    cluster: Option<cluster::ClusterConfig>,
+}
+
+fn parse_args() -> Result<Args, String> {
     let mut cfg = Config::default();
+    let mut redis = None;
+    let mut node = None;
     let mut listen = Vec::new();
     let mut stats = 5u64;
     let mut workers = None;
@@ -545,21 +683,55 @@ fn parse_args() -> Result<(Config, Vec<String>, u64, Option<usize>), String> {
             }
             "--stats" => stats = value()?.parse().map_err(|e| format!("--stats: {e}"))?,
             "--workers" => workers = Some(value()?.parse().map_err(|e| format!("--workers: {e}"))?),
+            "--redis" => redis = Some(value()?),
+            "--node" => {
+                let n = value()?;
+                if n.is_empty()
+                    || !n
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return Err(format!(
+                        "--node takes letters, digits, '-' and '_', not {n:?}"
+                    ));
+                }
+                node = Some(n)
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if listen.is_empty() {
         listen.push("127.0.0.1:7100".to_string());
     }
-    Ok((cfg, listen, stats, workers))
+    let cluster = match (redis, node) {
+        (Some(r), n) => Some(cluster::ClusterConfig::new(
+            r,
+            n.unwrap_or_else(|| std::process::id().to_string()),
+        )),
+        (None, Some(_)) => return Err("--node needs --redis".into()),
+        (None, None) => None,
+    };
+    Ok(Args {
+        cfg,
+        listen,
+        stats,
+        workers,
+        cluster,
+    })
 }
 
 fn main() -> io::Result<()> {
-    let (cfg, listen, stats, workers) = match parse_args() {
+    let Args {
+        cfg,
+        listen,
+        stats,
+        workers,
+        cluster,
+    } = match parse_args() {
         Ok(x) => x,
         Err(e) => {
             eprintln!(
-                "{e}\nusage: push_server [--listen ADDR]... [--idle SECS] [--queue N] [--slow drop|disconnect] [--write-timeout SECS] [--stats SECS] [--workers N]"
+                "{e}\nusage: push_server [--listen ADDR]... [--idle SECS] [--queue N] [--slow drop|disconnect] [--write-timeout SECS] [--stats SECS] [--workers N] [--redis HOST:PORT [--node NAME]]"
             );
             std::process::exit(2);
         }
@@ -575,7 +747,16 @@ fn main() -> io::Result<()> {
         .iter()
         .map(|a| TcpListener::bind(a.as_str()))
         .collect::<io::Result<Vec<_>>>()?;
-    let hub = Hub::new(cfg.clone());
+    let hub = match cluster {
+        Some(cc) => {
+            println!(
+                "cluster mode: node {} sharing rooms through Redis at {} (channels {}*)",
+                cc.node, cc.redis, cc.prefix
+            );
+            Hub::with_cluster(cfg.clone(), cc)?
+        }
+        None => Hub::new(cfg.clone()),
+    };
     for l in &listeners {
         println!("push server listening on {}", l.local_addr()?);
     }
@@ -602,4 +783,378 @@ fn main() -> io::Result<()> {
             .map_err(|_| io::Error::other("the accept loop panicked"))??;
     }
     Ok(())
+}
+
+/// Cluster mode: gateways share rooms and broadcasts through Redis
+/// pub/sub, over goro's own sockets speaking RESP2 (see "Cluster mode" in
+/// the module docs).
+pub mod cluster {
+    use std::fmt;
+    use std::io::{self, BufRead, BufReader, Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use goro::chan::{self, Receiver, Sender};
+    use goro::net::TcpStream;
+
+    use super::{Hub, Line, MAX_LINE};
+
+    /// Publishes queued for Redis before more are dropped (and counted):
+    /// a client coroutine never waits for Redis.
+    const PUBLISH_QUEUE: usize = 64 << 10;
+    /// Bytes of queued publishes written per `write`.
+    const BATCH: usize = 64 << 10;
+    /// Longest bulk string accepted from Redis.
+    const MAX_BULK: usize = MAX_LINE + 1024;
+    /// How long a (re)connection to Redis may take.
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Where the cluster's Redis is and who this gateway is.
+    #[derive(Clone, Debug)]
+    pub struct ClusterConfig {
+        /// `HOST:PORT` of the Redis server.
+        pub redis: String,
+        /// This gateway's name: its Redis connections are named
+        /// `goro-push-<node>` (see `redis-cli CLIENT LIST`).
+        pub node: String,
+        /// Prefix of every channel the cluster uses, so that several
+        /// clusters can share one Redis.
+        pub prefix: String,
+    }
+
+    impl ClusterConfig {
+        /// The default prefix, `goro-push:`.
+        pub fn new(redis: impl Into<String>, node: impl Into<String>) -> ClusterConfig {
+            ClusterConfig {
+                redis: redis.into(),
+                node: node.into(),
+                prefix: "goro-push:".into(),
+            }
+        }
+    }
+
+    /// What a published message is addressed to.
+    pub enum Topic<'a> {
+        /// The members of a room, on every gateway.
+        Room(&'a str),
+        /// Everyone logged in, on every gateway.
+        All,
+        /// One user, on whichever gateway holds them.
+        User(&'a str),
+    }
+
+    impl Topic<'_> {
+        fn channel(&self, prefix: &str) -> String {
+            match self {
+                Topic::Room(r) => format!("{prefix}room:{r}"),
+                Topic::All => format!("{prefix}all"),
+                Topic::User(u) => format!("{prefix}user:{u}"),
+            }
+        }
+    }
+
+    /// Cluster counters, shown at the end of the `STATS` line.
+    #[derive(Default)]
+    pub struct Counters {
+        published: AtomicU64,
+        received: AtomicU64,
+        lost: AtomicU64,
+        redis_errors: AtomicU64,
+        reconnects: AtomicU64,
+    }
+
+    /// A RESP2 command: an array of bulk strings.
+    fn command(args: &[&[u8]]) -> Vec<u8> {
+        let mut v = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            v.extend_from_slice(a);
+            v.extend_from_slice(b"\r\n");
+        }
+        v
+    }
+
+    /// A RESP2 value from Redis.
+    #[derive(Debug)]
+    enum Value {
+        Simple,
+        Error(String),
+        Int,
+        Bulk(Option<Vec<u8>>),
+        Array(Vec<Value>),
+    }
+
+    fn invalid(what: impl fmt::Display) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad reply from Redis: {what}"),
+        )
+    }
+
+    /// Reads one value; arrays nest at most `depth` deep (pub/sub
+    /// messages are flat arrays).
+    fn read_value(r: &mut impl BufRead, depth: usize) -> io::Result<Value> {
+        let mut line = Vec::new();
+        if r.by_ref()
+            .take(MAX_BULK as u64)
+            .read_until(b'\n', &mut line)?
+            == 0
+        {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let Some(body) = line.strip_suffix(b"\r\n").filter(|b| !b.is_empty()) else {
+            return Err(invalid("line without CRLF"));
+        };
+        let rest = std::str::from_utf8(&body[1..]).map_err(invalid)?;
+        let num = || rest.parse::<i64>().map_err(invalid);
+        Ok(match body[0] {
+            b'+' => Value::Simple,
+            b'-' => Value::Error(rest.to_string()),
+            b':' => {
+                num()?;
+                Value::Int
+            }
+            b'$' => match usize::try_from(num()?) {
+                Err(_) => Value::Bulk(None),
+                Ok(n) if n > MAX_BULK => return Err(invalid(format!("bulk of {n} bytes"))),
+                Ok(n) => {
+                    let mut v = vec![0; n + 2];
+                    r.read_exact(&mut v)?;
+                    if !v.ends_with(b"\r\n") {
+                        return Err(invalid("bulk without CRLF"));
+                    }
+                    v.truncate(n);
+                    Value::Bulk(Some(v))
+                }
+            },
+            b'*' if depth > 0 => match usize::try_from(num()?) {
+                Err(_) => Value::Array(Vec::new()),
+                Ok(n) if n > 16 => return Err(invalid(format!("array of {n}"))),
+                Ok(n) => Value::Array(
+                    (0..n)
+                        .map(|_| read_value(r, depth - 1))
+                        .collect::<io::Result<_>>()?,
+                ),
+            },
+            t => return Err(invalid(format!("type byte {t:#x}"))),
+        })
+    }
+
+    fn connect(cc: &ClusterConfig) -> io::Result<TcpStream> {
+        let addr = goro::net::lookup_host(&cc.redis)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("{}: no address", cc.redis))
+            })?;
+        let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    }
+
+    fn setname(cc: &ClusterConfig) -> Vec<u8> {
+        command(&[
+            b"CLIENT",
+            b"SETNAME",
+            format!("goro-push-{}", cc.node).as_bytes(),
+        ])
+    }
+
+    /// The publishing side: one connection to Redis, written by one
+    /// coroutine that batches whatever publishes are queued; a second
+    /// coroutine reads (and counts the errors among) Redis's replies.
+    pub struct Publisher {
+        cc: ClusterConfig,
+        tx: Sender<Vec<u8>>,
+        counters: Arc<Counters>,
+    }
+
+    impl Publisher {
+        /// Connects and starts the writer.
+        pub fn open(cc: ClusterConfig, counters: Arc<Counters>) -> io::Result<Publisher> {
+            let stream = open_publishing(&cc, &counters)?;
+            let (tx, rx) = chan::bounded(PUBLISH_QUEUE);
+            let (c, k) = (cc.clone(), counters.clone());
+            goro::go!(move || publish_loop(c, stream, rx, k));
+            Ok(Publisher { cc, tx, counters })
+        }
+
+        /// Queues `PUBLISH <topic's channel> <line>`; never blocks. A
+        /// full queue (Redis slower than the clients) drops the message
+        /// and counts it as lost.
+        pub fn publish(&self, topic: &Topic<'_>, line: &str) {
+            let ch = topic.channel(&self.cc.prefix);
+            let cmd = command(&[b"PUBLISH", ch.as_bytes(), line.as_bytes()]);
+            match self.tx.try_send(cmd) {
+                Ok(()) => self.counters.published.fetch_add(1, Ordering::Relaxed),
+                Err(_) => self.counters.lost.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+
+        /// `cluster node=.. published=.. received=.. lost=.. redis_errors=.. reconnects=..`
+        pub fn stats(&self) -> String {
+            let c = &self.counters;
+            format!(
+                "cluster node={} published={} received={} lost={} redis_errors={} reconnects={}",
+                self.cc.node,
+                c.published.load(Ordering::Relaxed),
+                c.received.load(Ordering::Relaxed),
+                c.lost.load(Ordering::Relaxed),
+                c.redis_errors.load(Ordering::Relaxed),
+                c.reconnects.load(Ordering::Relaxed),
+            )
+        }
+    }
+
+    /// Starts the coroutine reading replies on a publishing connection.
+    fn read_replies(stream: &TcpStream, counters: &Arc<Counters>) -> io::Result<()> {
+        let mut r = BufReader::new(stream.try_clone()?);
+        let counters = counters.clone();
+        goro::go!(move || {
+            while let Ok(v) = read_value(&mut r, 1) {
+                if let Value::Error(e) = v {
+                    counters.redis_errors.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("push cluster: Redis error: {e}");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// A publishing connection: named, with its reply reader running.
+    fn open_publishing(cc: &ClusterConfig, counters: &Arc<Counters>) -> io::Result<TcpStream> {
+        let s = connect(cc)?;
+        read_replies(&s, counters)?;
+        (&s).write_all(&setname(cc))?;
+        Ok(s)
+    }
+
+    /// The publisher's writer: a batch that fails is lost (counted), the
+    /// connection is dropped, and the next batch reconnects first.
+    fn publish_loop(
+        cc: ClusterConfig,
+        first: TcpStream,
+        rx: Receiver<Vec<u8>>,
+        counters: Arc<Counters>,
+    ) {
+        let mut stream = Some(first);
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Ok(first) = rx.recv() {
+            batch.clear();
+            batch.extend_from_slice(&first);
+            let mut n = 1;
+            while batch.len() < BATCH
+                && let Ok(more) = rx.try_recv()
+            {
+                batch.extend_from_slice(&more);
+                n += 1;
+            }
+            if stream.is_none() {
+                counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                stream = open_publishing(&cc, &counters)
+                    .inspect_err(|e| eprintln!("push cluster: reconnecting to {}: {e}", cc.redis))
+                    .ok();
+            }
+            let sent = stream
+                .as_ref()
+                .is_some_and(|s| { s }.write_all(&batch).is_ok());
+            if !sent {
+                counters.lost.fetch_add(n, Ordering::Relaxed);
+                stream = None;
+            }
+        }
+    }
+
+    /// The subscribing side: one connection on which this gateway has
+    /// `PSUBSCRIBE`d to every channel under the prefix.
+    pub struct Subscription {
+        cc: ClusterConfig,
+        reader: BufReader<TcpStream>,
+        counters: Arc<Counters>,
+    }
+
+    impl Subscription {
+        /// Connects and subscribes; returns once Redis has confirmed, so
+        /// every message published after this returns is delivered.
+        pub fn open(cc: &ClusterConfig, counters: Arc<Counters>) -> io::Result<Subscription> {
+            let stream = connect(cc)?;
+            stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+            let mut cmds = setname(cc);
+            cmds.extend(command(&[
+                b"PSUBSCRIBE",
+                format!("{}*", cc.prefix).as_bytes(),
+            ]));
+            (&stream).write_all(&cmds)?;
+            let mut reader = BufReader::new(stream);
+            for _ in 0..2 {
+                match read_value(&mut reader, 1)? {
+                    Value::Simple => {}                   // CLIENT SETNAME's OK
+                    Value::Array(a) if a.len() == 3 => {} // psubscribe confirmed
+                    Value::Error(e) => return Err(io::Error::other(format!("Redis: {e}"))),
+                    v => return Err(invalid(format!("{v:?}"))),
+                }
+            }
+            // From now on the connection is quiet until a message comes.
+            reader.get_ref().set_read_timeout(None)?;
+            Ok(Subscription {
+                cc: cc.clone(),
+                reader,
+                counters,
+            })
+        }
+
+        /// Delivers every message to this gateway's clients, forever:
+        /// when the connection breaks, reconnects with a backoff (messages
+        /// published meanwhile are missed, as with any Redis pub/sub).
+        pub fn run(mut self, hub: &Hub) {
+            loop {
+                let e = self.deliver(hub).unwrap_err();
+                eprintln!("push cluster: subscription to {} lost: {e}", self.cc.redis);
+                let mut backoff = Duration::from_millis(100);
+                loop {
+                    goro::sleep(backoff);
+                    self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    match Subscription::open(&self.cc, self.counters.clone()) {
+                        Ok(s) => {
+                            self = s;
+                            break;
+                        }
+                        Err(e) => {
+                            eprintln!("push cluster: reconnecting to {}: {e}", self.cc.redis);
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Reads `pmessage` pushes until the connection fails.
+        fn deliver(&mut self, hub: &Hub) -> io::Result<()> {
+            loop {
+                let Value::Array(mut a) = read_value(&mut self.reader, 1)? else {
+                    return Err(invalid("a push that is not an array"));
+                };
+                // [pmessage, pattern, channel, payload]
+                let (Some(Value::Bulk(Some(payload))), Some(Value::Bulk(Some(channel)))) =
+                    (a.pop(), a.pop())
+                else {
+                    continue;
+                };
+                self.counters.received.fetch_add(1, Ordering::Relaxed);
+                let channel = String::from_utf8_lossy(&channel);
+                let Some(topic) = channel.strip_prefix(&self.cc.prefix) else {
+                    continue;
+                };
+                let line = Line::from(String::from_utf8_lossy(&payload));
+                if topic == "all" {
+                    hub.deliver_all(&line);
+                } else if let Some(room) = topic.strip_prefix("room:") {
+                    hub.deliver_room(room, &line);
+                } else if let Some(user) = topic.strip_prefix("user:") {
+                    hub.deliver_user(user, &line);
+                }
+            }
+        }
+    }
 }
