@@ -41,7 +41,10 @@
 //! - Channels: [`bounded`] (`bounded(0)` is an unbuffered rendezvous, like
 //!   Go's `make(chan T)`), [`unbounded`], [`never()`] (Go's nil channel).
 //! - Timers as channels: [`after`], [`at`] (one message: the instant they
-//!   fired) and [`tick`] (like Go's `Ticker`: at most one pending tick).
+//!   fired) and [`tick`] (like Go's `Ticker`: at most one pending tick);
+//!   [`Timer`] and [`Ticker`] when they must be stopped or reset (Go
+//!   1.23's `time.Timer` and `time.Ticker`: no stale value after `stop`
+//!   or `reset`).
 //! - [`select!`]: wait on several operations, exactly one completes; and
 //!   [`Select`] for a set of operations built at run time.
 //! - Typed errors that hand back unsent messages: [`SendError`],
@@ -89,6 +92,7 @@ mod loom;
 mod loom_tests;
 mod select;
 mod select_macro;
+mod time;
 mod timer;
 mod waiter;
 
@@ -100,6 +104,7 @@ pub use err::{
     TrySelectError, TrySendError,
 };
 pub use select::{Select, SelectedOperation};
+pub use time::{Ticker, Timer};
 
 /// What the `select!` macro expands to. Not a public API: no stability
 /// promise.

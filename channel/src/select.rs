@@ -172,6 +172,9 @@ enum Idle {
     /// A case that can never be ready again (`never()`, a timer that
     /// fired or never will).
     Forever,
+    /// A stoppable timer's look, valid while its `seq` is unchanged and
+    /// nothing came due (timer.rs invariant 4).
+    Sched(u64),
 }
 
 impl Idle {
@@ -201,6 +204,8 @@ impl Idle {
             // now" means "not ready at any time since the first look".
             Idle::Until(due) => Instant::now() < due,
             Idle::Forever => true,
+            // Checked by the case itself, which has the schedule.
+            Idle::Sched(_) => false,
         }
     }
 }
@@ -309,15 +314,6 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
         // Pass 4: abort now if a case became ready or we may not wait;
         // otherwise park until decided, a timer case is due, or the
         // deadline passes, then abort. A lost abort means a claim won.
-        let mut wake = match deadline {
-            Deadline::At(t) => Some(t),
-            _ => None,
-        };
-        for i in 0..n {
-            if let Some(d) = cases.case(i).and_then(|c| c.deadline()) {
-                wake = Some(wake.map_or(d, |w| w.min(d)));
-            }
-        }
         let mut abort_now = became_ready || give_up;
         let ended = loop {
             match waiter.decision() {
@@ -326,6 +322,17 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
                 Decision::Waiting => {}
             }
             if !abort_now {
+                // Recomputed after every wake-up: a stoppable timer's
+                // `reset` may have moved its due instant (and woken us).
+                let mut wake = match deadline {
+                    Deadline::At(t) => Some(t),
+                    _ => None,
+                };
+                for i in 0..n {
+                    if let Some(d) = cases.case(i).and_then(|c| c.deadline()) {
+                        wake = Some(wake.map_or(d, |w| w.min(d)));
+                    }
+                }
                 match wake {
                     Some(t) if Instant::now() >= t => abort_now = true,
                     Some(t) => park::park_deadline(t),
@@ -392,6 +399,8 @@ pub struct RecvCase<'a, T> {
     packet: Option<OwnedPacket<T>>,
     result: Option<Result<T, RecvError>>,
     idle: Idle,
+    /// A stoppable timer case's waker, left on the schedule in pass 3.
+    watch: Option<std::task::Waker>,
 }
 
 impl<'a, T> RecvCase<'a, T> {
@@ -402,6 +411,7 @@ impl<'a, T> RecvCase<'a, T> {
             packet: None,
             result: None,
             idle: Idle::Unknown,
+            watch: None,
         }
     }
 
@@ -441,6 +451,13 @@ impl<T> Case for RecvCase<'_, T> {
                     return false;
                 }
             },
+            Flavor::Sched(s, f) => match s.try_take(None) {
+                (crate::timer::Poll::Ready(i), _) => Ok(f(i)),
+                (_, seq) => {
+                    self.idle = Idle::Sched(seq);
+                    return false;
+                }
+            },
             Flavor::Never(_) => {
                 self.idle = Idle::Forever;
                 return false;
@@ -453,6 +470,9 @@ impl<T> Case for RecvCase<'_, T> {
     fn still_idle(&self) -> bool {
         let chan = match &self.rx.flavor {
             Flavor::Chan(c) => Some(&**c),
+            Flavor::Sched(s, _) => {
+                return matches!(self.idle, Idle::Sched(seq) if s.still_idle(seq));
+            }
             _ => None,
         };
         self.idle.holds(chan)
@@ -471,6 +491,19 @@ impl<T> Case for RecvCase<'_, T> {
                 }
                 None => Registration::Ready,
             },
+            Flavor::Sched(s, _) => {
+                // Not a registration that proves anything (the pass-1 look
+                // does, through `still_idle`): only a way to be woken when
+                // a `stop`/`reset` moves the due instant.
+                let w = park::current().into_waker();
+                let ready = s.watch(&w);
+                self.watch = Some(w);
+                if ready {
+                    Registration::Ready
+                } else {
+                    Registration::Skip
+                }
+            }
             _ => Registration::Skip,
         }
     }
@@ -478,6 +511,9 @@ impl<T> Case for RecvCase<'_, T> {
     fn unregister(&mut self) {
         if let (Some(p), Flavor::Chan(c)) = (self.packet.take(), &self.rx.flavor) {
             c.unregister_recv(p);
+        }
+        if let (Some(w), Flavor::Sched(s, _)) = (self.watch.take(), &self.rx.flavor) {
+            s.unwatch(&w);
         }
     }
 
@@ -499,6 +535,7 @@ impl<T> Case for RecvCase<'_, T> {
         match &self.rx.flavor {
             Flavor::At(a, _) => a.next_due(),
             Flavor::Tick(t, _) => t.next_due(),
+            Flavor::Sched(s, _) => s.next_due(),
             _ => None,
         }
     }

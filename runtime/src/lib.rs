@@ -186,6 +186,7 @@
 
 pub mod alarm;
 mod blocking;
+mod bridge;
 mod config;
 mod context;
 mod join;
@@ -204,6 +205,7 @@ mod timer;
 mod wake_latch;
 
 pub use blocking::blocking;
+pub use bridge::block_on;
 pub use config::{Config, ConfigError, MAX_WORKERS};
 pub use join::{JoinHandle, PanicPayload};
 pub use local::{AccessError, LocalKey};
