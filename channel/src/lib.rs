@@ -86,6 +86,7 @@ mod blocks;
 mod chan;
 mod channel;
 mod err;
+mod future;
 mod lock;
 mod loom;
 #[cfg(all(test, loom))]
@@ -103,6 +104,7 @@ pub use err::{
     RecvError, RecvTimeoutError, SelectTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySelectError, TrySendError,
 };
+pub use future::{RecvFuture, SendFuture};
 pub use select::{Select, SelectedOperation};
 pub use time::{Ticker, Timer};
 

@@ -93,6 +93,8 @@ pub struct Unparker {
 enum Inner {
     Coroutine(Arc<Task>),
     Thread(Thread),
+    /// An async task, woken through its executor (see `crate::bridge`).
+    Waker(std::task::Waker),
 }
 
 impl Unparker {
@@ -102,6 +104,24 @@ impl Unparker {
         match &self.inner {
             Inner::Coroutine(task) => task.unpark(),
             Inner::Thread(t) => t.unpark(),
+            Inner::Waker(w) => w.wake_by_ref(),
+        }
+    }
+
+    /// An `Unparker` that wakes an async task: `unpark` calls
+    /// [`Waker::wake_by_ref`](std::task::Waker::wake_by_ref). This is how
+    /// goro's waiter queues hold futures (`Sender::send_async`) next to
+    /// coroutines and threads. Parking has no meaning for such a target:
+    /// the task is polled again by its executor.
+    ///
+    /// ```
+    /// let u = goro_runtime::park::Unparker::from_waker(std::task::Waker::noop().clone());
+    /// u.unpark();
+    /// assert!(!u.is_coroutine());
+    /// ```
+    pub fn from_waker(waker: std::task::Waker) -> Unparker {
+        Unparker {
+            inner: Inner::Waker(waker),
         }
     }
 
@@ -115,6 +135,7 @@ impl Unparker {
         match (&self.inner, &other.inner) {
             (Inner::Coroutine(a), Inner::Coroutine(b)) => Arc::ptr_eq(a, b),
             (Inner::Thread(a), Inner::Thread(b)) => a.id() == b.id(),
+            (Inner::Waker(a), Inner::Waker(b)) => a.will_wake(b),
             _ => false,
         }
     }
@@ -131,6 +152,7 @@ impl fmt::Debug for Unparker {
         match &self.inner {
             Inner::Coroutine(t) => f.debug_tuple("Unparker::Coroutine").field(&t.id()).finish(),
             Inner::Thread(t) => f.debug_tuple("Unparker::Thread").field(&t.id()).finish(),
+            Inner::Waker(_) => f.write_str("Unparker::Waker"),
         }
     }
 }
