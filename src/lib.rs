@@ -94,7 +94,7 @@ pub mod chan {
 }
 
 #[doc(inline)]
-pub use goro_channel::select;
+pub use goro_channel::{select, select_biased};
 
 /// Coroutine-aware locks and signals.
 pub mod sync {

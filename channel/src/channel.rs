@@ -372,6 +372,14 @@ impl<T> Drop for Sender<T> {
     }
 }
 
+// A channel keeps its state consistent across a panic (nothing is left
+// half-done under its lock: user code never runs there), so handles may
+// cross `catch_unwind`, as crossbeam's do.
+impl<T> std::panic::UnwindSafe for Sender<T> {}
+impl<T> std::panic::RefUnwindSafe for Sender<T> {}
+impl<T> std::panic::UnwindSafe for Receiver<T> {}
+impl<T> std::panic::RefUnwindSafe for Receiver<T> {}
+
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Sender { .. }")
@@ -769,6 +777,15 @@ mod tests {
         // `Cell` is Send but not Sync: channels of it are still shareable.
         assert_send_sync::<Sender<std::cell::Cell<u8>>>();
         assert_send_sync::<Receiver<std::cell::Cell<u8>>>();
+    }
+
+    #[test]
+    fn handles_are_unwind_safe() {
+        fn check<X: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+        check::<Sender<std::cell::Cell<u8>>>();
+        check::<Receiver<std::cell::Cell<u8>>>();
+        check::<&Sender<u8>>();
+        check::<&Receiver<u8>>();
     }
 
     #[test]
