@@ -314,7 +314,12 @@ fn spin_until_final<T>(p: &Packet<T>) -> u8 {
         if s != PENDING {
             return s;
         }
-        backoff.snooze();
+        if backoff.is_completed() {
+            // Let the claimer run if it shares our worker (or thread).
+            goro_runtime::yield_now();
+        } else {
+            backoff.spin();
+        }
     }
 }
 

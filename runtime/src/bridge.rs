@@ -13,13 +13,15 @@
 //!    park token (std::thread::park semantics, see [`crate::park`]), so
 //!    the park after a `Pending` returns at once and the future is polled
 //!    again. Spurious wake-ups only cost a poll.
-//! 2. **The first poll allocates nothing.** [`block_on`] polls first with
-//!    a waker whose data points at an [`Unparker`] on its own stack frame.
-//!    That waker is only ever reached through the `&Waker` of the poll's
-//!    `Context`, which cannot outlive the poll; a future that keeps its
-//!    waker must clone it, and `clone` makes a heap waker that owns an
-//!    `Unparker` of its own. So a ready future costs one poll and no
-//!    allocation.
+//! 2. **A ready future costs one poll.** In a coroutine, [`block_on`]
+//!    polls with a waker whose data is the running task, borrowed, not
+//!    counted: that waker is only ever reached through the `&Waker` of a
+//!    poll's `Context`, which cannot outlive the poll, and the task is
+//!    alive while it runs the poll. A future that keeps its waker must
+//!    clone it, and `clone` makes a heap waker that owns a reference to
+//!    the task. On a thread, the waker is made once per thread and kept
+//!    in a thread-local (a thread never migrates). So no reference count
+//!    or allocation is touched for a future that is ready at once.
 //! 3. **Blocking is goro's.** In a coroutine only the coroutine waits; on
 //!    a plain thread the thread blocks. A future that needs another
 //!    runtime's reactor (tokio's sockets and timers) never becomes ready
@@ -31,7 +33,9 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 
+use crate::context;
 use crate::park::{self, Unparker};
+use crate::task::Task;
 
 impl Wake for Unparker {
     fn wake(self: Arc<Self>) {
@@ -56,31 +60,53 @@ impl Unparker {
     }
 }
 
-/// The vtable of the borrowed first-poll waker (invariant 2): its data is
-/// a `*const Unparker` into `block_on`'s frame.
-static BORROWED: RawWakerVTable =
-    RawWakerVTable::new(borrowed_clone, borrowed_wake, borrowed_wake, borrowed_drop);
+/// The vtable of the borrowed waker of a coroutine's `block_on`
+/// (invariant 2): its data points at a `&Task` (the running coroutine's,
+/// alive while it runs `block_on`) in `block_on`'s frame. (`Task` is
+/// unsized, so the reference itself is what the thin data pointer names.)
+static BORROWED_TASK: RawWakerVTable =
+    RawWakerVTable::new(task_clone, task_wake, task_wake, borrowed_drop);
 
-fn borrowed_clone(data: *const ()) -> RawWaker {
-    // SAFETY: `data` is the `&Unparker` that `block_on` lent to the poll
-    // that is running now (the only way to reach this waker is the
-    // `&Waker` of that poll's `Context`), so it points to a live value.
-    let u = unsafe { &*(data as *const Unparker) };
-    let owned: Waker = u.clone().into_waker();
+fn task_clone(data: *const ()) -> RawWaker {
+    // SAFETY: `data` points at the `&Task` in the frame of the `block_on`
+    // whose poll is running now (the only way to reach this waker is that
+    // poll's `&Waker`): the frame and the running task are alive.
+    let task: &Task = unsafe { *(data as *const &Task) };
+    raw_parts(Unparker::for_task(task.arc()).into_waker())
+}
+
+fn task_wake(data: *const ()) {
+    // SAFETY: as in `task_clone`.
+    let task: &Task = unsafe { *(data as *const &Task) };
+    task.unpark();
+}
+
+/// A thread's `block_on` waker: made once per thread, then borrowed.
+fn thread_waker<R>(f: impl FnOnce(&Waker) -> R) -> R {
+    thread_local! {
+        static WAKER: Waker = park::current().into_waker();
+    }
+    WAKER.with(|w| f(w))
+}
+
+/// The raw parts of an owned waker, handed over to a new `Waker`.
+fn raw_parts(owned: Waker) -> RawWaker {
     let owned = std::mem::ManuallyDrop::new(owned);
-    // The owned waker's raw parts, handed over to the new `Waker` that
-    // the caller builds from them.
     RawWaker::new(owned.data(), owned.vtable())
 }
 
-fn borrowed_wake(data: *const ()) {
-    // SAFETY: as in `borrowed_clone`; `wake` (by value) also goes through
-    // here, and dropping the borrowed waker does nothing.
-    let u = unsafe { &*(data as *const Unparker) };
-    u.unpark();
-}
-
 fn borrowed_drop(_: *const ()) {}
+
+/// Polls until ready, parking in between (invariant 1).
+fn drive<F: Future>(mut future: std::pin::Pin<&mut F>, waker: &Waker) -> F::Output {
+    let mut cx = Context::from_waker(waker);
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        park::park();
+    }
+}
 
 /// Runs `future` to completion and returns its output.
 ///
@@ -115,23 +141,24 @@ fn borrowed_drop(_: *const ()) {}
 /// assert_eq!(block_on(async { 1 + 1 }), 2);
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let unparker = park::current();
-    let raw = RawWaker::new(&unparker as *const Unparker as *const (), &BORROWED);
-    // SAFETY: the vtable's functions uphold the `RawWaker` contract for
-    // this data: `clone` makes an independent heap waker, `wake` and
-    // `wake_by_ref` unpark through the `Unparker`, which lives in this
-    // frame for as long as the waker can be reached (invariant 2: only
-    // through the `Context` below, which ends with each poll), and `drop`
-    // has nothing to free. The `Unparker` is `Send + Sync`, so using it
-    // from another thread during a poll is fine.
-    let waker = unsafe { Waker::from_raw(raw) };
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            return v;
+    let future = pin!(future);
+    match context::current_task() {
+        Some(task) => {
+            let task: &Task = task;
+            let raw = RawWaker::new(&task as *const &Task as *const (), &BORROWED_TASK);
+            // SAFETY: the vtable's functions uphold the `RawWaker`
+            // contract for this data: `clone` makes an independent heap
+            // waker holding its own `Arc<Task>`, `wake` and `wake_by_ref`
+            // unpark the task, which is alive (it is running this call)
+            // for as long as the waker can be reached (invariant 2: only
+            // through the `Context` of a poll below), and `drop` has
+            // nothing to free. `Task::unpark` is thread-safe.
+            let waker = unsafe { Waker::from_raw(raw) };
+            drive(future, &waker)
         }
-        park::park();
+        // A thread never migrates, so its thread-local waker stays valid
+        // across the parks.
+        None => thread_waker(|w| drive(future, w)),
     }
 }
 
