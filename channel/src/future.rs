@@ -64,6 +64,8 @@ pub struct RecvFuture<'a, T> {
     watch: Option<u64>,
     /// Timer receivers: the alarm for the due instant, and that instant.
     alarm: Option<(Alarm, Instant, Arc<WakeAt>)>,
+    /// Stoppable timers: the waker left on the schedule.
+    sched_waker: Option<Waker>,
 }
 
 /// The future of [`Sender::send_async`]: resolves when the message is
@@ -148,8 +150,14 @@ impl<T> Future for RecvFuture<'_, T> {
             Flavor::Sched(s, f) => {
                 let (p, f) = (s.try_take(Some(cx.waker())).0, *f);
                 let r = this.timer_poll(p, f, cx.waker());
+                match this.sched_waker.take() {
+                    Some(old) if !old.will_wake(cx.waker()) => s.unwatch(&old),
+                    _ => {}
+                }
                 if r.is_ready() {
                     s.unwatch(cx.waker());
+                } else {
+                    this.sched_waker = Some(cx.waker().clone());
                 }
                 r
             }
@@ -163,8 +171,7 @@ impl<T> Drop for RecvFuture<'_, T> {
         if let Flavor::Chan(c) = &self.rx.flavor {
             c.unwatch(Side::Recv, self.watch.take());
         }
-        if let (Flavor::Sched(s, _), Some((_, _, target))) = (&self.rx.flavor, &self.alarm) {
-            let w = target.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let (Flavor::Sched(s, _), Some(w)) = (&self.rx.flavor, self.sched_waker.take()) {
             s.unwatch(&w);
         }
     }
@@ -246,6 +253,7 @@ impl<T> Receiver<T> {
             rx: self,
             watch: None,
             alarm: None,
+            sched_waker: None,
         }
     }
 }
