@@ -29,7 +29,8 @@
 //! - Coroutines: [`go!`], [`spawn`], [`Builder`], [`JoinHandle`], [`scope`],
 //!   [`yield_now`], [`sleep`], [`is_coroutine`], [`blocking`].
 //! - Per-coroutine state: [`coroutine_local!`].
-//! - Channels and select: [`chan`], [`select!`].
+//! - Channels and select: [`chan`], [`select!`], [`select_biased!`];
+//!   stoppable timers: [`chan::Timer`], [`chan::Ticker`].
 //! - Locks and signals: [`sync`].
 //! - Sockets: [`net`].
 //! - Waiting primitives for your own types: [`park`].
@@ -37,6 +38,28 @@
 //! - Unmodified blocking code in coroutines (`hook` feature): [`hook`].
 //! - Cancellation and deadlines: [`context`] (Go's `context`).
 //! - Structured concurrency: [`Group`] (Go's errgroup), [`JoinSet`].
+//! - Async Rust: [`block_on`], [`chan::Sender::send_async`],
+//!   [`chan::Receiver::recv_async`] (see below).
+//!
+//! ## Async Rust
+//!
+//! [`block_on`] runs a future to completion, parking the coroutine (or
+//! blocking the thread) while it is pending; its waker unparks. Channels
+//! have async forms, so a future and a coroutine can share a channel:
+//!
+//! ```
+//! let (tx, rx) = goro::chan::bounded::<u32>(0);
+//! let h = goro::go!(move || rx.recv());
+//! goro::block_on(async { tx.send_async(7).await }).unwrap();
+//! assert_eq!(h.join().unwrap(), Ok(7));
+//! ```
+//!
+//! A future that needs another runtime's reactor (tokio's sockets and
+//! timers, or a client library built on them) must run on that runtime:
+//! start a tokio runtime on a side thread, send it requests over a goro
+//! channel (`recv_async` there), and let each request carry a goro channel
+//! for the answer (`send_async` there, a plain `recv` in the coroutine).
+//! `examples/tokio_bridge.rs` is that pattern, tested.
 //!
 //! ## One rule to know
 //!
@@ -50,8 +73,8 @@
 pub use goro_runtime::{
     AccessError, BlockedIn, BlockedWorker, Builder, Config, ConfigError, CoroutineInfo,
     DEFAULT_STACK_SIZE, JoinHandle, LocalKey, MAX_STACK_SIZE, MAX_WORKERS, MIN_STACK_SIZE,
-    PanicPayload, Scope, ScopedJoinHandle, State, Stats, blocking, coroutines, current_id,
-    is_coroutine, scope, sleep, spawn, stats, yield_now,
+    PanicPayload, Scope, ScopedJoinHandle, State, Stats, block_on, blocking, coroutines,
+    current_id, is_coroutine, scope, sleep, spawn, stats, yield_now,
 };
 #[doc(inline)]
 pub use goro_runtime::{
@@ -98,14 +121,31 @@ pub mod reactor {
 }
 
 /// Channels: `bounded` (0 = unbuffered), `unbounded`, `never`, `after`,
-/// `tick`, and dynamic `Select`.
+/// `tick`, stoppable `Timer` and `Ticker`, dynamic `Select`, and async
+/// `send_async`/`recv_async`.
+///
+/// ```
+/// use std::time::Duration;
+/// use goro::chan::{self, Timer};
+///
+/// let (tx, rx) = chan::bounded::<&str>(1);
+/// let idle = Timer::new(Duration::from_secs(3600));
+/// tx.send("work").unwrap();
+/// let off: Option<&chan::Sender<&str>> = None; // Go's nil channel
+/// goro::select! {
+///     recv(rx) -> msg => { assert_eq!(msg, Ok("work")); idle.reset(Duration::from_secs(3600)); }
+///     recv(idle) -> _ => unreachable!(),
+///     send(off, "never sent") -> _ => unreachable!(),
+/// }
+/// assert!(idle.stop());
+/// ```
 pub mod chan {
     #[doc(inline)]
     pub use goro_channel::*;
 }
 
 #[doc(inline)]
-pub use goro_channel::select;
+pub use goro_channel::{select, select_biased};
 
 /// Coroutine-aware locks and signals.
 pub mod sync {

@@ -60,11 +60,25 @@
 //!    of is missed. The version wraps after 2^62 changes (2^30 on 32-bit
 //!    targets), far beyond what can happen between two loads a few
 //!    nanoseconds apart.
+//! 9. Async operations and readiness waits do not queue packets: they
+//!    leave a `Watch` (a `Waker`) in `recv_watch`/`send_watch`, in the
+//!    same critical section as their failed attempt, and try again when
+//!    woken. Every unlock whose hint says a receive (a send) may succeed
+//!    wakes the first receive (send) watcher, except on the side where
+//!    that critical section itself registered one; closing wakes all of
+//!    them. Every change that makes an operation possible ends with such
+//!    an unlock, so no watcher sleeps through one. A watcher that goes
+//!    away after being woken, without completing, takes the lock to
+//!    deregister, and that unlock passes the wake-up on. So a dropped
+//!    future never takes a message with it: until its poll returns
+//!    `Ready`, the message is in the channel (or in the future's own
+//!    hands, for a send).
 
 use std::collections::VecDeque;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use goro_runtime::park;
@@ -145,7 +159,34 @@ struct State<T> {
     rx_gone: bool,
     sendq: VecDeque<PacketPtr<T>>,
     recvq: VecDeque<PacketPtr<T>>,
+    /// Async receivers (and readiness waiters) to wake when a receive may
+    /// succeed (invariant 9).
+    recv_watch: Vec<Watch>,
+    /// Async senders (and readiness waiters) to wake when a send may
+    /// succeed (invariant 9).
+    send_watch: Vec<Watch>,
+    /// Source of `Watch::id`s.
+    watch_ids: u64,
 }
+
+/// A waker left on a channel by an operation that did not wait in a queue
+/// (invariant 9).
+pub(crate) struct Watch {
+    id: u64,
+    waker: Waker,
+}
+
+/// Which side of a channel a watcher waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Recv,
+    Send,
+}
+
+/// `Locked::quiet` bits: the critical section registered a watcher on
+/// that side, after failing to complete; its unlock wakes nobody there.
+const QUIET_RECV: u8 = 1;
+const QUIET_SEND: u8 = 2;
 
 /// Pops entries until one can be claimed (invariant 3). Call under the
 /// lock. The returned packet stays valid until the caller finishes it.
@@ -273,6 +314,25 @@ fn take_from_sender<T>(p: PacketPtr<T>) -> Option<T> {
     }
 }
 
+/// Waits for the final status of a claimed plain packet whose owner
+/// cannot park for it (an async task): the claimer is a few instructions
+/// from its final store (`Chan::abandon_send`).
+fn spin_until_final<T>(p: &Packet<T>) -> u8 {
+    let backoff = crossbeam_utils::Backoff::new();
+    loop {
+        let s = p.status();
+        if s != PENDING {
+            return s;
+        }
+        if backoff.is_completed() {
+            // Let the claimer run if it shares our worker (or thread).
+            goro_runtime::yield_now();
+        } else {
+            backoff.spin();
+        }
+    }
+}
+
 /// Hands `value` to a receiver packet we claimed.
 fn deliver<T>(p: PacketPtr<T>, value: T) {
     // SAFETY: we claimed the packet and have not finished it: it is alive
@@ -295,7 +355,8 @@ fn finish<T>(p: PacketPtr<T>, status: u8) {
 /// (`Chan::hint`) while still holding the lock.
 struct Locked<'a, T> {
     chan: &'a Chan<T>,
-    st: SpinGuard<'a, State<T>>,
+    st: ManuallyDrop<SpinGuard<'a, State<T>>>,
+    quiet: u8,
 }
 
 impl<T> Deref for Locked<'_, T> {
@@ -330,6 +391,32 @@ impl<T> Drop for Locked<'_, T> {
         if word & HINT_FLAGS != hint {
             let version = (word & !HINT_FLAGS).wrapping_add(HINT_VERSION);
             self.chan.hint.store(version | hint, Ordering::Release);
+        }
+        if st.recv_watch.is_empty() && st.send_watch.is_empty() {
+            // SAFETY: dropped once, here, and never used after.
+            unsafe { ManuallyDrop::drop(&mut self.st) };
+            return;
+        }
+        // Invariant 9: pick who to wake, wake them after unlocking.
+        let closed = st.closed;
+        let rx_gone = st.rx_gone;
+        let quiet = self.quiet;
+        let st = &mut *self.st;
+        let mut wake: Vec<Waker> = Vec::new();
+        if closed {
+            wake.extend(st.recv_watch.drain(..).map(|w| w.waker));
+        } else if hint & RECV_MAY != 0 && quiet & QUIET_RECV == 0 && !st.recv_watch.is_empty() {
+            wake.push(st.recv_watch.remove(0).waker);
+        }
+        if closed || rx_gone {
+            wake.extend(st.send_watch.drain(..).map(|w| w.waker));
+        } else if hint & SEND_MAY != 0 && quiet & QUIET_SEND == 0 && !st.send_watch.is_empty() {
+            wake.push(st.send_watch.remove(0).waker);
+        }
+        // SAFETY: dropped once, here, and never used after.
+        unsafe { ManuallyDrop::drop(&mut self.st) };
+        for w in wake {
+            w.wake();
         }
     }
 }
@@ -378,6 +465,9 @@ impl<T> Chan<T> {
                 rx_gone: false,
                 sendq: VecDeque::new(),
                 recvq: VecDeque::new(),
+                recv_watch: Vec::new(),
+                send_watch: Vec::new(),
+                watch_ids: 0,
             }),
             hint: AtomicUsize::new(if cap_n > 0 { SEND_MAY } else { 0 }),
             cap: cap_n,
@@ -391,7 +481,8 @@ impl<T> Chan<T> {
     fn lock(&self) -> Locked<'_, T> {
         Locked {
             chan: self,
-            st: self.state.lock(),
+            st: ManuallyDrop::new(self.state.lock()),
+            quiet: 0,
         }
     }
 
@@ -657,6 +748,224 @@ impl<T> Chan<T> {
     /// `None` for unbounded.
     pub(crate) fn capacity(&self) -> Option<usize> {
         if self.unbounded { None } else { Some(self.cap) }
+    }
+
+    // ---- async operations and readiness (invariant 9) --------------------
+
+    /// Takes `id`'s watch off `side` if it is still there.
+    fn take_watch(st: &mut State<T>, side: Side, id: Option<u64>) -> Option<Watch> {
+        let id = id?;
+        let list = match side {
+            Side::Recv => &mut st.recv_watch,
+            Side::Send => &mut st.send_watch,
+        };
+        let i = list.iter().position(|w| w.id == id)?;
+        Some(list.remove(i))
+    }
+
+    /// Leaves a watch for `waker` on `side` (reusing `old` if it wakes the
+    /// same task) and marks the unlock quiet on that side.
+    fn put_watch(
+        st: &mut Locked<'_, T>,
+        side: Side,
+        id: &mut Option<u64>,
+        old: Option<Watch>,
+        waker: &Waker,
+    ) {
+        let watch = match old {
+            Some(w) if w.waker.will_wake(waker) => w,
+            _ => {
+                let n = match *id {
+                    Some(n) => n,
+                    None => {
+                        st.watch_ids += 1;
+                        st.watch_ids
+                    }
+                };
+                Watch {
+                    id: n,
+                    waker: waker.clone(),
+                }
+            }
+        };
+        *id = Some(watch.id);
+        match side {
+            Side::Recv => {
+                st.recv_watch.push(watch);
+                st.quiet |= QUIET_RECV;
+            }
+            Side::Send => {
+                st.send_watch.push(watch);
+                st.quiet |= QUIET_SEND;
+            }
+        }
+    }
+
+    /// Withdraws a watch (a future dropped, a readiness wait over). Always
+    /// takes the lock, so that a wake-up this watcher received and did not
+    /// use is passed on by the unlock (invariant 9).
+    pub(crate) fn unwatch(&self, side: Side, id: Option<u64>) {
+        if id.is_none() {
+            return;
+        }
+        let mut st = self.lock();
+        drop(Self::take_watch(&mut st, side, id));
+    }
+
+    /// One poll of an async receive: the message, the close, or a watch
+    /// left for `waker`.
+    pub(crate) fn poll_recv(
+        &self,
+        id: &mut Option<u64>,
+        waker: &Waker,
+    ) -> Poll<Result<T, RecvError>> {
+        loop {
+            let mut st = self.lock();
+            let old = Self::take_watch(&mut st, Side::Recv, *id);
+            if let Some(v) = st.buf.pop_front() {
+                let refilled = if st.sendq.is_empty() {
+                    None
+                } else {
+                    self.refill(&mut st)
+                };
+                drop(st);
+                if let Some((p, status)) = refilled {
+                    finish(p, status);
+                }
+                return Poll::Ready(Ok(v));
+            }
+            if let Some(p) = claim_first(&mut st.sendq) {
+                drop(st);
+                match take_from_sender(p) {
+                    Some(v) => return Poll::Ready(Ok(v)),
+                    None => continue,
+                }
+            }
+            if st.closed {
+                return Poll::Ready(Err(RecvError));
+            }
+            Self::put_watch(&mut st, Side::Recv, id, old, waker);
+            return Poll::Pending;
+        }
+    }
+
+    /// One poll of an async send. The first poll (`msg` holds the
+    /// message) sends it or queues it in a packet woken through `waker`,
+    /// like a blocked `send` (`packet`); later polls look at the packet.
+    pub(crate) fn poll_send(
+        &self,
+        msg: &mut Option<T>,
+        packet: &mut Option<OwnedPacket<T>>,
+        waker: &Waker,
+    ) -> Poll<Result<(), SendError<T>>> {
+        if let Some(owned) = packet {
+            if owned.get().status() == PENDING {
+                let st = self.lock();
+                if owned.get().waiter().is_waiting() {
+                    // SAFETY: queued (undecided plain packets stay in
+                    // sendq), undecided, and we hold the lock.
+                    unsafe {
+                        owned
+                            .get()
+                            .replace_unparker(park::Unparker::from_waker(waker.clone()))
+                    };
+                    drop(st);
+                    return Poll::Pending;
+                }
+                drop(st);
+            }
+            // Decided: the claimer finishes at once (see `abandon_send`).
+            let status = spin_until_final(owned.get());
+            let owned = packet.take().expect("checked above");
+            // SAFETY: out of sendq (its claimer removed it) and finished.
+            let leftover = unsafe { owned.free() };
+            return Poll::Ready(match status {
+                DONE => Ok(()),
+                CLOSED => Err(SendError(leftover.expect("goro-channel: lost a message"))),
+                s => unreachable!("goro-channel: async send finished with status {s}"),
+            });
+        }
+        let value = msg
+            .take()
+            .expect("goro-channel: a send future polled after completion");
+        let mut st = self.lock();
+        if st.closed || st.rx_gone {
+            return Poll::Ready(Err(SendError(value)));
+        }
+        if let Some(p) = claim_first(&mut st.recvq) {
+            drop(st);
+            deliver(p, value);
+            return Poll::Ready(Ok(()));
+        }
+        if self.has_room(&st) {
+            st.buf.push_back(value);
+            return Poll::Ready(Ok(()));
+        }
+        let owned = Packet::plain_for(
+            Kind::Send,
+            Some(value),
+            park::Unparker::from_waker(waker.clone()),
+        );
+        st.sendq.push_back(owned.ptr());
+        *packet = Some(owned);
+        Poll::Pending
+    }
+
+    /// A pending async send is dropped: withdraws its packet (dropping the
+    /// unsent message), or, if a receiver claimed it already, waits the
+    /// moment it takes to finish. Claimers of plain send packets run no
+    /// user code between claim and finish (they move the message out, or
+    /// close), so that wait is a few instructions.
+    pub(crate) fn abandon_send(&self, owned: OwnedPacket<T>) {
+        let won = {
+            let mut st = self.lock();
+            let won = owned.get().abort_locked();
+            if won {
+                remove(&mut st.sendq, &owned);
+            }
+            won
+        };
+        if !won {
+            spin_until_final(owned.get());
+        }
+        // SAFETY: out of sendq (our abort removed it, or its claimer did),
+        // and no claimer is mid-completion (we won the abort or saw the
+        // final status).
+        drop(unsafe { owned.free() });
+    }
+
+    /// Whether an operation on `side` would complete (or see the close)
+    /// without waiting; with `watch`, leaves a watch when it would not.
+    /// A readiness check, like crossbeam's `Select::ready`: nothing is
+    /// taken or reserved.
+    pub(crate) fn ready(&self, side: Side, watch: Option<(&mut Option<u64>, &Waker)>) -> bool {
+        let mut st = self.lock();
+        let ready = match side {
+            Side::Recv => {
+                !st.buf.is_empty()
+                    || st.closed
+                    || st.sendq.iter().any(|p| {
+                        // SAFETY: queued and under the lock, as in `claim_first`.
+                        unsafe { p.get() }.waiter().is_waiting()
+                    })
+            }
+            Side::Send => {
+                st.closed
+                    || st.rx_gone
+                    || self.has_room(&st)
+                    || st.recvq.iter().any(|p| {
+                        // SAFETY: as above.
+                        unsafe { p.get() }.waiter().is_waiting()
+                    })
+            }
+        };
+        if let Some((id, waker)) = watch {
+            let old = Self::take_watch(&mut st, side, *id);
+            if !ready {
+                Self::put_watch(&mut st, side, id, old, waker);
+            }
+        }
+        ready
     }
 
     // ---- select support -------------------------------------------------

@@ -19,7 +19,7 @@ use crate::chan::{Chan, Deadline};
 use crate::err::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::timer::{At, Poll, Tick};
+use crate::timer::{At, Poll, Sched, Tick};
 
 /// Creates a channel that buffers up to `cap` messages.
 ///
@@ -169,6 +169,8 @@ pub(crate) enum Flavor<T> {
     Chan(Arc<Chan<T>>),
     At(Arc<At>, fn(Instant) -> T),
     Tick(Arc<Tick>, fn(Instant) -> T),
+    /// A stoppable `Timer` or `Ticker`.
+    Sched(Arc<Sched>, fn(Instant) -> T),
     Never(PhantomData<fn() -> T>),
 }
 
@@ -373,6 +375,14 @@ impl<T> Drop for Sender<T> {
     }
 }
 
+// A channel keeps its state consistent across a panic (nothing is left
+// half-done under its lock: user code never runs there), so handles may
+// cross `catch_unwind`, as crossbeam's do.
+impl<T> std::panic::UnwindSafe for Sender<T> {}
+impl<T> std::panic::RefUnwindSafe for Sender<T> {}
+impl<T> std::panic::UnwindSafe for Receiver<T> {}
+impl<T> std::panic::RefUnwindSafe for Receiver<T> {}
+
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Sender { .. }")
@@ -390,6 +400,30 @@ fn recv_timer(poll: impl Fn() -> Poll, deadline: Deadline) -> Result<Instant, Re
         };
         wait_until(wake, deadline)?;
     }
+}
+
+/// Waits on a stoppable timer: as `recv_timer`, but woken early by a
+/// `stop`/`reset` (timer.rs invariant 5).
+fn recv_sched(s: &Sched, deadline: Deadline) -> Result<Instant, RecvTimeoutError> {
+    if let (Poll::Ready(i), _) = s.try_take(None) {
+        return Ok(i);
+    }
+    if deadline == Deadline::Now {
+        return Err(RecvTimeoutError::Timeout);
+    }
+    let waker = park::current().into_waker();
+    let got = loop {
+        let wake = match s.try_take(Some(&waker)).0 {
+            Poll::Ready(i) => break Ok(i),
+            Poll::Later(due) => Some(due),
+            Poll::Never => None,
+        };
+        if let Err(e) = wait_until(wake, deadline) {
+            break Err(e);
+        }
+    };
+    s.unwatch(&waker);
+    got
 }
 
 /// Parks until `wake` (if any) or `deadline`, whichever is first; `Err`
@@ -419,6 +453,7 @@ impl<T> Receiver<T> {
             Flavor::Chan(c) => c.recv(deadline),
             Flavor::At(a, f) => recv_timer(|| a.try_take(), deadline).map(f),
             Flavor::Tick(t, f) => recv_timer(|| t.try_take(), deadline).map(f),
+            Flavor::Sched(s, f) => recv_sched(s, deadline).map(f),
             Flavor::Never(_) => loop {
                 wait_until(None, deadline)?;
             },
@@ -564,6 +599,7 @@ impl<T> Receiver<T> {
             Flavor::Chan(c) => c.len(),
             Flavor::At(a, _) => a.len(),
             Flavor::Tick(t, _) => t.len(),
+            Flavor::Sched(s, _) => s.len(),
             Flavor::Never(_) => 0,
         }
     }
@@ -588,7 +624,7 @@ impl<T> Receiver<T> {
     pub fn is_full(&self) -> bool {
         match &self.flavor {
             Flavor::Chan(c) => c.is_full(),
-            Flavor::At(..) | Flavor::Tick(..) => self.len() == 1,
+            Flavor::At(..) | Flavor::Tick(..) | Flavor::Sched(..) => self.len() == 1,
             Flavor::Never(_) => true,
         }
     }
@@ -603,7 +639,7 @@ impl<T> Receiver<T> {
     pub fn capacity(&self) -> Option<usize> {
         match &self.flavor {
             Flavor::Chan(c) => c.capacity(),
-            Flavor::At(..) | Flavor::Tick(..) => Some(1),
+            Flavor::At(..) | Flavor::Tick(..) | Flavor::Sched(..) => Some(1),
             Flavor::Never(_) => Some(0),
         }
     }
@@ -625,6 +661,7 @@ impl<T> Receiver<T> {
             Flavor::Chan(c) => Arc::as_ptr(c) as *const () as usize,
             Flavor::At(a, _) => Arc::as_ptr(a) as *const () as usize,
             Flavor::Tick(t, _) => Arc::as_ptr(t) as *const () as usize,
+            Flavor::Sched(s, _) => Arc::as_ptr(s) as *const () as usize,
             Flavor::Never(_) => 0,
         }
     }
@@ -639,6 +676,7 @@ impl<T> Clone for Receiver<T> {
             }
             Flavor::At(a, f) => Flavor::At(a.clone(), *f),
             Flavor::Tick(t, f) => Flavor::Tick(t.clone(), *f),
+            Flavor::Sched(s, f) => Flavor::Sched(s.clone(), *f),
             Flavor::Never(_) => Flavor::Never(PhantomData),
         };
         Receiver { flavor }
@@ -753,6 +791,15 @@ mod tests {
         // `Cell` is Send but not Sync: channels of it are still shareable.
         assert_send_sync::<Sender<std::cell::Cell<u8>>>();
         assert_send_sync::<Receiver<std::cell::Cell<u8>>>();
+    }
+
+    #[test]
+    fn handles_are_unwind_safe() {
+        fn check<X: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+        check::<Sender<std::cell::Cell<u8>>>();
+        check::<Receiver<std::cell::Cell<u8>>>();
+        check::<&Sender<u8>>();
+        check::<&Receiver<u8>>();
     }
 
     #[test]

@@ -191,6 +191,17 @@ pub struct TrySelectError;
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 pub struct SelectTimeoutError;
 
+/// The error of [`Select::try_ready`](crate::Select::try_ready): no
+/// operation was ready.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct TryReadyError;
+
+/// The error of [`Select::ready_timeout`](crate::Select::ready_timeout)
+/// and [`Select::ready_deadline`](crate::Select::ready_deadline): no
+/// operation became ready in time.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct ReadyTimeoutError;
+
 impl<T> fmt::Debug for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SendError(..)")
@@ -315,6 +326,22 @@ impl fmt::Display for SelectTimeoutError {
 
 impl error::Error for SelectTimeoutError {}
 
+impl fmt::Display for TryReadyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("all operations in select would block")
+    }
+}
+
+impl error::Error for TryReadyError {}
+
+impl fmt::Display for ReadyTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out waiting on ready")
+    }
+}
+
+impl error::Error for ReadyTimeoutError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +375,7 @@ mod tests {
         is_error(&RecvTimeoutError::Timeout);
         is_error(&TrySelectError);
         is_error(&SelectTimeoutError);
+        is_error(&TryReadyError);
+        is_error(&ReadyTimeoutError);
     }
 }

@@ -41,9 +41,16 @@
 //! - Channels: [`bounded`] (`bounded(0)` is an unbuffered rendezvous, like
 //!   Go's `make(chan T)`), [`unbounded`], [`never()`] (Go's nil channel).
 //! - Timers as channels: [`after`], [`at`] (one message: the instant they
-//!   fired) and [`tick`] (like Go's `Ticker`: at most one pending tick).
-//! - [`select!`]: wait on several operations, exactly one completes; and
-//!   [`Select`] for a set of operations built at run time.
+//!   fired) and [`tick`] (like Go's `Ticker`: at most one pending tick);
+//!   [`Timer`] and [`Ticker`] when they must be stopped or reset (Go
+//!   1.23's `time.Timer` and `time.Ticker`: no stale value after `stop`
+//!   or `reset`).
+//! - [`select!`]: wait on several operations, exactly one completes
+//!   ([`select_biased!`]: the first ready arm wins); and [`Select`] for a
+//!   set of operations built at run time, with crossbeam's readiness API
+//!   ([`Select::ready`] and friends).
+//! - Async operations: [`Sender::send_async`], [`Receiver::recv_async`],
+//!   for futures under `block_on` or another executor (tokio).
 //! - Typed errors that hand back unsent messages: [`SendError`],
 //!   [`TrySendError`], [`SendTimeoutError`], [`RecvError`],
 //!   [`TryRecvError`], [`RecvTimeoutError`].
@@ -83,12 +90,14 @@ mod blocks;
 mod chan;
 mod channel;
 mod err;
+mod future;
 mod lock;
 mod loom;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod select;
 mod select_macro;
+mod time;
 mod timer;
 mod waiter;
 
@@ -96,17 +105,22 @@ pub use channel::{
     IntoIter, Iter, Receiver, Sender, TryIter, after, at, bounded, never, tick, unbounded,
 };
 pub use err::{
-    RecvError, RecvTimeoutError, SelectTimeoutError, SendError, SendTimeoutError, TryRecvError,
-    TrySelectError, TrySendError,
+    ReadyTimeoutError, RecvError, RecvTimeoutError, SelectTimeoutError, SendError,
+    SendTimeoutError, TryReadyError, TryRecvError, TrySelectError, TrySendError,
 };
+pub use future::{RecvFuture, SendFuture};
 pub use select::{Select, SelectedOperation};
+pub use time::{Ticker, Timer};
 
 /// What the `select!` macro expands to. Not a public API: no stability
 /// promise.
 #[doc(hidden)]
 pub mod internal {
     pub use crate::chan::Deadline;
-    pub use crate::select::{Case, CaseSet, RecvCase, Registration, SendCase, run};
+    pub use crate::select::{
+        Case, CaseSet, RecvCase, RecvTarget, Registration, SendCase, SendTarget, recv_target, run,
+        run_biased, send_target,
+    };
     pub use crate::waiter::Waiter;
 
     /// Ends a case's life (and its borrow of the channel) before the arm's

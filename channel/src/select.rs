@@ -96,9 +96,13 @@ use std::time::{Duration, Instant};
 use goro_runtime::park;
 
 use crate::blocks;
-use crate::chan::{Chan, Deadline, SendToken, Stamp};
+use std::task::Waker;
+
+use crate::chan::{Chan, Deadline, SendToken, Side, Stamp};
 use crate::channel::{Flavor, Receiver, Sender};
-use crate::err::{RecvError, SelectTimeoutError, SendError, TrySelectError};
+use crate::err::{
+    ReadyTimeoutError, RecvError, SelectTimeoutError, SendError, TryReadyError, TrySelectError,
+};
 use crate::waiter::{Decision, OwnedPacket, Waiter};
 
 /// What pass 3 made of a case.
@@ -172,6 +176,9 @@ enum Idle {
     /// A case that can never be ready again (`never()`, a timer that
     /// fired or never will).
     Forever,
+    /// A stoppable timer's look, valid while its `seq` is unchanged and
+    /// nothing came due (timer.rs invariant 4).
+    Sched(u64),
 }
 
 impl Idle {
@@ -201,6 +208,8 @@ impl Idle {
             // now" means "not ready at any time since the first look".
             Idle::Until(due) => goro_runtime::testing::now() < due,
             Idle::Forever => true,
+            // Checked by the case itself, which has the schedule.
+            Idle::Sched(_) => false,
         }
     }
 }
@@ -241,6 +250,17 @@ enum Ended {
 #[doc(hidden)]
 #[track_caller]
 pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usize> {
+    run_with(cases, deadline, false)
+}
+
+/// [`run`] for `select_biased!`: pass 1 (and pass 3) visit the cases in
+/// their order, so the first ready case wins. Not a stable API.
+#[doc(hidden)]
+pub fn run_biased<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usize> {
+    run_with(cases, deadline, true)
+}
+
+fn run_with<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline, biased: bool) -> Option<usize> {
     let n = cases.count();
     let mut inline = [0u32; INLINE_CASES];
     let mut heap = Vec::new();
@@ -261,7 +281,16 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
         // a select whose first pick is ready pays for one random index, not
         // a whole permutation: the first ready case of a uniformly random
         // permutation is uniform among the ready cases either way.
-        let mut live = n;
+        if biased {
+            for i in 0..n {
+                if let Some(c) = cases.case(i)
+                    && c.try_now()
+                {
+                    return Some(i);
+                }
+            }
+        }
+        let mut live = if biased { 0 } else { n };
         while live > 0 {
             let j = if live > 1 { draws.below(live) } else { 0 };
             let i = order[j];
@@ -310,15 +339,6 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
         // Pass 4: abort now if a case became ready or we may not wait;
         // otherwise park until decided, a timer case is due, or the
         // deadline passes, then abort. A lost abort means a claim won.
-        let mut wake = match deadline {
-            Deadline::At(t) => Some(t),
-            _ => None,
-        };
-        for i in 0..n {
-            if let Some(d) = cases.case(i).and_then(|c| c.deadline()) {
-                wake = Some(wake.map_or(d, |w| w.min(d)));
-            }
-        }
         let mut abort_now = became_ready || give_up;
         let ended = loop {
             match waiter.decision() {
@@ -327,6 +347,17 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
                 Decision::Waiting => {}
             }
             if !abort_now {
+                // Recomputed after every wake-up: a stoppable timer's
+                // `reset` may have moved its due instant (and woken us).
+                let mut wake = match deadline {
+                    Deadline::At(t) => Some(t),
+                    _ => None,
+                };
+                for i in 0..n {
+                    if let Some(d) = cases.case(i).and_then(|c| c.deadline()) {
+                        wake = Some(wake.map_or(d, |w| w.min(d)));
+                    }
+                }
                 match wake {
                     Some(t) if goro_runtime::testing::now() >= t => abort_now = true,
                     Some(t) => {
@@ -388,23 +419,201 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
     }
 }
 
+/// What a `select!` `recv(..)` arm accepts: a [`Receiver`], a reference
+/// to one, an `Option` of either (`None` disables the arm, as Go's nil
+/// channel does), or a [`Timer`](crate::Timer)/[`Ticker`](crate::Ticker).
+/// Implementation detail of `select!`; not a stable API.
+#[doc(hidden)]
+pub trait RecvTarget {
+    /// The message type.
+    type Msg;
+    /// The receiver, or `None` for a disabled arm.
+    fn receiver(&self) -> Option<&Receiver<Self::Msg>>;
+}
+
+/// What a `select!` `send(..)` arm accepts: a [`Sender`], a reference to
+/// one, or an `Option` of either (`None` disables the arm, as Go's nil
+/// channel does). Implementation detail of `select!`; not a stable API.
+#[doc(hidden)]
+pub trait SendTarget {
+    /// The message type.
+    type Msg;
+    /// The sender, or `None` for a disabled arm.
+    fn sender(&self) -> Option<&Sender<Self::Msg>>;
+}
+
+impl<T> RecvTarget for Receiver<T> {
+    type Msg = T;
+    #[inline]
+    fn receiver(&self) -> Option<&Receiver<T>> {
+        Some(self)
+    }
+}
+
+impl<T> RecvTarget for Option<Receiver<T>> {
+    type Msg = T;
+    #[inline]
+    fn receiver(&self) -> Option<&Receiver<T>> {
+        self.as_ref()
+    }
+}
+
+impl<T> RecvTarget for Option<&Receiver<T>> {
+    type Msg = T;
+    #[inline]
+    fn receiver(&self) -> Option<&Receiver<T>> {
+        *self
+    }
+}
+
+impl RecvTarget for crate::Timer {
+    type Msg = Instant;
+    #[inline]
+    fn receiver(&self) -> Option<&Receiver<Instant>> {
+        Some(crate::Timer::receiver(self))
+    }
+}
+
+impl RecvTarget for crate::Ticker {
+    type Msg = Instant;
+    #[inline]
+    fn receiver(&self) -> Option<&Receiver<Instant>> {
+        Some(crate::Ticker::receiver(self))
+    }
+}
+
+impl<X: RecvTarget + ?Sized> RecvTarget for &X {
+    type Msg = X::Msg;
+    #[inline]
+    fn receiver(&self) -> Option<&Receiver<X::Msg>> {
+        (**self).receiver()
+    }
+}
+
+impl<X: RecvTarget + ?Sized> RecvTarget for &mut X {
+    type Msg = X::Msg;
+    #[inline]
+    fn receiver(&self) -> Option<&Receiver<X::Msg>> {
+        (**self).receiver()
+    }
+}
+
+impl<X: RecvTarget + ?Sized> RecvTarget for Box<X> {
+    type Msg = X::Msg;
+    #[inline]
+    fn receiver(&self) -> Option<&Receiver<X::Msg>> {
+        (**self).receiver()
+    }
+}
+
+impl<X: RecvTarget + ?Sized> RecvTarget for Arc<X> {
+    type Msg = X::Msg;
+    #[inline]
+    fn receiver(&self) -> Option<&Receiver<X::Msg>> {
+        (**self).receiver()
+    }
+}
+
+impl<T> SendTarget for Sender<T> {
+    type Msg = T;
+    #[inline]
+    fn sender(&self) -> Option<&Sender<T>> {
+        Some(self)
+    }
+}
+
+impl<T> SendTarget for Option<Sender<T>> {
+    type Msg = T;
+    #[inline]
+    fn sender(&self) -> Option<&Sender<T>> {
+        self.as_ref()
+    }
+}
+
+impl<T> SendTarget for Option<&Sender<T>> {
+    type Msg = T;
+    #[inline]
+    fn sender(&self) -> Option<&Sender<T>> {
+        *self
+    }
+}
+
+impl<X: SendTarget + ?Sized> SendTarget for &X {
+    type Msg = X::Msg;
+    #[inline]
+    fn sender(&self) -> Option<&Sender<X::Msg>> {
+        (**self).sender()
+    }
+}
+
+impl<X: SendTarget + ?Sized> SendTarget for &mut X {
+    type Msg = X::Msg;
+    #[inline]
+    fn sender(&self) -> Option<&Sender<X::Msg>> {
+        (**self).sender()
+    }
+}
+
+impl<X: SendTarget + ?Sized> SendTarget for Box<X> {
+    type Msg = X::Msg;
+    #[inline]
+    fn sender(&self) -> Option<&Sender<X::Msg>> {
+        (**self).sender()
+    }
+}
+
+impl<X: SendTarget + ?Sized> SendTarget for Arc<X> {
+    type Msg = X::Msg;
+    #[inline]
+    fn sender(&self) -> Option<&Sender<X::Msg>> {
+        (**self).sender()
+    }
+}
+
+/// The receiver of a `recv(..)` arm's expression. Not a stable API.
+#[doc(hidden)]
+#[inline]
+pub fn recv_target<X: RecvTarget + ?Sized>(x: &X) -> Option<&Receiver<X::Msg>> {
+    x.receiver()
+}
+
+/// The sender of a `send(..)` arm's expression. Not a stable API.
+#[doc(hidden)]
+#[inline]
+pub fn send_target<X: SendTarget + ?Sized>(x: &X) -> Option<&Sender<X::Msg>> {
+    x.sender()
+}
+
 /// A `recv` case. Implementation detail of `select!`; not a stable API.
 #[doc(hidden)]
 pub struct RecvCase<'a, T> {
-    rx: &'a Receiver<T>,
+    /// `None`: a disabled arm, never ready (Go's nil channel).
+    rx: Option<&'a Receiver<T>>,
     packet: Option<OwnedPacket<T>>,
     result: Option<Result<T, RecvError>>,
     idle: Idle,
+    /// A stoppable timer case's waker, left on the schedule in pass 3.
+    watch: Option<std::task::Waker>,
 }
 
 impl<'a, T> RecvCase<'a, T> {
     /// A case receiving from `rx`.
-    pub fn new(rx: &'a Receiver<T>) -> RecvCase<'a, T> {
+    pub fn new(rx: Option<&'a Receiver<T>>) -> RecvCase<'a, T> {
         RecvCase {
             rx,
             packet: None,
             result: None,
             idle: Idle::Unknown,
+            watch: None,
+        }
+    }
+
+    /// The receiver's flavor; a disabled arm is a `never()` channel.
+    #[inline]
+    fn flavor(&self) -> &'a Flavor<T> {
+        match self.rx {
+            Some(r) => &r.flavor,
+            None => &Flavor::Never(PhantomData),
         }
     }
 
@@ -422,7 +631,7 @@ impl<'a, T> RecvCase<'a, T> {
 
 impl<T> Case for RecvCase<'_, T> {
     fn try_now(&mut self) -> bool {
-        let r = match &self.rx.flavor {
+        let r = match self.flavor() {
             Flavor::Chan(c) => match c.select_recv() {
                 Ok(r) => r,
                 Err(stamp) => {
@@ -444,6 +653,13 @@ impl<T> Case for RecvCase<'_, T> {
                     return false;
                 }
             },
+            Flavor::Sched(s, f) => match s.try_take(None) {
+                (crate::timer::Poll::Ready(i), _) => Ok(f(i)),
+                (_, seq) => {
+                    self.idle = Idle::Sched(seq);
+                    return false;
+                }
+            },
             Flavor::Never(_) => {
                 self.idle = Idle::Forever;
                 return false;
@@ -454,19 +670,22 @@ impl<T> Case for RecvCase<'_, T> {
     }
 
     fn still_idle(&self) -> bool {
-        let chan = match &self.rx.flavor {
+        let chan = match self.flavor() {
             Flavor::Chan(c) => Some(&**c),
+            Flavor::Sched(s, _) => {
+                return matches!(self.idle, Idle::Sched(seq) if s.still_idle(seq));
+            }
             _ => None,
         };
         self.idle.holds(chan)
     }
 
     fn registers(&self) -> bool {
-        matches!(self.rx.flavor, Flavor::Chan(_))
+        matches!(self.flavor(), Flavor::Chan(_))
     }
 
     fn register(&mut self, waiter: &Waiter, index: usize) -> Registration {
-        match &self.rx.flavor {
+        match self.flavor() {
             Flavor::Chan(c) => match c.register_recv(waiter, index) {
                 Some(p) => {
                     self.packet = Some(p);
@@ -474,13 +693,29 @@ impl<T> Case for RecvCase<'_, T> {
                 }
                 None => Registration::Ready,
             },
+            Flavor::Sched(s, _) => {
+                // Not a registration that proves anything (the pass-1 look
+                // does, through `still_idle`): only a way to be woken when
+                // a `stop`/`reset` moves the due instant.
+                let w = park::current().into_waker();
+                let ready = s.watch(&w);
+                self.watch = Some(w);
+                if ready {
+                    Registration::Ready
+                } else {
+                    Registration::Skip
+                }
+            }
             _ => Registration::Skip,
         }
     }
 
     fn unregister(&mut self) {
-        if let (Some(p), Flavor::Chan(c)) = (self.packet.take(), &self.rx.flavor) {
+        if let (Some(p), Flavor::Chan(c)) = (self.packet.take(), self.flavor()) {
             c.unregister_recv(p);
+        }
+        if let (Some(w), Flavor::Sched(s, _)) = (self.watch.take(), self.flavor()) {
+            s.unwatch(&w);
         }
     }
 
@@ -499,9 +734,10 @@ impl<T> Case for RecvCase<'_, T> {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        match &self.rx.flavor {
+        match self.flavor() {
             Flavor::At(a, _) => a.next_due(),
             Flavor::Tick(t, _) => t.next_due(),
+            Flavor::Sched(s, _) => s.next_due(),
             _ => None,
         }
     }
@@ -510,7 +746,8 @@ impl<T> Case for RecvCase<'_, T> {
 /// A `send` case. Implementation detail of `select!`; not a stable API.
 #[doc(hidden)]
 pub struct SendCase<'a, T> {
-    tx: &'a Sender<T>,
+    /// `None`: a disabled arm, never ready (Go's nil channel).
+    tx: Option<&'a Sender<T>>,
     packet: Option<OwnedPacket<T>>,
     token: Option<SendToken<T>>,
     idle: Idle,
@@ -518,7 +755,7 @@ pub struct SendCase<'a, T> {
 
 impl<'a, T> SendCase<'a, T> {
     /// A case sending on `tx`.
-    pub fn new(tx: &'a Sender<T>) -> SendCase<'a, T> {
+    pub fn new(tx: Option<&'a Sender<T>>) -> SendCase<'a, T> {
         SendCase {
             tx,
             packet: None,
@@ -537,13 +774,20 @@ impl<'a, T> SendCase<'a, T> {
             .token
             .take()
             .expect("goro-channel: completed a send case that was not chosen");
-        self.tx.chan.complete_send(token, msg)
+        self.tx
+            .expect("goro-channel: completed a disabled send case")
+            .chan
+            .complete_send(token, msg)
     }
 }
 
 impl<T> Case for SendCase<'_, T> {
     fn try_now(&mut self) -> bool {
-        match self.tx.chan.try_select_send() {
+        let Some(tx) = self.tx else {
+            self.idle = Idle::Forever;
+            return false;
+        };
+        match tx.chan.try_select_send() {
             Ok(t) => {
                 self.token = Some(t);
                 true
@@ -556,15 +800,21 @@ impl<T> Case for SendCase<'_, T> {
     }
 
     fn still_idle(&self) -> bool {
-        self.idle.holds(Some(&*self.tx.chan))
+        match self.tx {
+            Some(tx) => self.idle.holds(Some(&*tx.chan)),
+            None => true,
+        }
     }
 
     fn registers(&self) -> bool {
-        true
+        self.tx.is_some()
     }
 
     fn register(&mut self, waiter: &Waiter, index: usize) -> Registration {
-        match self.tx.chan.register_send(waiter, index) {
+        let Some(tx) = self.tx else {
+            return Registration::Skip;
+        };
+        match tx.chan.register_send(waiter, index) {
             Some(p) => {
                 self.packet = Some(p);
                 Registration::Waiting
@@ -574,8 +824,8 @@ impl<T> Case for SendCase<'_, T> {
     }
 
     fn unregister(&mut self) {
-        if let Some(p) = self.packet.take() {
-            self.tx.chan.unregister_send(p);
+        if let (Some(p), Some(tx)) = (self.packet.take(), self.tx) {
+            tx.chan.unregister_send(p);
         }
     }
 
@@ -599,8 +849,8 @@ impl<T> Drop for SendCase<'_, T> {
         // leaked, which is safe, rather than freed.)
         // Chosen but never completed (the message expression panicked):
         // give back the slot or the claimed receiver.
-        if let Some(t) = self.token.take() {
-            self.tx.chan.release_send(t);
+        if let (Some(t), Some(tx)) = (self.token.take(), self.tx) {
+            tx.chan.release_send(t);
         }
     }
 }
@@ -636,7 +886,14 @@ enum Outcome<'a> {
 }
 
 /// A case of a dynamic select: a [`Case`] that can hand its outcome over.
-trait DynCase<'a>: Case {
+/// `Send` (the `T` of every case is `Send`), so a `Select` is.
+trait DynCase<'a>: Case + Send {
+    /// Readiness (`Select::ready`): whether the operation would complete
+    /// now, taking nothing; with `watch`, leaves a waker where it will be
+    /// woken when that may change.
+    fn ready_now(&self, watch: Option<(&mut Option<u64>, &Waker)>) -> bool;
+    /// Withdraws what `ready_now` left.
+    fn unwatch(&self, id: Option<u64>, waker: &Waker);
     /// The channel's identity (its allocation's address).
     fn id(&self) -> usize;
     /// Moves the chosen case's result out.
@@ -645,9 +902,30 @@ trait DynCase<'a>: Case {
     fn fresh(&self) -> Box<dyn DynCase<'a> + 'a>;
 }
 
-impl<'a, T: 'a> DynCase<'a> for RecvCase<'a, T> {
+impl<'a, T: Send + 'a> DynCase<'a> for RecvCase<'a, T> {
+    fn ready_now(&self, watch: Option<(&mut Option<u64>, &Waker)>) -> bool {
+        match self.flavor() {
+            Flavor::Chan(c) => c.ready(Side::Recv, watch),
+            Flavor::At(a, _) => a.len() > 0,
+            Flavor::Tick(t, _) => t.len() > 0,
+            Flavor::Sched(sc, _) => match watch {
+                Some((_, w)) => sc.watch(w),
+                None => sc.len() > 0,
+            },
+            Flavor::Never(_) => false,
+        }
+    }
+
+    fn unwatch(&self, id: Option<u64>, waker: &Waker) {
+        match self.flavor() {
+            Flavor::Chan(c) => c.unwatch(Side::Recv, id),
+            Flavor::Sched(sc, _) => sc.unwatch(waker),
+            _ => {}
+        }
+    }
+
     fn id(&self) -> usize {
-        self.rx.id()
+        self.rx.map_or(0, |r| r.id())
     }
 
     fn outcome(&mut self) -> Outcome<'a> {
@@ -659,14 +937,29 @@ impl<'a, T: 'a> DynCase<'a> for RecvCase<'a, T> {
     }
 }
 
-impl<'a, T: 'a> DynCase<'a> for SendCase<'a, T> {
+impl<'a, T: Send + 'a> DynCase<'a> for SendCase<'a, T> {
+    fn ready_now(&self, watch: Option<(&mut Option<u64>, &Waker)>) -> bool {
+        self.tx.is_some_and(|tx| tx.chan.ready(Side::Send, watch))
+    }
+
+    fn unwatch(&self, id: Option<u64>, _: &Waker) {
+        if let Some(tx) = self.tx {
+            tx.chan.unwatch(Side::Send, id);
+        }
+    }
+
     fn id(&self) -> usize {
-        Arc::as_ptr(&self.tx.chan) as *const () as usize
+        self.tx
+            .map_or(0, |tx| Arc::as_ptr(&tx.chan) as *const () as usize)
     }
 
     fn outcome(&mut self) -> Outcome<'a> {
         Outcome::Send(Box::new(PendingSend {
-            chan: self.tx.chan.clone(),
+            chan: self
+                .tx
+                .expect("goro-channel: a dynamic send case is never disabled")
+                .chan
+                .clone(),
             token: self.token.take(),
         }))
     }
@@ -727,7 +1020,18 @@ impl CaseSet for DynCases<'_, '_> {
 /// ```
 pub struct Select<'a> {
     cases: Vec<Option<Box<dyn DynCase<'a> + 'a>>>,
+    /// `new_biased`: try operations in the order they were added.
+    biased: bool,
 }
+
+// SAFETY: `Select` is `Send` on its own (every case is `Send`: its `T` is
+// `Send`). Through `&Select` the only things reachable are `Debug`
+// (counting the slots) and `Clone` (`DynCase::fresh`, which reads the
+// case's channel reference, a `&Receiver<T>`/`&Sender<T>` that is `Sync`
+// for `T: Send`). Every method that touches a case's packet, token or
+// result takes `&mut self`. So sharing a `&Select` between threads
+// exposes nothing that is not `Sync`.
+unsafe impl Sync for Select<'_> {}
 
 impl<'a> Select<'a> {
     /// An empty select.
@@ -737,7 +1041,34 @@ impl<'a> Select<'a> {
     /// # drop(sel);
     /// ```
     pub fn new() -> Select<'a> {
-        Select { cases: Vec::new() }
+        Select {
+            cases: Vec::new(),
+            biased: false,
+        }
+    }
+
+    /// An empty select that tries its operations in the order they were
+    /// added, instead of at random: when several are ready, the first
+    /// added wins (for priorities; a busy first operation can starve the
+    /// others). As crossbeam's `Select::new_biased`.
+    ///
+    /// ```
+    /// let (tx1, rx1) = goro_channel::bounded::<u8>(1);
+    /// let (tx2, rx2) = goro_channel::bounded::<u8>(1);
+    /// tx1.send(1).unwrap();
+    /// tx2.send(2).unwrap();
+    /// let mut sel = goro_channel::Select::new_biased();
+    /// let high = sel.recv(&rx1);
+    /// sel.recv(&rx2);
+    /// let op = sel.select();
+    /// assert_eq!(op.index(), high);
+    /// assert_eq!(op.recv(&rx1), Ok(1));
+    /// ```
+    pub fn new_biased() -> Select<'a> {
+        Select {
+            cases: Vec::new(),
+            biased: true,
+        }
     }
 
     /// Adds a receive operation on `r`; returns its index.
@@ -747,8 +1078,8 @@ impl<'a> Select<'a> {
     /// let mut sel = goro_channel::Select::new();
     /// assert_eq!(sel.recv(&rx), 0);
     /// ```
-    pub fn recv<T: 'a>(&mut self, r: &'a Receiver<T>) -> usize {
-        self.cases.push(Some(Box::new(RecvCase::new(r))));
+    pub fn recv<T: Send + 'a>(&mut self, r: &'a Receiver<T>) -> usize {
+        self.cases.push(Some(Box::new(RecvCase::new(Some(r)))));
         self.cases.len() - 1
     }
 
@@ -765,8 +1096,8 @@ impl<'a> Select<'a> {
     /// op.send(&tx, 7).unwrap();
     /// assert_eq!(rx.recv(), Ok(7));
     /// ```
-    pub fn send<T: 'a>(&mut self, s: &'a Sender<T>) -> usize {
-        self.cases.push(Some(Box::new(SendCase::new(s))));
+    pub fn send<T: Send + 'a>(&mut self, s: &'a Sender<T>) -> usize {
+        self.cases.push(Some(Box::new(SendCase::new(Some(s)))));
         self.cases.len() - 1
     }
 
@@ -798,7 +1129,7 @@ impl<'a> Select<'a> {
 
     #[track_caller]
     fn run(&mut self, deadline: Deadline) -> Option<SelectedOperation<'a>> {
-        let k = run(&mut DynCases(&mut self.cases), deadline)?;
+        let k = run_with(&mut DynCases(&mut self.cases), deadline, self.biased)?;
         let case = self.cases[k]
             .as_mut()
             .expect("goro-channel: chose a removed operation");
@@ -890,6 +1221,138 @@ impl<'a> Select<'a> {
     }
 }
 
+impl<'a> Select<'a> {
+    /// Readiness, crossbeam's way: waits until some operation *could*
+    /// complete, and returns its index without performing it (nothing is
+    /// received, sent or reserved). Then try it, with `try_recv` or
+    /// `try_send`: another party may have taken the chance meanwhile, in
+    /// which case call `ready` again. With no operations, blocks forever.
+    fn ready_run(&mut self, deadline: Deadline) -> Option<usize> {
+        let n = self.cases.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        loop {
+            if !self.biased {
+                fastrand::shuffle(&mut order);
+            }
+            for &i in &order {
+                if self.cases[i].as_ref().is_some_and(|c| c.ready_now(None)) {
+                    return Some(i);
+                }
+            }
+            if deadline.expired() {
+                return None;
+            }
+            // Leave a waker everywhere, look once more, then park until
+            // one of them (or a timer case's due time, or the deadline)
+            // wakes us.
+            let waker = park::current().into_waker();
+            let mut ids = vec![None; n];
+            let mut found = None;
+            for &i in &order {
+                if let Some(c) = &self.cases[i]
+                    && c.ready_now(Some((&mut ids[i], &waker)))
+                {
+                    found = Some(i);
+                    break;
+                }
+            }
+            if found.is_none() {
+                let mut wake = match deadline {
+                    Deadline::At(t) => Some(t),
+                    _ => None,
+                };
+                for c in self.cases.iter().flatten() {
+                    if let Some(d) = c.deadline() {
+                        wake = Some(wake.map_or(d, |w| w.min(d)));
+                    }
+                }
+                match wake {
+                    Some(t) => park::park_deadline(t),
+                    None => park::park(),
+                }
+            }
+            for (i, c) in self.cases.iter().enumerate() {
+                if let Some(c) = c {
+                    c.unwatch(ids[i], &waker);
+                }
+            }
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+
+    /// Blocks until an operation is ready and returns its index, without
+    /// performing it. With no operations, blocks forever.
+    ///
+    /// ```
+    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// goro_runtime::go!(move || tx.send(1).unwrap());
+    /// let mut sel = goro_channel::Select::new();
+    /// let i = sel.recv(&rx);
+    /// assert_eq!(sel.ready(), i);
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn ready(&mut self) -> usize {
+        self.ready_run(Deadline::Never)
+            .expect("goro-channel: a blocking ready returned without an index")
+    }
+
+    /// The index of an operation that is ready now, without performing it.
+    ///
+    /// # Errors
+    ///
+    /// [`TryReadyError`] if none is ready.
+    ///
+    /// ```
+    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// let mut sel = goro_channel::Select::new();
+    /// sel.recv(&rx);
+    /// assert!(sel.try_ready().is_err());
+    /// tx.send(1).unwrap();
+    /// assert_eq!(sel.try_ready(), Ok(0));
+    /// ```
+    pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
+        self.ready_run(Deadline::Now).ok_or(TryReadyError)
+    }
+
+    /// As [`ready`](Select::ready), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadyTimeoutError`] if none became ready in time.
+    ///
+    /// ```
+    /// let (_tx, rx) = goro_channel::bounded::<u8>(1);
+    /// let mut sel = goro_channel::Select::new();
+    /// sel.recv(&rx);
+    /// assert!(sel.ready_timeout(std::time::Duration::from_millis(1)).is_err());
+    /// ```
+    pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, ReadyTimeoutError> {
+        self.ready_run(Deadline::after(timeout))
+            .ok_or(ReadyTimeoutError)
+    }
+
+    /// As [`ready`](Select::ready), waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadyTimeoutError`] if none became ready in time.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (tx, _rx) = goro_channel::bounded::<u8>(1);
+    /// let mut sel = goro_channel::Select::new();
+    /// sel.send(&tx);
+    /// assert_eq!(sel.ready_deadline(Instant::now() + Duration::from_secs(1)), Ok(0));
+    /// ```
+    pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, ReadyTimeoutError> {
+        self.ready_run(Deadline::At(deadline))
+            .ok_or(ReadyTimeoutError)
+    }
+}
+
 impl Default for Select<'_> {
     fn default() -> Self {
         Select::new()
@@ -904,6 +1367,7 @@ impl<'a> Clone for Select<'a> {
                 .iter()
                 .map(|c| c.as_ref().map(|c| c.fresh()))
                 .collect(),
+            biased: self.biased,
         }
     }
 }

@@ -42,7 +42,25 @@
 /// take a `Receiver`/`Sender` or a reference to one and only borrow it,
 /// so `select!` works in a loop and arm bodies may reassign the channel
 /// variables (for instance to [`never()`](crate::never()), Go's way of
-/// switching an arm off).
+/// switching an arm off). They also take an `Option` of either: `None`
+/// switches the arm off, like Go's nil channel, for send arms as well as
+/// receive arms (`send(enabled.then_some(&tx), v)`). `recv` also takes a
+/// [`Timer`](crate::Timer) or [`Ticker`](crate::Ticker).
+///
+/// ```
+/// use goro_channel::{bounded, select};
+///
+/// // Go: `var out chan int; if ready { out = ch }; select { case out <- v: ... }`
+/// let (tx, rx) = bounded::<i32>(1);
+/// let mut pending = vec![3, 2, 1];
+/// while let Some(&v) = pending.last() {
+///     let out = (rx.is_empty()).then_some(&tx); // off while the buffer is full
+///     select! {
+///         send(out, v) -> r => { r.unwrap(); pending.pop(); }
+///         recv(rx) -> got => assert!(got.is_ok()),
+///     }
+/// }
+/// ```
 ///
 /// # Semantics (Go's `select`)
 ///
@@ -115,6 +133,32 @@ macro_rules! select {
     };
 }
 
+/// [`select!`] with priorities: when several arms are ready, the first
+/// one written wins, instead of a random one (crossbeam's
+/// `select_biased!`). Same grammar and semantics otherwise. A busy first
+/// arm can starve the others; use it for "shutdown before work" and the
+/// like.
+///
+/// ```
+/// use goro_channel::{bounded, select_biased};
+///
+/// let (quit_tx, quit) = bounded::<()>(1);
+/// let (work_tx, work) = bounded::<u32>(1);
+/// work_tx.send(1).unwrap();
+/// quit_tx.send(()).unwrap();
+/// let got = select_biased! {
+///     recv(quit) -> _ => "quit",
+///     recv(work) -> _ => "work",
+/// };
+/// assert_eq!(got, "quit");
+/// ```
+#[macro_export]
+macro_rules! select_biased {
+    ($($tokens:tt)*) => {
+        $crate::__goro_select_internal!(@start_biased $($tokens)*)
+    };
+}
+
 /// The implementation of [`select!`]. Not a public API.
 #[doc(hidden)]
 #[macro_export]
@@ -124,8 +168,16 @@ macro_rules! __goro_select_internal {
     // State: (input) (bindings) (arms) (case variables) (default) (labels).
 
     (@start $($tokens:tt)*) => {
+        $crate::__goro_select_internal!(@start_mode fair $($tokens)*)
+    };
+    (@start_biased $($tokens:tt)*) => {
+        $crate::__goro_select_internal!(@start_mode biased $($tokens)*)
+    };
+    // The mode rides at the head of the bindings list, untouched by the
+    // parser.
+    (@start_mode $mode:ident $($tokens:tt)*) => {
         $crate::__goro_select_internal!(
-            @parse ($($tokens)*) () () () ()
+            @parse ($($tokens)*) ($mode) () () ()
             (
                 (_goro_case0 0usize) (_goro_case1 1usize) (_goro_case2 2usize)
                 (_goro_case3 3usize) (_goro_case4 4usize) (_goro_case5 5usize)
@@ -307,20 +359,34 @@ macro_rules! __goro_select_internal {
 
     // ---- stage 2: generate ---------------------------------------------
 
-    // A lone recv arm: a plain receive.
-    (@gen ((recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt ()) => {{
+    // A lone recv arm: a plain receive (a disabled one: a `never()`).
+    (@gen ($mode:ident (recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt ()) => {{
         match &$r {
             _goro_r => {
-                let _goro_r: &$crate::Receiver<_> = _goro_r;
+                let _goro_never;
+                let _goro_r = match $crate::internal::recv_target(_goro_r) {
+                    ::core::option::Option::Some(r) => r,
+                    ::core::option::Option::None => {
+                        _goro_never = $crate::never();
+                        &_goro_never
+                    }
+                };
                 let $res = _goro_r.recv();
                 $body
             }
         }
     }};
-    (@gen ((recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt (() $default_body:tt)) => {{
+    (@gen ($mode:ident (recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt (() $default_body:tt)) => {{
         match &$r {
             _goro_r => {
-                let _goro_r: &$crate::Receiver<_> = _goro_r;
+                let _goro_never;
+                let _goro_r = match $crate::internal::recv_target(_goro_r) {
+                    ::core::option::Option::Some(r) => r,
+                    ::core::option::Option::None => {
+                        _goro_never = $crate::never();
+                        &_goro_never
+                    }
+                };
                 match _goro_r.try_recv() {
                     ::core::result::Result::Err($crate::TryRecvError::Empty) => $default_body,
                     _goro_res => {
@@ -331,10 +397,17 @@ macro_rules! __goro_select_internal {
             }
         }
     }};
-    (@gen ((recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt (($timeout:expr) $default_body:tt)) => {{
+    (@gen ($mode:ident (recv $v:ident ($r:expr))) ([$i:tt] (recv $var:ident ($res:pat) $body:tt)) $vars:tt $vars2:tt (($timeout:expr) $default_body:tt)) => {{
         match &$r {
             _goro_r => {
-                let _goro_r: &$crate::Receiver<_> = _goro_r;
+                let _goro_never;
+                let _goro_r = match $crate::internal::recv_target(_goro_r) {
+                    ::core::option::Option::Some(r) => r,
+                    ::core::option::Option::None => {
+                        _goro_never = $crate::never();
+                        &_goro_never
+                    }
+                };
                 match _goro_r.recv_timeout($timeout) {
                     ::core::result::Result::Err($crate::RecvTimeoutError::Timeout) => $default_body,
                     _goro_res => {
@@ -346,7 +419,7 @@ macro_rules! __goro_select_internal {
         }
     }};
     // The general case.
-    (@gen ($($bind:tt)*) ($([$i:tt] $arm:tt)*) $vars:tt ($($var:ident)*) $default:tt) => {{
+    (@gen ($mode:ident $($bind:tt)*) ($([$i:tt] $arm:tt)*) $vars:tt ($($var:ident)*) $default:tt) => {{
         match ($( $crate::__goro_select_internal!(@borrow $bind), )*) {
             ($($var,)*) => {
                 $( $crate::__goro_select_internal!(@bind $bind); )*
@@ -354,7 +427,7 @@ macro_rules! __goro_select_internal {
                 let _goro_index = {
                     let _goro_cases: &mut [&mut dyn $crate::internal::Case] =
                         &mut [$(&mut $var),*];
-                    $crate::internal::run(_goro_cases, _goro_deadline)
+                    $crate::__goro_select_internal!(@run $mode)(_goro_cases, _goro_deadline)
                 };
                 match _goro_index {
                     $( ::core::option::Option::Some($i) => {
@@ -378,14 +451,19 @@ macro_rules! __goro_select_internal {
     // Creates an arm's case from the borrow that the `match` bound to
     // `$var`.
     (@bind (recv $var:ident ($r:expr))) => {
-        let $var: &$crate::Receiver<_> = $var;
         #[allow(unused_mut)]
-        let mut $var = $crate::internal::RecvCase::new($var);
+        let mut $var = $crate::internal::RecvCase::new($crate::internal::recv_target($var));
     };
     (@bind (send $var:ident ($s:expr))) => {
-        let $var: &$crate::Sender<_> = $var;
         #[allow(unused_mut)]
-        let mut $var = $crate::internal::SendCase::new($var);
+        let mut $var = $crate::internal::SendCase::new($crate::internal::send_target($var));
+    };
+
+    (@run fair) => {
+        $crate::internal::run
+    };
+    (@run biased) => {
+        $crate::internal::run_biased
     };
 
     (@deadline ()) => {

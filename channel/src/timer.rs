@@ -1,4 +1,6 @@
-//! Timer channels: `after`/`at` (one message) and `tick` (periodic).
+//! Timer channels: `after`/`at` (one message), `tick` (periodic), and the
+//! schedule behind the stoppable [`Timer`](crate::Timer) and
+//! [`Ticker`](crate::Ticker).
 //!
 //! These hold no buffer, no waiter queue and no background task: a timer
 //! channel *is* its schedule. Readiness is computed from the clock when
@@ -21,9 +23,28 @@
 //!    message is the due instant of the tick taken.
 //! 3. Neither ever closes; once `At` has fired it is never ready again (a
 //!    receive then blocks forever, as on Go's timer channel).
+//! 4. `Sched` (a `Timer`'s or `Ticker`'s channel) is the same schedule made
+//!    mutable, so it is kept under a lock: `next` is the due instant of
+//!    the pending message (`None`: stopped, or a one-shot already
+//!    received). Taking, stopping and resetting all happen under the
+//!    lock, and each bumps `seq`, so a message is either taken before a
+//!    `stop`/`reset` or not at all: there is no buffered stale value, which
+//!    is Go 1.23's guarantee for `Timer.Stop`/`Reset`. A look that found
+//!    "not ready" stays valid while `seq` is unchanged and `next` is not
+//!    due (what `select`'s give-up proof needs).
+//! 5. A `Sched` wakes its waiters when it changes: whoever waits on it
+//!    (a blocked `recv`, a `select` case, an async receive) leaves a
+//!    `Waker` in `watchers` under the same lock as its failed look, and
+//!    `stop`/`reset` wake them all after unlocking, so a reset to an
+//!    earlier instant is seen at once. Waiters also wait with a deadline
+//!    at the due instant, so firing needs no wake-up of its own, and an
+//!    unreferenced timer holds nothing on the runtime's timing wheel.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Waker;
 use std::time::{Duration, Instant};
+
+use crate::lock::SpinLock;
 
 /// What a timer channel says when asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +189,165 @@ impl Tick {
     }
 }
 
+/// The first tick of `period` strictly after `now`, on the grid of
+/// `due`, or `None` past what `Instant` holds.
+fn following(due: Instant, period: Duration, now: Instant) -> Option<Instant> {
+    let late = now.saturating_duration_since(due).as_nanos();
+    let p = period.as_nanos().max(1);
+    let steps = u32::try_from(late / p + 1).ok()?;
+    due.checked_add(period.checked_mul(steps)?)
+}
+
+struct SchedState {
+    /// Due instant of the pending message; `None`: nothing pending.
+    next: Option<Instant>,
+    /// `Some` for a ticker: the period (zero: always ready).
+    period: Option<Duration>,
+    /// Bumped by every change (invariant 4).
+    seq: u64,
+    /// Who to wake on `stop`/`reset` (invariant 5).
+    watchers: Vec<Waker>,
+}
+
+/// The channel of a stoppable [`Timer`](crate::Timer) or
+/// [`Ticker`](crate::Ticker) (invariants 4 and 5).
+pub(crate) struct Sched {
+    st: SpinLock<SchedState>,
+}
+
+impl Sched {
+    /// A one-shot schedule due at `due` (`None`: never).
+    pub(crate) fn timer(due: Option<Instant>) -> Sched {
+        Sched::new(due, None)
+    }
+
+    /// A periodic schedule, first due one `period` from now.
+    pub(crate) fn ticker(period: Duration) -> Sched {
+        Sched::new(Instant::now().checked_add(period), Some(period))
+    }
+
+    fn new(next: Option<Instant>, period: Option<Duration>) -> Sched {
+        Sched {
+            st: SpinLock::new(SchedState {
+                next,
+                period,
+                seq: 0,
+                watchers: Vec::new(),
+            }),
+        }
+    }
+
+    /// Takes the pending message if it is due; otherwise, with `watch`,
+    /// leaves that waker to be woken by the next `stop`/`reset`. Returns
+    /// the verdict and the `seq` it was made at.
+    pub(crate) fn try_take(&self, watch: Option<&Waker>) -> (Poll, u64) {
+        let mut st = self.st.lock();
+        let seq = st.seq;
+        let poll = match (st.next, st.period) {
+            (None, _) => Poll::Never,
+            (Some(_), Some(p)) if p.is_zero() => {
+                st.seq += 1;
+                return (Poll::Ready(Instant::now()), seq);
+            }
+            (Some(due), period) => {
+                let now = Instant::now();
+                if now < due {
+                    Poll::Later(due)
+                } else {
+                    st.next = period.and_then(|p| following(due, p, now));
+                    st.seq += 1;
+                    return (Poll::Ready(due), seq);
+                }
+            }
+        };
+        if let Some(w) = watch
+            && !st.watchers.iter().any(|x| x.will_wake(w))
+        {
+            st.watchers.push(w.clone());
+        }
+        (poll, seq)
+    }
+
+    /// Leaves `w` to be woken by the next `stop`/`reset`; returns whether
+    /// a message is due now (without taking it).
+    pub(crate) fn watch(&self, w: &Waker) -> bool {
+        let mut st = self.st.lock();
+        if !st.watchers.iter().any(|x| x.will_wake(w)) {
+            st.watchers.push(w.clone());
+        }
+        match (st.next, st.period) {
+            (None, _) => false,
+            (Some(_), Some(p)) if p.is_zero() => true,
+            (Some(due), _) => Instant::now() >= due,
+        }
+    }
+
+    /// Removes a waker left by `try_take`.
+    pub(crate) fn unwatch(&self, w: &Waker) {
+        let mut st = self.st.lock();
+        if let Some(i) = st.watchers.iter().position(|x| x.will_wake(w)) {
+            st.watchers.swap_remove(i);
+        }
+    }
+
+    /// Whether a `try_take` at `seq` that returned "not ready" still holds:
+    /// nothing changed since and nothing came due (invariant 4).
+    pub(crate) fn still_idle(&self, seq: u64) -> bool {
+        let st = self.st.lock();
+        st.seq == seq && st.next.is_none_or(|d| Instant::now() < d)
+    }
+
+    /// When the pending message is due.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        let st = self.st.lock();
+        match (st.next, st.period) {
+            (Some(_), Some(p)) if p.is_zero() => Some(Instant::now()),
+            (next, _) => next,
+        }
+    }
+
+    /// 1 if a message is due and untaken, else 0.
+    pub(crate) fn len(&self) -> usize {
+        match self.next_due() {
+            Some(d) if Instant::now() >= d => 1,
+            _ => 0,
+        }
+    }
+
+    /// Stops the schedule. True if a message was still to come or due and
+    /// untaken (Go's `Timer.Stop`), false if it had been received already
+    /// or was stopped.
+    pub(crate) fn stop(&self) -> bool {
+        self.change(None, None)
+    }
+
+    /// Re-arms the schedule: the next message is due at `next`; a ticker
+    /// takes `period` as its new period. Returns what `stop` would have.
+    pub(crate) fn reset(&self, next: Option<Instant>, period: Option<Duration>) -> bool {
+        self.change(Some(next), period)
+    }
+
+    fn change(&self, next: Option<Option<Instant>>, period: Option<Duration>) -> bool {
+        let (was_active, watchers) = {
+            let mut st = self.st.lock();
+            let was_active = st.next.is_some();
+            st.next = next.flatten();
+            if st.period.is_some()
+                && let Some(p) = period
+            {
+                st.period = Some(p);
+            }
+            st.seq += 1;
+            (was_active, std::mem::take(&mut st.watchers))
+        };
+        // Woken after the lock: a waker may run arbitrary code.
+        for w in watchers {
+            w.wake();
+        }
+        was_active
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +399,66 @@ mod tests {
         assert!(matches!(t.try_take(), Poll::Never | Poll::Later(_)));
         let z = Tick::new(Duration::ZERO);
         assert!(matches!(z.try_take(), Poll::Ready(_)));
+    }
+
+    #[test]
+    fn sched_stop_and_reset_follow_go_1_23() {
+        let s = Sched::timer(Some(Instant::now()));
+        assert_eq!(s.len(), 1);
+        // Due but untaken: stop reports it, and it is gone.
+        assert!(s.stop());
+        assert_eq!(s.try_take(None).0, Poll::Never);
+        assert!(!s.stop());
+        // Reset re-arms; once taken, stop says false.
+        assert!(!s.reset(Some(Instant::now()), None));
+        assert!(matches!(s.try_take(None).0, Poll::Ready(_)));
+        assert!(!s.stop());
+        assert!(!s.reset(Some(Instant::now() + Duration::from_secs(3600)), None));
+        assert!(s.reset(Some(Instant::now() + Duration::from_secs(3600)), None));
+    }
+
+    #[test]
+    fn sched_seq_proves_idleness() {
+        let s = Sched::timer(Some(Instant::now() + Duration::from_secs(3600)));
+        let (p, seq) = s.try_take(None);
+        assert!(matches!(p, Poll::Later(_)));
+        assert!(s.still_idle(seq));
+        s.reset(Some(Instant::now() + Duration::from_secs(3600)), None);
+        assert!(!s.still_idle(seq));
+    }
+
+    #[test]
+    fn sched_wakes_its_watchers_on_reset() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        let w = Waker::from(c.clone());
+        let s = Sched::ticker(Duration::from_secs(3600));
+        assert!(matches!(s.try_take(Some(&w)).0, Poll::Later(_)));
+        assert!(matches!(s.try_take(Some(&w)).0, Poll::Later(_)));
+        s.reset(Some(Instant::now()), Some(Duration::from_secs(1)));
+        assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        s.stop();
+        assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        // Ticks resume on the new grid.
+        assert!(!s.reset(None, None));
+    }
+
+    #[test]
+    fn following_stays_on_the_grid() {
+        let base = Instant::now();
+        let p = Duration::from_millis(10);
+        assert_eq!(following(base, p, base), Some(base + p));
+        assert_eq!(
+            following(base, p, base + Duration::from_millis(35)),
+            Some(base + 4 * p)
+        );
+        assert_eq!(following(base, Duration::MAX, base), None);
     }
 }

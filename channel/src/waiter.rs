@@ -249,6 +249,40 @@ impl<T> Packet<T> {
         })
     }
 
+    /// A packet for a plain operation of an async task, woken through
+    /// `unparker` (an `Unparker::from_waker`).
+    pub(crate) fn plain_for(kind: Kind, value: Option<T>, unparker: Unparker) -> OwnedPacket<T> {
+        OwnedPacket::new(Packet {
+            waiter: WaiterRef::Own(Waiter {
+                state: AtomicUsize::new(WAITING),
+                unparker: UnsafeCell::new(Some(unparker)),
+            }),
+            case: 0,
+            kind,
+            status: AtomicU8::new(PENDING),
+            slot: UnsafeCell::new(value),
+            partner: UnsafeCell::new(None),
+        })
+    }
+
+    /// Replaces the wake handle of a plain operation's own waiter (an
+    /// async task polled with a new waker).
+    ///
+    /// # Safety
+    ///
+    /// Call under the lock of the channel whose queue holds the packet,
+    /// with the waiter still undecided: plain waiters are claimed only
+    /// under that lock (invariant 1), so no claimer can be taking the
+    /// handle meanwhile.
+    pub(crate) unsafe fn replace_unparker(&self, unparker: Unparker) {
+        debug_assert!(self.waiter().is_waiting());
+        if let WaiterRef::Own(w) = &self.waiter {
+            // SAFETY: the caller's contract: undecided, under the lock, so
+            // nobody else accesses the field.
+            unsafe { *w.unparker.get() = Some(unparker) };
+        }
+    }
+
     /// A packet for case `case` of a select waiting with `waiter`.
     ///
     /// The select must keep `waiter` alive, at the same address, until it

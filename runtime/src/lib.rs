@@ -200,6 +200,7 @@
 
 pub mod alarm;
 mod blocking;
+mod bridge;
 mod config;
 mod context;
 mod diag;
@@ -220,6 +221,7 @@ mod timer;
 mod wake_latch;
 
 pub use blocking::blocking;
+pub use bridge::block_on;
 pub use config::{Config, ConfigError, MAX_WORKERS};
 pub use diag::deadlock::DEADLOCK_MESSAGE;
 pub use diag::{DeadlockAction, Leak, WaitInfo, WaitKind, dump, dump_to, leaks};

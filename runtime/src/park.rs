@@ -97,6 +97,8 @@ pub struct Unparker {
 enum Inner {
     Coroutine(Arc<Task>),
     Thread(Arc<ThreadWait>),
+    /// An async task, woken through its executor (see `crate::bridge`).
+    Waker(std::task::Waker),
 }
 
 impl Unparker {
@@ -106,6 +108,24 @@ impl Unparker {
         match &self.inner {
             Inner::Coroutine(task) => task.unpark(),
             Inner::Thread(t) => t.unpark(),
+            Inner::Waker(w) => w.wake_by_ref(),
+        }
+    }
+
+    /// An `Unparker` that wakes an async task: `unpark` calls
+    /// [`Waker::wake_by_ref`](std::task::Waker::wake_by_ref). This is how
+    /// goro's waiter queues hold futures (`Sender::send_async`) next to
+    /// coroutines and threads. Parking has no meaning for such a target:
+    /// the task is polled again by its executor.
+    ///
+    /// ```
+    /// let u = goro_runtime::park::Unparker::from_waker(std::task::Waker::noop().clone());
+    /// u.unpark();
+    /// assert!(!u.is_coroutine());
+    /// ```
+    pub fn from_waker(waker: std::task::Waker) -> Unparker {
+        Unparker {
+            inner: Inner::Waker(waker),
         }
     }
 
@@ -119,6 +139,7 @@ impl Unparker {
         match (&self.inner, &other.inner) {
             (Inner::Coroutine(a), Inner::Coroutine(b)) => Arc::ptr_eq(a, b),
             (Inner::Thread(a), Inner::Thread(b)) => a.thread.id() == b.thread.id(),
+            (Inner::Waker(a), Inner::Waker(b)) => a.will_wake(b),
             _ => false,
         }
     }
@@ -138,6 +159,7 @@ impl fmt::Debug for Unparker {
                 .debug_tuple("Unparker::Thread")
                 .field(&t.thread.id())
                 .finish(),
+            Inner::Waker(_) => f.write_str("Unparker::Waker"),
         }
     }
 }
