@@ -51,18 +51,31 @@ enum Phase {
 /// The values of one coroutine.
 pub(crate) struct LocalMap {
     /// Key address and value; `None` is a destroyed value's tombstone.
-    entries: Vec<(usize, Option<Box<dyn Any>>)>,
+    /// Boxed on first use: most coroutines have no locals, and every task
+    /// header carries a map (a million parked coroutines save 16 MB).
+    entries: Option<Box<Vec<Entry>>>,
     phase: Cell<Phase>,
 }
 
 impl LocalMap {
     pub(crate) const fn new() -> LocalMap {
         LocalMap {
-            entries: Vec::new(),
+            entries: None,
             phase: Cell::new(Phase::Alive),
         }
     }
+
+    fn entries(&self) -> &[Entry] {
+        self.entries.as_deref().map_or(&[], |v| v)
+    }
+
+    fn entries_mut(&mut self) -> &mut Vec<Entry> {
+        self.entries.get_or_insert_with(Default::default)
+    }
 }
+
+/// A key's address and its value (`None`: destroyed).
+type Entry = (usize, Option<Box<dyn Any>>);
 
 impl Drop for LocalMap {
     fn drop(&mut self) {
@@ -70,7 +83,7 @@ impl Drop for LocalMap {
         // nothing of the coroutine's is dropped on whatever thread drops
         // its task last.
         debug_assert!(
-            self.entries.is_empty(),
+            self.entries().is_empty(),
             "goro: coroutine-locals outlived their coroutine's teardown"
         );
     }
@@ -176,7 +189,7 @@ impl<T: 'static> LocalKey<T> {
             // SAFETY: invariant 1: we are the task's coroutine and hold no
             // other reference to the map.
             let map = unsafe { &*task.locals.get() };
-            map.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| {
+            map.entries().iter().find(|(k, _)| *k == key).map(|(_, v)| {
                 v.as_ref()
                     .map(|v| v.downcast_ref::<T>().expect("coroutine_local type") as *const T)
             })
@@ -197,8 +210,8 @@ impl<T: 'static> LocalKey<T> {
                 );
                 // SAFETY: invariant 1, as above; the initializer has returned.
                 let map = unsafe { &mut *task.locals.get() };
-                map.entries.push((key, Some(Box::new(value))));
-                let v = map.entries.last().and_then(|(_, v)| v.as_ref());
+                map.entries_mut().push((key, Some(Box::new(value))));
+                let v = map.entries().last().and_then(|(_, v)| v.as_ref());
                 v.expect("just pushed")
                     .downcast_ref::<T>()
                     .expect("coroutine_local type") as *const T
@@ -220,7 +233,7 @@ pub(crate) fn destroy_current() -> Option<Box<dyn Any + Send>> {
     // SAFETY: invariant 1; no reference into the map is held while a
     // destructor runs, only raw-pointer accesses between them.
     unsafe {
-        if (*map).entries.is_empty() {
+        if (*map).entries().is_empty() {
             (*map).phase.set(Phase::Destroyed);
             return None;
         }
@@ -231,7 +244,7 @@ pub(crate) fn destroy_current() -> Option<Box<dyn Any + Send>> {
         // SAFETY: as above; the value is moved out, leaving its tombstone,
         // before its destructor runs.
         let value = unsafe {
-            let entries = &mut (*map).entries;
+            let entries = (*map).entries_mut();
             match entries.iter().rposition(|(_, v)| v.is_some()) {
                 Some(i) => entries[i].1.take(),
                 None => break,
@@ -248,7 +261,7 @@ pub(crate) fn destroy_current() -> Option<Box<dyn Any + Send>> {
     // SAFETY: as above; no destructor runs any more.
     unsafe {
         (*map).phase.set(Phase::Destroyed);
-        (*map).entries = Vec::new();
+        (*map).entries = None;
     }
     first_panic
 }

@@ -339,7 +339,10 @@ impl<P: ?Sized + Payload> Drop for Task<P> {
             }
             // A shared stack is not the task's to give back.
             Body::Running(_) | Body::Fresh if self.frames.is_shared() => {}
-            Body::Running(coroutine) => self.pool.release(coroutine.into_stack().raw),
+            Body::Running(coroutine) => {
+                let _ = coroutine.into_stack();
+                self.pool.release(self.raw_stack.get());
+            }
             // Never started: the stack taken at spawn is still ours. The
             // entry closure drops with the payload.
             Body::Fresh => self.pool.release(self.raw_stack.get()),

@@ -547,7 +547,7 @@ impl WorkerLocal {
             task.raw_stack.set(raw);
         }
         let task_ptr: *const Task = Arc::as_ptr(task);
-        let co = Coroutine::with_stack(Stack { raw }, move |y: &Yielder<(), Request>, ()| {
+        let co = Coroutine::with_stack(Stack::new(&raw), move |y: &Yielder<(), Request>, ()| {
             // SAFETY: the worker holds an `Arc` to the task while it
             // resumes the coroutine, which is the only time this runs.
             let task = unsafe { &*task_ptr };
@@ -576,7 +576,8 @@ impl WorkerLocal {
             let _ = co.into_stack();
             shared::finished(task, self.counters());
         } else {
-            task.pool.release(co.into_stack().raw);
+            let _ = co.into_stack();
+            task.pool.release(task.raw_stack.get());
         }
         task.set_state(State::Done);
         self.shared.registry.remove(task);
