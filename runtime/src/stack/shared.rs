@@ -112,7 +112,7 @@
 //! (`overflow.rs`), naming the coroutine: the task's `raw_stack` describes
 //! the shared stack it runs on.
 
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
@@ -175,16 +175,20 @@ fn buffer_size(len: usize) -> usize {
 /// The shared-stack state of one task. Touched only by the task's home
 /// worker and by the coroutine itself while it runs (task invariant 2).
 pub(crate) struct Frames {
-    /// The set this coroutine runs on; null for a private-stack task.
-    set: Cell<*const Set>,
-    /// The stack it is bound to (null before its first run).
-    stack: Cell<*const SharedStack>,
-    /// Stack pointer at its last suspension (protocol step 3).
-    sp: Cell<usize>,
-    /// Its frames while evicted, packed (`pack`); kept (stale) while it
-    /// runs.
-    buf: UnsafeCell<Option<Box<[u64]>>>,
-    /// Bytes of `buf` that hold evicted frames; 0 when the frames are on
+    /// Where it runs: 0 for a private stack; a shared set's address + 1
+    /// before its first run; then the `SharedStack` it is bound to (both
+    /// leaked and 8-aligned, so bit 0 tells them apart). One word, not
+    /// two: this header is most of what a parked coroutine costs.
+    place: Cell<usize>,
+    /// Its frames while evicted, packed (`pack`), in a boxed `[u64]` of
+    /// `cap` words; null if none yet. Kept (stale) while it runs.
+    buf: Cell<*mut u64>,
+    /// Capacity of `buf` in words.
+    cap: Cell<u32>,
+    /// The stack's top minus the stack pointer at its last suspension
+    /// (protocol step 3); stacks are at most `MAX_STACK_SIZE` (1 GiB).
+    sp_off: Cell<u32>,
+    /// Bytes of frames that `buf` holds, packed; 0 when the frames are on
     /// the stack (or the coroutine never ran).
     saved: Cell<u32>,
     /// Nesting count of lending calls in progress (`lend`).
@@ -194,10 +198,10 @@ pub(crate) struct Frames {
 impl Frames {
     pub(crate) fn private() -> Frames {
         Frames {
-            set: Cell::new(std::ptr::null()),
-            stack: Cell::new(std::ptr::null()),
-            sp: Cell::new(0),
-            buf: UnsafeCell::new(None),
+            place: Cell::new(0),
+            buf: Cell::new(std::ptr::null_mut()),
+            cap: Cell::new(0),
+            sp_off: Cell::new(0),
             saved: Cell::new(0),
             lending: Cell::new(0),
         }
@@ -205,20 +209,41 @@ impl Frames {
 
     pub(crate) fn shared(set: &'static Set) -> Frames {
         let f = Frames::private();
-        f.set.set(set);
+        f.place.set(set as *const Set as usize | 1);
         f
     }
 
     /// Whether the coroutine runs on a shared stack.
     #[inline]
     pub(crate) fn is_shared(&self) -> bool {
-        !self.set.get().is_null()
+        self.place.get() != 0
+    }
+
+    /// The shared stack it is bound to, if any.
+    #[inline]
+    fn stack(&self) -> Option<&'static SharedStack> {
+        let p = self.place.get();
+        // SAFETY: an even non-zero `place` is a leaked `SharedStack`.
+        (p & 1 == 0 && p != 0).then(|| unsafe { &*(p as *const SharedStack) })
+    }
+
+    /// The set of a shared-stack coroutine that is not bound yet.
+    fn unbound_set(&self) -> Option<&'static Set> {
+        let p = self.place.get();
+        // SAFETY: an odd `place` is a leaked `Set`'s address + 1.
+        (p & 1 == 1).then(|| unsafe { &*((p - 1) as *const Set) })
+    }
+
+    /// The stack pointer at its last suspension.
+    fn sp(&self, s: &SharedStack) -> usize {
+        s.raw.top - self.sp_off.get() as usize
     }
 
     /// Records the stack pointer, then switches to the worker with `req`
     /// (protocol step 3): the one way a task suspends.
     pub(crate) fn suspend(&self, y: &Yielder<(), Request>, req: Request) {
-        suspend_noting_sp(&self.sp, y, req);
+        let top = self.stack().map_or(0, |s| s.raw.top);
+        suspend_noting_sp(&self.sp_off, top, y, req);
     }
 
     /// Marks the running coroutine as lending its stack until the guard
@@ -230,6 +255,25 @@ impl Frames {
 
     fn lends(&self) -> bool {
         self.lending.get() > 0
+    }
+
+    /// Frees the buffer; returns its size in bytes.
+    fn free_buf(&self) -> usize {
+        let p = self.buf.replace(std::ptr::null_mut());
+        if p.is_null() {
+            return 0;
+        }
+        let cap = self.cap.replace(0) as usize;
+        // SAFETY: `buf` came from `Box::<[u64]>::into_raw` with `cap`
+        // words (`evict`), and is null again now, so freed once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, cap)) });
+        cap * 8
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        self.free_buf();
     }
 }
 
@@ -246,8 +290,8 @@ impl Drop for LendGuard<'_> {
 /// inlined, so that what lies below the recorded value is always the same
 /// code (what `measure_margin` measures).
 #[inline(never)]
-fn suspend_noting_sp(sp: &Cell<usize>, y: &Yielder<(), Request>, req: Request) {
-    sp.set(current_sp());
+fn suspend_noting_sp(sp_off: &Cell<u32>, top: usize, y: &Yielder<(), Request>, req: Request) {
+    sp_off.set(top.wrapping_sub(current_sp()) as u32);
     y.suspend(req);
 }
 
@@ -261,10 +305,10 @@ fn measure_margin(s: &SharedStack) -> usize {
     let lo = (top - PROBE_BYTES).max(s.raw.bottom);
     // SAFETY: the usable part of a stack nobody runs on yet.
     unsafe { std::ptr::write_bytes(lo as *mut u8, PATTERN, top - lo) };
-    let sp = std::rc::Rc::new(Cell::new(0usize));
-    let sp2 = sp.clone();
+    let sp_off = std::rc::Rc::new(Cell::new(0u32));
+    let sp2 = sp_off.clone();
     let mut co = Coroutine::with_stack(Stack::new(&s.raw), move |y: &Yielder<(), Request>, ()| {
-        suspend_noting_sp(&sp2, y, Request::Park);
+        suspend_noting_sp(&sp2, top, y, Request::Park);
     });
     let _ = co.resume(());
     // SAFETY: `lo..top` is mapped; the coroutine is suspended.
@@ -274,7 +318,7 @@ fn measure_margin(s: &SharedStack) -> usize {
     let _ = co.resume(());
     debug_assert!(co.done());
     let _ = co.into_stack();
-    let below = sp.get().saturating_sub(lowest);
+    let below = (top - sp_off.get() as usize).saturating_sub(lowest);
     (below + MARGIN_SLACK).next_multiple_of(16)
 }
 
@@ -426,15 +470,11 @@ pub(crate) enum Acquire {
 /// index.
 pub(crate) fn acquire(task: &Arc<Task>, worker: usize, counters: &WorkerCounters) -> Acquire {
     let frames = &task.frames;
-    let mut stack = frames.stack.get();
-    if stack.is_null() {
-        // SAFETY: `set` points to a leaked `Set` (never freed).
-        let set = unsafe { &*frames.set.get() };
+    if let Some(set) = frames.unbound_set() {
         match bind(set, worker) {
             Some(s) => {
-                frames.stack.set(s);
+                frames.place.set(s as *const SharedStack as usize);
                 task.raw_stack.set(s.raw);
-                stack = s;
             }
             None => {
                 // Every stack lends and none can be added: wait on one.
@@ -447,8 +487,7 @@ pub(crate) fn acquire(task: &Arc<Task>, worker: usize, counters: &WorkerCounters
             }
         }
     }
-    // SAFETY: `stack` points to a leaked `SharedStack` (never freed).
-    let s = unsafe { &*stack };
+    let s = frames.stack().expect("bound just above");
     {
         let owner = s.owner.borrow();
         if let Some(o) = owner.as_ref() {
@@ -496,12 +535,7 @@ fn bind(set: &'static Set, worker: usize) -> Option<&'static SharedStack> {
 fn evict(old: &Task, s: &SharedStack, counters: &WorkerCounters) {
     let f = &old.frames;
     let top = s.raw.top;
-    let start =
-        f.sp.get()
-            .saturating_sub(margin())
-            .max(s.raw.bottom)
-            .min(top)
-            & !15;
+    let start = f.sp(s).saturating_sub(margin()).max(s.raw.bottom).min(top) & !15;
     let start = start.max(s.raw.bottom);
     let len = top - start;
     debug_assert!(top % 16 == 0 && len % 8 == 0, "stack top not aligned");
@@ -512,18 +546,17 @@ fn evict(old: &Task, s: &SharedStack, counters: &WorkerCounters) {
     // are what is there (it is the owner). Both ends are 8-aligned.
     let frames = unsafe { std::slice::from_raw_parts(src, words) };
     let need = packed_words(frames);
-    // SAFETY: worker-only field (task invariant 2); `old` is suspended.
-    let buf = unsafe { &mut *f.buf.get() };
-    if buf.as_ref().is_none_or(|b| b.len() < need) {
+    if (f.cap.get() as usize) < need {
+        let old = f.free_buf();
         let cap = buffer_size(need * 8) / 8;
-        let old_cap = buf.as_ref().map_or(0, |b| b.len() * 8);
-        *buf = Some(vec![0u64; cap].into_boxed_slice());
-        bump_held(
-            &counters.saved_stack_bytes,
-            (cap * 8) as i64 - old_cap as i64,
-        );
+        let b = Box::into_raw(vec![0u64; cap].into_boxed_slice());
+        f.buf.set(b.cast::<u64>());
+        f.cap.set(cap as u32);
+        bump_held(&counters.saved_stack_bytes, (cap * 8) as i64 - old as i64);
     }
-    let b = buf.as_mut().expect("buffer just ensured");
+    // SAFETY: `buf` holds `cap` words (at least `need`), owned by this
+    // task's frames, touched only by its home worker (task invariant 2).
+    let b = unsafe { std::slice::from_raw_parts_mut(f.buf.get(), f.cap.get() as usize) };
     pack(frames, b);
     f.saved.set(len as u32);
     bump(&counters.copy_outs, 1);
@@ -582,9 +615,10 @@ fn restore(task: &Task, s: &SharedStack, counters: &WorkerCounters) {
     if len == 0 {
         return;
     }
-    // SAFETY: worker-only field (task invariant 2).
-    let buf = unsafe { &*f.buf.get() };
-    let b = buf.as_ref().expect("saved frames have a buffer");
+    debug_assert!(!f.buf.get().is_null(), "saved frames have a buffer");
+    // SAFETY: saved frames are in `buf`, `cap` words (`evict`); worker-only
+    // (task invariant 2).
+    let b = unsafe { std::slice::from_raw_parts(f.buf.get(), f.cap.get() as usize) };
     // SAFETY: the frames were copied from `top - len..top` of this same
     // stack (8-aligned, mapped); the stack's previous owner was evicted,
     // so those bytes are nobody's now and get exactly the contents they
@@ -598,12 +632,12 @@ fn restore(task: &Task, s: &SharedStack, counters: &WorkerCounters) {
 /// After a shared-stack coroutine switched out: if it lends nothing, the
 /// coroutines waiting for its stack may run again (step 6).
 pub(crate) fn switched_out(task: &Task, ready: &RefCell<VecDeque<Arc<Task>>>) {
-    let s = task.frames.stack.get();
-    if s.is_null() || task.frames.lends() {
+    let Some(s) = task.frames.stack() else {
+        return;
+    };
+    if task.frames.lends() {
         return;
     }
-    // SAFETY: a leaked `SharedStack`.
-    let s = unsafe { &*s };
     let mut w = s.waiting.borrow_mut();
     if !w.is_empty() {
         ready.borrow_mut().extend(w.drain(..));
@@ -612,18 +646,14 @@ pub(crate) fn switched_out(task: &Task, ready: &RefCell<VecDeque<Arc<Task>>>) {
 
 /// Step 5: a finished coroutine gives its stack up.
 pub(crate) fn finished(task: &Task, counters: &WorkerCounters) {
-    let s = task.frames.stack.get();
-    if s.is_null() {
+    let Some(s) = task.frames.stack() else {
         return;
-    }
-    // SAFETY: a leaked `SharedStack`.
-    let s = unsafe { &*s };
+    };
     let owner = s.owner.borrow_mut().take();
     debug_assert!(owner.as_deref().is_some_and(|o| std::ptr::eq(o, task)));
-    // SAFETY: worker-only field (task invariant 2); the coroutine is done.
-    if let Some(b) = unsafe { (*task.frames.buf.get()).take() } {
-        bump_held(&counters.saved_stack_bytes, -(b.len() as i64 * 8));
-    }
+    // Worker-only field (task invariant 2); the coroutine is done.
+    let freed = task.frames.free_buf();
+    bump_held(&counters.saved_stack_bytes, -(freed as i64));
     // Dropped last: it may be the last reference but one to `task`.
     drop(owner);
 }
