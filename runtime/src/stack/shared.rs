@@ -180,10 +180,10 @@ pub(crate) struct Frames {
     /// leaked and 8-aligned, so bit 0 tells them apart). One word, not
     /// two: this header is most of what a parked coroutine costs.
     place: Cell<usize>,
-    /// Its frames while evicted, packed (`pack`), in a boxed `[u64]` of
-    /// `cap` words; null if none yet. Kept (stale) while it runs.
-    buf: Cell<*mut u64>,
-    /// Capacity of `buf` in words.
+    /// Its frames while evicted, packed (`pack`), in a boxed `[u8]` of
+    /// `cap` bytes; null if none yet. Kept (stale) while it runs.
+    buf: Cell<*mut u8>,
+    /// Capacity of `buf` in bytes.
     cap: Cell<u32>,
     /// The stack's top minus the stack pointer at its last suspension
     /// (protocol step 3); stacks are at most `MAX_STACK_SIZE` (1 GiB).
@@ -264,10 +264,10 @@ impl Frames {
             return 0;
         }
         let cap = self.cap.replace(0) as usize;
-        // SAFETY: `buf` came from `Box::<[u64]>::into_raw` with `cap`
-        // words (`evict`), and is null again now, so freed once.
+        // SAFETY: `buf` came from `Box::<[u8]>::into_raw` with `cap`
+        // bytes (`evict`), and is null again now, so freed once.
         drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, cap)) });
-        cap * 8
+        cap
     }
 }
 
@@ -539,72 +539,98 @@ fn evict(old: &Task, s: &SharedStack, counters: &WorkerCounters) {
     let start = start.max(s.raw.bottom);
     let len = top - start;
     debug_assert!(top % 16 == 0 && len % 8 == 0, "stack top not aligned");
-    let words = len / 8;
-    let src = start as *const u64;
     // SAFETY: `start..top` lies in the usable part of `s`, which is mapped
     // and which nothing else uses now: `old` is suspended and its frames
     // are what is there (it is the owner). Both ends are 8-aligned.
-    let frames = unsafe { std::slice::from_raw_parts(src, words) };
-    let need = packed_words(frames);
-    if (f.cap.get() as usize) < need {
-        let old = f.free_buf();
-        let cap = buffer_size(need * 8) / 8;
-        let b = Box::into_raw(vec![0u64; cap].into_boxed_slice());
-        f.buf.set(b.cast::<u64>());
-        f.cap.set(cap as u32);
-        bump_held(&counters.saved_stack_bytes, (cap * 8) as i64 - old as i64);
-    }
-    // SAFETY: `buf` holds `cap` words (at least `need`), owned by this
-    // task's frames, touched only by its home worker (task invariant 2).
-    let b = unsafe { std::slice::from_raw_parts_mut(f.buf.get(), f.cap.get() as usize) };
-    pack(frames, b);
+    let frames = unsafe { std::slice::from_raw_parts(start as *const u64, len / 8) };
+    SCRATCH.with_borrow_mut(|packed| {
+        pack(frames, packed);
+        let need = packed.len();
+        if (f.cap.get() as usize) < need {
+            let old = f.free_buf();
+            let cap = buffer_size(need);
+            let b = Box::into_raw(vec![0u8; cap].into_boxed_slice());
+            f.buf.set(b.cast::<u8>());
+            f.cap.set(cap as u32);
+            bump_held(&counters.saved_stack_bytes, cap as i64 - old as i64);
+        }
+        // SAFETY: `buf` holds `cap` bytes (at least `need`), owned by this
+        // task's frames, touched only by its home worker (task invariant
+        // 2); `packed` is this thread's scratch, a different allocation.
+        unsafe { std::ptr::copy_nonoverlapping(packed.as_ptr(), f.buf.get(), need) };
+    });
     f.saved.set(len as u32);
     bump(&counters.copy_outs, 1);
     bump(&counters.copy_out_bytes, len as u64);
 }
 
-/// Words [`pack`] needs for `frames`: one bitmap word per 64 frame words,
-/// plus one word per non-zero frame word.
-fn packed_words(frames: &[u64]) -> usize {
-    frames.len().div_ceil(64) + frames.iter().filter(|&&w| w != 0).count()
+thread_local! {
+    /// Where `evict` packs frames before it knows their packed size (one
+    /// per worker thread; as large as the largest eviction so far).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Packs `frames` into `out` (at least [`packed_words`] long): a bitmap
-/// of the non-zero words (bit `i % 64` of word `i / 64`), then those words
-/// in order. A parked call chain is about a third zeros (empty `Option`s,
-/// cleared flags, zeroed padding), which this leaves out: the buffers of a
-/// million parked receivers are about 25% smaller, for one pass over the
-/// bytes that are copied anyway.
-fn pack(frames: &[u64], out: &mut [u64]) {
-    let maps = frames.len().div_ceil(64);
-    let (bitmaps, data) = out.split_at_mut(maps);
-    let mut j = 0;
-    for (chunk, map) in frames.chunks(64).zip(bitmaps.iter_mut()) {
-        let mut m = 0u64;
-        for (i, &w) in chunk.iter().enumerate() {
-            if w != 0 {
-                m |= 1 << i;
-                data[j] = w;
-                j += 1;
-            }
-        }
-        *map = m;
+/// Literals a back-reference can name ([`pack`]).
+const RECENT: usize = 16;
+
+const TAG_ZERO: u8 = 0;
+const TAG_LITERAL: u8 = 1;
+const TAG_REPEAT: u8 = 2;
+
+/// Packs `frames` into `out` (cleared first): two tag bits per word
+/// (`frames.len() / 4` bytes, rounded up), then per word by its tag:
+/// nothing for a zero word, 8 bytes for a literal, or one byte naming
+/// one of the last [`RECENT`] literals (a ring both sides keep alike).
+///
+/// A parked call chain is mostly zeros (empty `Option`s, cleared flags)
+/// and a few values repeated from frame to frame (the task, the channel,
+/// `self` pointers, the stack's own addresses): the frames of a parked
+/// receive, 560 bytes, pack into about 280. A million parked coroutines
+/// hold that much less, for one pass over bytes copied anyway.
+fn pack(frames: &[u64], out: &mut Vec<u8>) {
+    let tags_len = frames.len().div_ceil(4);
+    out.clear();
+    out.resize(tags_len, 0);
+    let mut ring = [0u64; RECENT];
+    let mut next = 0;
+    for (i, &w) in frames.iter().enumerate() {
+        let tag = if w == 0 {
+            TAG_ZERO
+        } else if let Some(k) = ring.iter().position(|&r| r == w) {
+            out.push(k as u8);
+            TAG_REPEAT
+        } else {
+            out.extend_from_slice(&w.to_le_bytes());
+            ring[next] = w;
+            next = (next + 1) % RECENT;
+            TAG_LITERAL
+        };
+        out[i / 4] |= tag << ((i % 4) * 2);
     }
 }
 
 /// Writes what [`pack`] made of `frames.len()` words back into `frames`.
-fn unpack(packed: &[u64], frames: &mut [u64]) {
-    let maps = frames.len().div_ceil(64);
-    let (bitmaps, data) = packed.split_at(maps);
-    let mut j = 0;
-    for (chunk, &map) in frames.chunks_mut(64).zip(bitmaps) {
-        chunk.fill(0);
-        let mut m = map;
-        while m != 0 {
-            chunk[m.trailing_zeros() as usize] = data[j];
-            j += 1;
-            m &= m - 1;
-        }
+fn unpack(packed: &[u8], frames: &mut [u64]) {
+    let (tags, mut data) = packed.split_at(frames.len().div_ceil(4));
+    let mut ring = [0u64; RECENT];
+    let mut next = 0;
+    for (i, w) in frames.iter_mut().enumerate() {
+        *w = match (tags[i / 4] >> ((i % 4) * 2)) & 3 {
+            TAG_ZERO => 0,
+            TAG_LITERAL => {
+                let (lit, rest) = data.split_at(8);
+                data = rest;
+                let v = u64::from_le_bytes(lit.try_into().expect("8 bytes"));
+                ring[next] = v;
+                next = (next + 1) % RECENT;
+                v
+            }
+            _ => {
+                let k = data[0] as usize;
+                data = &data[1..];
+                ring[k]
+            }
+        };
     }
 }
 
@@ -616,7 +642,7 @@ fn restore(task: &Task, s: &SharedStack, counters: &WorkerCounters) {
         return;
     }
     debug_assert!(!f.buf.get().is_null(), "saved frames have a buffer");
-    // SAFETY: saved frames are in `buf`, `cap` words (`evict`); worker-only
+    // SAFETY: saved frames are in `buf`, `cap` bytes (`evict`); worker-only
     // (task invariant 2).
     let b = unsafe { std::slice::from_raw_parts(f.buf.get(), f.cap.get() as usize) };
     // SAFETY: the frames were copied from `top - len..top` of this same
@@ -682,18 +708,29 @@ mod tests {
 
     #[test]
     fn pack_round_trips() {
-        for len in [0usize, 1, 5, 63, 64, 65, 70, 200] {
+        for len in [0usize, 1, 3, 4, 5, 63, 64, 65, 70, 200] {
+            // Zeros, repeats near and far, and fresh literals.
             let frames: Vec<u64> = (0..len as u64)
-                .map(|i| if i % 3 == 0 { 0 } else { i * 0x1234_5678 })
+                .map(|i| match i % 5 {
+                    0 => 0,
+                    1 => 0xdead_beef,
+                    2 => i * 0x1234_5678_9abc,
+                    3 => (i / 20) << 40,
+                    _ => u64::MAX - i,
+                })
                 .collect();
-            let mut out = vec![0u64; packed_words(&frames)];
+            let mut out = Vec::new();
             pack(&frames, &mut out);
+            assert!(out.len() <= len.div_ceil(4) + 8 * len);
             let mut back = vec![0xFFu64; len];
             unpack(&out, &mut back);
             assert_eq!(back, frames, "len {len}");
         }
-        assert_eq!(packed_words(&[0; 64]), 1);
-        assert_eq!(packed_words(&[1; 65]), 2 + 65);
+        let mut out = Vec::new();
+        pack(&[0; 64], &mut out);
+        assert_eq!(out.len(), 16);
+        pack(&[7; 64], &mut out);
+        assert_eq!(out.len(), 16 + 8 + 63);
     }
 
     #[test]
