@@ -108,6 +108,7 @@ mod overflow;
 mod pool;
 pub(crate) mod shared;
 mod sweep_gate;
+pub(crate) mod trim;
 
 pub(crate) use overflow::{check_canary, install_handler, prepare_thread};
 pub(crate) use pool::{

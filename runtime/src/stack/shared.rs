@@ -684,24 +684,6 @@ pub(crate) fn finished(task: &Task, counters: &WorkerCounters) {
     drop(owner);
 }
 
-/// A worker about to sleep that has seen this many coroutines finish
-/// since it last did returns the heap's free pages to the OS: the headers
-/// of a burst of coroutines (and, on shared stacks, their saved frames,
-/// which are most of what they cost) are freed into the allocator, which
-/// keeps them resident otherwise. Costs nothing on the spawn or exit
-/// path; a steady load that keeps a worker busy never trims.
-pub(crate) const TRIM_AFTER_EXITS: u64 = 4096;
-
-/// Returns free heap memory of every arena to the OS.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) fn trim_heap() {
-    // SAFETY: malloc_trim has no preconditions.
-    unsafe { libc::malloc_trim(0) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn trim_heap() {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

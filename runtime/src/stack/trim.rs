@@ -1,0 +1,101 @@
+//! Gives the heap's free pages back to the OS after a burst of exits.
+//!
+//! A burst of coroutines frees its task headers and (on shared stacks)
+//! its saved frames into the allocator, which keeps them resident. The
+//! allocator cannot know the burst is over; the runtime can: a worker
+//! about to sleep that has seen [`TRIM_AFTER_EXITS`] coroutines finish
+//! since it last did calls [`after_burst`].
+//!
+//! Not every header is freed by then: the last reference to a task may be
+//! a `JoinHandle` or a park token held by any thread, dropped after the
+//! workers went idle (`examples/ten_million.rs` drops a million tokens
+//! from main). So `after_burst` does not trim on the worker: it wakes one
+//! trimmer thread (started on first use), which trims at once and then
+//! every [`PERIOD`] until [`WINDOW`] has passed since the last burst
+//! ended, catching what other threads free meanwhile.
+//!
+//! # Invariants
+//!
+//! 1. Nothing here runs on the spawn, park or exit paths: `after_burst`
+//!    is called by an idle worker at most once per `TRIM_AFTER_EXITS`
+//!    exits, and costs a lock and a notify.
+//! 2. `malloc_trim` runs only on the trimmer thread, so no worker ever
+//!    stalls in it (it holds each arena's lock while it walks it).
+//!    glibc's `malloc_trim` trims every arena, not only the main one, and
+//!    returns free pages inside the heap too (`MADV_DONTNEED`), not only
+//!    its top.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// Exits a worker must have seen since its last request before it asks
+/// for a trim when it goes idle.
+pub(crate) const TRIM_AFTER_EXITS: u64 = 4096;
+/// Trims go on this long after the last request.
+pub(crate) const WINDOW: Duration = Duration::from_millis(2000);
+/// Time between two trims within the window.
+pub(crate) const PERIOD: Duration = Duration::from_millis(400);
+
+struct Trimmer {
+    /// End of the current window; `None` while the trimmer waits.
+    until: Mutex<Option<Instant>>,
+    wake: Condvar,
+}
+
+static TRIMMER: OnceLock<&'static Trimmer> = OnceLock::new();
+
+/// Asks for the heap to be trimmed now and for [`WINDOW`] more (see the
+/// module docs).
+pub(crate) fn after_burst() {
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+        return;
+    }
+    let t = *TRIMMER.get_or_init(|| {
+        let t: &'static Trimmer = Box::leak(Box::new(Trimmer {
+            until: Mutex::new(None),
+            wake: Condvar::new(),
+        }));
+        let spawned = std::thread::Builder::new()
+            .name("goro-trim".into())
+            .spawn(move || run(t));
+        if spawned.is_err() {
+            // No thread: trim here, once, as the worker did before.
+            trim_heap();
+        }
+        t
+    });
+    *t.until.lock() = Some(Instant::now() + WINDOW);
+    t.wake.notify_one();
+}
+
+fn run(t: &'static Trimmer) {
+    let mut until = t.until.lock();
+    loop {
+        let Some(end) = *until else {
+            t.wake.wait(&mut until);
+            continue;
+        };
+        drop(until);
+        trim_heap();
+        let now = Instant::now();
+        until = t.until.lock();
+        if now >= end && *until == Some(end) {
+            // No request since this window began: wait for the next.
+            *until = None;
+            continue;
+        }
+        let _ = t.wake.wait_for(&mut until, PERIOD);
+    }
+}
+
+/// Returns free heap memory of every arena to the OS.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn trim_heap() {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn trim_heap() {}
