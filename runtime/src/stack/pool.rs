@@ -93,7 +93,7 @@ const SHARD_RESERVE: usize = 64;
 const GLOBAL_RESERVE: usize = 64;
 /// Stacks (in address order) the scavenger gives back between two looks
 /// at whether its worker has work (no list lock is held meanwhile).
-const SCAVENGE_CHUNK: usize = 4096;
+const SCAVENGE_CHUNK: usize = 256;
 
 /// Stacks per slab while the guard budget lasts (each costs two mappings).
 const GUARDED_PER_SLAB: usize = 32;

@@ -10,9 +10,10 @@
 //! a `JoinHandle` or a park token held by any thread, dropped after the
 //! workers went idle (`examples/ten_million.rs` drops a million tokens
 //! from main). So `after_burst` does not trim on the worker: it wakes one
-//! trimmer thread (started on first use), which trims at once and then
+//! trimmer thread (started on first use), which trims
 //! every [`PERIOD`] until [`WINDOW`] has passed since the last burst
-//! ended, catching what other threads free meanwhile.
+//! ended, catching what other threads free meanwhile; a period in which
+//! coroutines were spawned or finished is skipped.
 //!
 //! # Invariants
 //!
@@ -24,6 +25,9 @@
 //!    glibc's `malloc_trim` trims every arena, not only the main one, and
 //!    returns free pages inside the heap too (`MADV_DONTNEED`), not only
 //!    its top.
+//! 3. A trim follows a quiet period (no spawn, no exit for [`PERIOD`]):
+//!    a loop that spawns and joins a warm pool over and over keeps its
+//!    heap, as Go's scavenger keeps what the heap's goal still needs.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -72,22 +76,35 @@ pub(crate) fn after_burst() {
 
 fn run(t: &'static Trimmer) {
     let mut until = t.until.lock();
+    let mut last = activity();
     loop {
         let Some(end) = *until else {
             t.wake.wait(&mut until);
+            last = activity();
             continue;
         };
+        let _ = t.wake.wait_for(&mut until, PERIOD);
         drop(until);
-        trim_heap();
-        let now = Instant::now();
+        // Only a runtime that spawned and finished nothing for a whole
+        // period is trimmed: one that keeps a warm working set busy would
+        // only fault the pages in again (invariant 3).
+        let now_activity = activity();
+        if now_activity == last {
+            trim_heap();
+        }
+        last = now_activity;
         until = t.until.lock();
-        if now >= end && *until == Some(end) {
+        if Instant::now() >= end && *until == Some(end) {
             // No request since this window began: wait for the next.
             *until = None;
-            continue;
         }
-        let _ = t.wake.wait_for(&mut until, PERIOD);
     }
+}
+
+/// Coroutines spawned and finished so far.
+fn activity() -> (u64, u64) {
+    let s = crate::stats::stats();
+    (s.spawned, s.spawned.saturating_sub(s.coroutines))
 }
 
 /// Returns free heap memory of every arena to the OS.
