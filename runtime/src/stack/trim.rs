@@ -13,7 +13,8 @@
 //! trimmer thread (started on first use), which trims
 //! every [`PERIOD`] until [`WINDOW`] has passed since the last burst
 //! ended, catching what other threads free meanwhile; a period in which
-//! coroutines were spawned or finished is skipped.
+//! coroutines were spawned or finished is skipped, and a trim that gave
+//! back a megabyte or more keeps the window open.
 //!
 //! # Invariants
 //!
@@ -41,6 +42,17 @@ pub(crate) const TRIM_AFTER_EXITS: u64 = 4096;
 pub(crate) const WINDOW: Duration = Duration::from_millis(2000);
 /// Time between two trims within the window.
 pub(crate) const PERIOD: Duration = Duration::from_millis(400);
+
+/// A trim that gave back at least this much keeps the window open.
+const KEEP_GOING: usize = 1 << 20;
+
+/// Resident bytes of the process (0 if `/proc` cannot tell).
+fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
 
 struct Trimmer {
     /// End of the current window; `None` while the trimmer waits.
@@ -89,12 +101,19 @@ fn run(t: &'static Trimmer) {
         // period is trimmed: one that keeps a warm working set busy would
         // only fault the pages in again (invariant 3).
         let now_activity = activity();
+        let mut gave_back = false;
         if now_activity == last {
+            let before = rss_bytes();
             trim_heap();
+            gave_back = before.saturating_sub(rss_bytes()) >= KEEP_GOING;
         }
         last = now_activity;
         until = t.until.lock();
-        if Instant::now() >= end && *until == Some(end) {
+        if gave_back && *until == Some(end) {
+            // Still giving memory back (another thread may be dropping
+            // millions of tasks): keep the window open.
+            *until = Some(Instant::now() + WINDOW);
+        } else if Instant::now() >= end && *until == Some(end) {
             // No request since this window began: wait for the next.
             *until = None;
         }
