@@ -53,6 +53,7 @@ pub(crate) struct LocalMap {
     /// Key address and value; `None` is a destroyed value's tombstone.
     /// Boxed on first use: most coroutines have no locals, and every task
     /// header carries a map (a million parked coroutines save 16 MB).
+    #[allow(clippy::box_collection)]
     entries: Option<Box<Vec<Entry>>>,
     phase: Cell<Phase>,
 }

@@ -540,7 +540,10 @@ fn evict(old: &Task, s: &SharedStack, counters: &WorkerCounters) {
     let start = f.sp(s).saturating_sub(margin()).max(s.raw.bottom).min(top) & !15;
     let start = start.max(s.raw.bottom);
     let len = top - start;
-    debug_assert!(top % 16 == 0 && len % 8 == 0, "stack top not aligned");
+    debug_assert!(
+        top.is_multiple_of(16) && len.is_multiple_of(8),
+        "stack top not aligned"
+    );
     // SAFETY: `start..top` lies in the usable part of `s`, which is mapped
     // and which nothing else uses now: `old` is suspended and its frames
     // are what is there (it is the owner). Both ends are 8-aligned.
