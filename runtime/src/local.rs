@@ -51,32 +51,18 @@ enum Phase {
 /// The values of one coroutine.
 pub(crate) struct LocalMap {
     /// Key address and value; `None` is a destroyed value's tombstone.
-    /// Boxed on first use: most coroutines have no locals, and every task
-    /// header carries a map (a million parked coroutines save 16 MB).
-    #[allow(clippy::box_collection)]
-    entries: Option<Box<Vec<Entry>>>,
+    entries: Vec<(usize, Option<Box<dyn Any>>)>,
     phase: Cell<Phase>,
 }
 
 impl LocalMap {
     pub(crate) const fn new() -> LocalMap {
         LocalMap {
-            entries: None,
+            entries: Vec::new(),
             phase: Cell::new(Phase::Alive),
         }
     }
-
-    fn entries(&self) -> &[Entry] {
-        self.entries.as_deref().map_or(&[], |v| v)
-    }
-
-    fn entries_mut(&mut self) -> &mut Vec<Entry> {
-        self.entries.get_or_insert_with(Default::default)
-    }
 }
-
-/// A key's address and its value (`None`: destroyed).
-type Entry = (usize, Option<Box<dyn Any>>);
 
 impl Drop for LocalMap {
     fn drop(&mut self) {
@@ -84,7 +70,7 @@ impl Drop for LocalMap {
         // nothing of the coroutine's is dropped on whatever thread drops
         // its task last.
         debug_assert!(
-            self.entries().is_empty(),
+            self.entries.is_empty(),
             "goro: coroutine-locals outlived their coroutine's teardown"
         );
     }
@@ -190,7 +176,7 @@ impl<T: 'static> LocalKey<T> {
             // SAFETY: invariant 1: we are the task's coroutine and hold no
             // other reference to the map.
             let map = unsafe { &*task.locals.get() };
-            map.entries().iter().find(|(k, _)| *k == key).map(|(_, v)| {
+            map.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| {
                 v.as_ref()
                     .map(|v| v.downcast_ref::<T>().expect("coroutine_local type") as *const T)
             })
@@ -211,8 +197,8 @@ impl<T: 'static> LocalKey<T> {
                 );
                 // SAFETY: invariant 1, as above; the initializer has returned.
                 let map = unsafe { &mut *task.locals.get() };
-                map.entries_mut().push((key, Some(Box::new(value))));
-                let v = map.entries().last().and_then(|(_, v)| v.as_ref());
+                map.entries.push((key, Some(Box::new(value))));
+                let v = map.entries.last().and_then(|(_, v)| v.as_ref());
                 v.expect("just pushed")
                     .downcast_ref::<T>()
                     .expect("coroutine_local type") as *const T
@@ -234,7 +220,7 @@ pub(crate) fn destroy_current() -> Option<Box<dyn Any + Send>> {
     // SAFETY: invariant 1; no reference into the map is held while a
     // destructor runs, only raw-pointer accesses between them.
     unsafe {
-        if (*map).entries().is_empty() {
+        if (*map).entries.is_empty() {
             (*map).phase.set(Phase::Destroyed);
             return None;
         }
@@ -245,7 +231,7 @@ pub(crate) fn destroy_current() -> Option<Box<dyn Any + Send>> {
         // SAFETY: as above; the value is moved out, leaving its tombstone,
         // before its destructor runs.
         let value = unsafe {
-            let entries = (*map).entries_mut();
+            let entries = &mut (*map).entries;
             match entries.iter().rposition(|(_, v)| v.is_some()) {
                 Some(i) => entries[i].1.take(),
                 None => break,
@@ -262,7 +248,7 @@ pub(crate) fn destroy_current() -> Option<Box<dyn Any + Send>> {
     // SAFETY: as above; no destructor runs any more.
     unsafe {
         (*map).phase.set(Phase::Destroyed);
-        (*map).entries = None;
+        (*map).entries = Vec::new();
     }
     first_panic
 }

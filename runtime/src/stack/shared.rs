@@ -575,8 +575,14 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Literals a back-reference can name ([`pack`]).
-const RECENT: usize = 16;
+/// Bits of a literal's slot in the table of recent literals ([`pack`]).
+const RECENT_BITS: u32 = 6;
+
+/// The slot of `w` in the table of recent literals (a multiplicative hash).
+#[inline]
+fn slot(w: u64) -> usize {
+    (w.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT_BITS)) as usize
+}
 
 const TAG_ZERO: u8 = 0;
 const TAG_LITERAL: u8 = 1;
@@ -584,8 +590,10 @@ const TAG_REPEAT: u8 = 2;
 
 /// Packs `frames` into `out` (cleared first): two tag bits per word
 /// (`frames.len() / 4` bytes, rounded up), then per word by its tag:
-/// nothing for a zero word, 8 bytes for a literal, or one byte naming
-/// one of the last [`RECENT`] literals (a ring both sides keep alike).
+/// nothing for a zero word, 8 bytes for a literal, or one byte naming a
+/// slot of a table of recent literals (64 slots, by a hash of the value:
+/// one probe per word, so packing costs the same per byte however large
+/// the frames; both sides fill the table alike).
 ///
 /// A parked call chain is mostly zeros (empty `Option`s, cleared flags)
 /// and a few values repeated from frame to frame (the task, the channel,
@@ -596,18 +604,17 @@ fn pack(frames: &[u64], out: &mut Vec<u8>) {
     let tags_len = frames.len().div_ceil(4);
     out.clear();
     out.resize(tags_len, 0);
-    let mut ring = [0u64; RECENT];
-    let mut next = 0;
+    let mut recent = [0u64; 1 << RECENT_BITS];
     for (i, &w) in frames.iter().enumerate() {
+        let k = slot(w);
         let tag = if w == 0 {
             TAG_ZERO
-        } else if let Some(k) = ring.iter().position(|&r| r == w) {
+        } else if recent[k] == w {
             out.push(k as u8);
             TAG_REPEAT
         } else {
             out.extend_from_slice(&w.to_le_bytes());
-            ring[next] = w;
-            next = (next + 1) % RECENT;
+            recent[k] = w;
             TAG_LITERAL
         };
         out[i / 4] |= tag << ((i % 4) * 2);
@@ -617,8 +624,7 @@ fn pack(frames: &[u64], out: &mut Vec<u8>) {
 /// Writes what [`pack`] made of `frames.len()` words back into `frames`.
 fn unpack(packed: &[u8], frames: &mut [u64]) {
     let (tags, mut data) = packed.split_at(frames.len().div_ceil(4));
-    let mut ring = [0u64; RECENT];
-    let mut next = 0;
+    let mut recent = [0u64; 1 << RECENT_BITS];
     for (i, w) in frames.iter_mut().enumerate() {
         *w = match (tags[i / 4] >> ((i % 4) * 2)) & 3 {
             TAG_ZERO => 0,
@@ -626,14 +632,13 @@ fn unpack(packed: &[u8], frames: &mut [u64]) {
                 let (lit, rest) = data.split_at(8);
                 data = rest;
                 let v = u64::from_le_bytes(lit.try_into().expect("8 bytes"));
-                ring[next] = v;
-                next = (next + 1) % RECENT;
+                recent[slot(v)] = v;
                 v
             }
             _ => {
                 let k = data[0] as usize;
                 data = &data[1..];
-                ring[k]
+                recent[k]
             }
         };
     }
