@@ -188,6 +188,18 @@ pub(crate) enum Side {
 const QUIET_RECV: u8 = 1;
 const QUIET_SEND: u8 = 2;
 
+/// Queues a waiter's packet. A queue's first allocation holds one entry,
+/// not `VecDeque`'s default four: most channels never have more than one
+/// waiter (an idle receiver), and a million parked receivers save 16 MB.
+/// Call under the lock.
+#[inline]
+fn enqueue<T>(q: &mut VecDeque<PacketPtr<T>>, p: PacketPtr<T>) {
+    if q.capacity() == 0 {
+        q.reserve_exact(1);
+    }
+    q.push_back(p);
+}
+
 /// Pops entries until one can be claimed (invariant 3). Call under the
 /// lock. The returned packet stays valid until the caller finishes it.
 #[inline]
@@ -562,7 +574,7 @@ impl<T> Chan<T> {
         }
         // 3. Wait in sendq with the message in our packet.
         let owned = Packet::plain(Kind::Send, Some(value));
-        st.sendq.push_back(owned.ptr());
+        enqueue(&mut st.sendq, owned.ptr());
         drop(st);
         let waited = wait(owned.get(), deadline, || {
             let mut st = self.lock();
@@ -649,7 +661,7 @@ impl<T> Chan<T> {
             }
             // 3. Wait in recvq for a sender to fill our packet.
             let owned = Packet::plain(Kind::Recv, None);
-            st.recvq.push_back(owned.ptr());
+            enqueue(&mut st.recvq, owned.ptr());
             drop(st);
             let waited = wait(owned.get(), deadline, || {
                 let mut st = self.lock();
@@ -1010,7 +1022,7 @@ impl<T> Chan<T> {
             return None;
         }
         let owned = Packet::for_select(waiter, case, Kind::Recv);
-        st.recvq.push_back(owned.ptr());
+        enqueue(&mut st.recvq, owned.ptr());
         Some(owned)
     }
 
@@ -1031,7 +1043,7 @@ impl<T> Chan<T> {
             return None;
         }
         let owned = Packet::for_select(waiter, case, Kind::DeferredSend);
-        st.sendq.push_back(owned.ptr());
+        enqueue(&mut st.sendq, owned.ptr());
         Some(owned)
     }
 

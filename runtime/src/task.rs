@@ -142,7 +142,10 @@ pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
     /// Whether this coroutine may be resumed on any worker (see
     /// `Builder::migratable`).
     migratable: bool,
-    name: Option<Box<str>>,
+    /// Boxed twice: one word in every header, not two (few coroutines
+    /// are named).
+    #[allow(clippy::box_collection, clippy::redundant_allocation)]
+    name: Option<Box<Box<str>>>,
     pub(crate) pool: &'static Pool,
     pub(crate) registry_key: AtomicU64,
     pub(crate) body: UnsafeCell<Body>,
@@ -193,7 +196,7 @@ impl<P: Payload> Task<P> {
             home: AtomicU32::new(NO_HOME),
             id,
             migratable,
-            name,
+            name: name.map(Box::new),
             pool,
             registry_key: AtomicU64::new(u64::MAX),
             body: UnsafeCell::new(Body::Fresh),
@@ -221,7 +224,7 @@ impl<P: ?Sized + Payload> Task<P> {
 
     /// The name given to `Builder::name`, if any.
     pub(crate) fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.name.as_deref().map(|n| &**n)
     }
 
     /// Whether the coroutine opted into running on any worker.
@@ -387,7 +390,10 @@ impl<P: ?Sized + Payload> Drop for Task<P> {
             }
             // A shared stack is not the task's to give back.
             Body::Running(_) | Body::Fresh if self.frames.is_shared() => {}
-            Body::Running(coroutine) => self.pool.release(coroutine.into_stack().raw),
+            Body::Running(coroutine) => {
+                let _ = coroutine.into_stack();
+                self.pool.release(self.raw_stack.get());
+            }
             // Never started: the stack taken at spawn is still ours. The
             // entry closure drops with the payload.
             Body::Fresh => self.pool.release(self.raw_stack.get()),

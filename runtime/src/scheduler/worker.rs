@@ -23,6 +23,10 @@ use crossbeam_deque::{Steal, Worker};
 use super::{Progress, Shared, WorkerCounters, idle};
 use crate::context;
 use crate::stack::{self, Stack, shared};
+
+/// Capacity of an empty ready queue that an idle worker keeps after a
+/// burst (entries); a larger one is freed.
+const READY_KEEP: usize = 4096;
 use crate::task::{Body, Coroutine, Request, State, Task};
 
 /// Consecutive picks allowed from `runnext` before the rest of the queue
@@ -446,11 +450,19 @@ impl WorkerLocal {
         // So do the heap's pages after a burst of exits (task headers, and
         // on shared stacks the saved frames: `stack/shared.rs`).
         let finished = self.counters().finished.load(Ordering::Relaxed);
-        if finished.wrapping_sub(self.trimmed_at.get()) >= shared::TRIM_AFTER_EXITS
+        if finished.wrapping_sub(self.trimmed_at.get()) >= stack::trim::TRIM_AFTER_EXITS
             && !self.work_visible()
         {
             self.trimmed_at.set(finished);
-            shared::trim_heap();
+            // A burst of wake-ups grew the ready queue (8 MB per million
+            // queued): an empty queue gives that back before the heap is
+            // trimmed.
+            let mut ready = self.ready.borrow_mut();
+            if ready.is_empty() && ready.capacity() > READY_KEEP {
+                *ready = VecDeque::new();
+            }
+            drop(ready);
+            stack::trim::after_burst();
         }
         super::idle::sleep(self);
         crate::diag::refresh_coarse();
@@ -565,7 +577,7 @@ impl WorkerLocal {
             task.raw_stack.set(raw);
         }
         let task_ptr: *const Task = Arc::as_ptr(task);
-        let co = Coroutine::with_stack(Stack { raw }, move |y: &Yielder<(), Request>, ()| {
+        let co = Coroutine::with_stack(Stack::new(&raw), move |y: &Yielder<(), Request>, ()| {
             // SAFETY: the worker holds an `Arc` to the task while it
             // resumes the coroutine, which is the only time this runs.
             let task = unsafe { &*task_ptr };
@@ -594,7 +606,8 @@ impl WorkerLocal {
             let _ = co.into_stack();
             shared::finished(task, self.counters());
         } else {
-            task.pool.release(co.into_stack().raw);
+            let _ = co.into_stack();
+            task.pool.release(task.raw_stack.get());
         }
         task.set_state(State::Done);
         self.shared.registry.remove(task);

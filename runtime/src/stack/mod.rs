@@ -108,6 +108,7 @@ mod overflow;
 mod pool;
 pub(crate) mod shared;
 mod sweep_gate;
+pub(crate) mod trim;
 
 pub(crate) use overflow::{check_canary, install_handler, prepare_thread};
 pub(crate) use pool::{
@@ -127,12 +128,25 @@ pub const MAX_STACK_SIZE: usize = 1 << 30;
 /// `Config::stack_size`.
 pub const DEFAULT_STACK_SIZE: usize = 64 << 10;
 
-/// A pooled stack lent to one coroutine (the handle corosensei holds).
+/// A pooled stack lent to one coroutine (the handle corosensei holds):
+/// only its two ends, so that the coroutine in every task header stays
+/// small; the whole `RawStack` (what goes back to the pool) is the task's
+/// `raw_stack`.
 pub(crate) struct Stack {
-    pub(crate) raw: RawStack,
+    top: usize,
+    guard: usize,
 }
 
-// SAFETY: `raw` describes memory owned by the pool and lent exclusively to
+impl Stack {
+    pub(crate) fn new(raw: &RawStack) -> Stack {
+        Stack {
+            top: raw.top,
+            guard: raw.guard,
+        }
+    }
+}
+
+// SAFETY: `top` and `guard` come from a `RawStack` that describes memory owned by the pool and lent exclusively to
 // this handle: `top` and `guard` are 16-byte aligned and the usable part
 // (`bottom..top`) is at least `MIN_STACK_SIZE` bytes. corosensei requires a
 // guard page below `limit` so that an overflow faults instead of writing
@@ -145,11 +159,11 @@ pub(crate) struct Stack {
 // requirement protects.
 unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> StackPointer {
-        StackPointer::new(self.raw.top).expect("stack top is never null")
+        StackPointer::new(self.top).expect("stack top is never null")
     }
 
     fn limit(&self) -> StackPointer {
-        StackPointer::new(self.raw.guard).expect("stack limit is never null")
+        StackPointer::new(self.guard).expect("stack limit is never null")
     }
 }
 

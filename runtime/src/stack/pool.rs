@@ -91,8 +91,8 @@ const SHARD_RESERVE: usize = 64;
 /// Dirty stacks the global list keeps before the scavenger gives pages
 /// back (invariant 7).
 const GLOBAL_RESERVE: usize = 64;
-/// Stacks the scavenger takes off a list at once (the lock is not held
-/// while it calls `madvise`).
+/// Stacks (in address order) the scavenger gives back between two looks
+/// at whether its worker has work (no list lock is held meanwhile).
 const SCAVENGE_CHUNK: usize = 256;
 
 /// Stacks per slab while the guard budget lasts (each costs two mappings).
@@ -442,20 +442,35 @@ impl FreeList {
             .chain(std::iter::once((&self.global, GLOBAL_RESERVE)));
         for (list, reserve) in lists {
             loop {
-                let mut chunk: Vec<RawStack> = {
+                // Everything beyond the reserve at once, sorted by
+                // address: after a burst the list is in release order,
+                // and only a sorted whole lets `give_back` merge the
+                // stacks of a slab into a few calls (one per stack
+                // otherwise: a million took a minute, mostly TLB
+                // shootdowns). The front is the coldest end: takers pop
+                // the back.
+                let mut excess: Vec<RawStack> = {
                     let mut l = list.lock();
-                    let n = l.len().saturating_sub(reserve).min(SCAVENGE_CHUNK);
+                    let n = l.len().saturating_sub(reserve);
                     if n == 0 {
                         break;
                     }
-                    // The front is the coldest end: takers pop the back.
                     l.drain(..n).collect()
                 };
-                done += chunk.len();
-                give_back(&mut chunk, size);
-                self.clean.lock().extend(chunk);
-                if stop() {
-                    return (done, true);
+                excess.sort_unstable_by_key(|s| s.bottom);
+                let mut rest = &mut excess[..];
+                while !rest.is_empty() {
+                    let (chunk, tail) = rest.split_at_mut(rest.len().min(SCAVENGE_CHUNK));
+                    done += chunk.len();
+                    give_back(chunk, size);
+                    self.clean.lock().extend_from_slice(chunk);
+                    rest = tail;
+                    if stop() {
+                        // The rest goes back, still dirty, cold end first.
+                        let rest = rest.to_vec();
+                        list.lock().splice(0..0, rest);
+                        return (done, true);
+                    }
                 }
             }
         }
@@ -757,7 +772,7 @@ pub(crate) fn scavenge(stop: &dyn Fn() -> bool) {
         }
     }
     if total >= TRIM_AFTER {
-        trim_heap();
+        super::trim::after_burst();
     }
 }
 
@@ -765,16 +780,6 @@ pub(crate) fn scavenge(stop: &dyn Fn() -> bool) {
 /// coroutine headers of that burst were freed too, so the heap is
 /// trimmed as well.
 const TRIM_AFTER: usize = 1024;
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim_heap() {
-    // SAFETY: malloc_trim has no preconditions; it returns free heap
-    // memory of every arena to the OS.
-    unsafe { libc::malloc_trim(0) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim_heap() {}
 
 /// Bytes of stack the scavenger has given back since start.
 pub(crate) fn scavenged_bytes() -> u64 {

@@ -53,8 +53,10 @@
 //!    its neighbours sleep). Otherwise `S`'s owner, if any, is evicted
 //!    (unless it lends: then the coroutine waits, step 6), and the
 //!    coroutine's frames are restored. Eviction copies
-//!    `[sp - margin, top)`; restoring writes the same bytes back at the
-//!    same addresses. The buffer is kept while the coroutine runs, so a
+//!    `[sp - margin, top)`, packed (`pack`: zero words left out, repeated
+//!    words as one-byte references; a parked receive's 560 bytes take
+//!    about 280); restoring writes the same bytes back at the same
+//!    addresses. The buffer is kept while the coroutine runs, so a
 //!    pair that keeps evicting each other allocates nothing.
 //! 5. Finish: the coroutine gives up ownership and frees its buffer.
 //! 6. A coroutine that waits for a lender's stack is kept in the stack's
@@ -112,7 +114,7 @@
 //! (`overflow.rs`), naming the coroutine: the task's `raw_stack` describes
 //! the shared stack it runs on.
 
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
@@ -175,15 +177,20 @@ fn buffer_size(len: usize) -> usize {
 /// The shared-stack state of one task. Touched only by the task's home
 /// worker and by the coroutine itself while it runs (task invariant 2).
 pub(crate) struct Frames {
-    /// The set this coroutine runs on; null for a private-stack task.
-    set: Cell<*const Set>,
-    /// The stack it is bound to (null before its first run).
-    stack: Cell<*const SharedStack>,
-    /// Stack pointer at its last suspension (protocol step 3).
-    sp: Cell<usize>,
-    /// Its frames while evicted; kept (stale) while it runs.
-    buf: UnsafeCell<Option<Box<[u8]>>>,
-    /// Bytes of `buf` that hold evicted frames; 0 when the frames are on
+    /// Where it runs: 0 for a private stack; a shared set's address + 1
+    /// before its first run; then the `SharedStack` it is bound to (both
+    /// leaked and 8-aligned, so bit 0 tells them apart). One word, not
+    /// two: this header is most of what a parked coroutine costs.
+    place: Cell<usize>,
+    /// Its frames while evicted, packed (`pack`), in a boxed `[u8]` of
+    /// `cap` bytes; null if none yet. Kept (stale) while it runs.
+    buf: Cell<*mut u8>,
+    /// Capacity of `buf` in bytes.
+    cap: Cell<u32>,
+    /// The stack's top minus the stack pointer at its last suspension
+    /// (protocol step 3); stacks are at most `MAX_STACK_SIZE` (1 GiB).
+    sp_off: Cell<u32>,
+    /// Bytes of frames that `buf` holds, packed; 0 when the frames are on
     /// the stack (or the coroutine never ran).
     saved: Cell<u32>,
     /// Nesting count of lending calls in progress (`lend`).
@@ -193,10 +200,10 @@ pub(crate) struct Frames {
 impl Frames {
     pub(crate) fn private() -> Frames {
         Frames {
-            set: Cell::new(std::ptr::null()),
-            stack: Cell::new(std::ptr::null()),
-            sp: Cell::new(0),
-            buf: UnsafeCell::new(None),
+            place: Cell::new(0),
+            buf: Cell::new(std::ptr::null_mut()),
+            cap: Cell::new(0),
+            sp_off: Cell::new(0),
             saved: Cell::new(0),
             lending: Cell::new(0),
         }
@@ -204,20 +211,41 @@ impl Frames {
 
     pub(crate) fn shared(set: &'static Set) -> Frames {
         let f = Frames::private();
-        f.set.set(set);
+        f.place.set(set as *const Set as usize | 1);
         f
     }
 
     /// Whether the coroutine runs on a shared stack.
     #[inline]
     pub(crate) fn is_shared(&self) -> bool {
-        !self.set.get().is_null()
+        self.place.get() != 0
+    }
+
+    /// The shared stack it is bound to, if any.
+    #[inline]
+    fn stack(&self) -> Option<&'static SharedStack> {
+        let p = self.place.get();
+        // SAFETY: an even non-zero `place` is a leaked `SharedStack`.
+        (p & 1 == 0 && p != 0).then(|| unsafe { &*(p as *const SharedStack) })
+    }
+
+    /// The set of a shared-stack coroutine that is not bound yet.
+    fn unbound_set(&self) -> Option<&'static Set> {
+        let p = self.place.get();
+        // SAFETY: an odd `place` is a leaked `Set`'s address + 1.
+        (p & 1 == 1).then(|| unsafe { &*((p - 1) as *const Set) })
+    }
+
+    /// The stack pointer at its last suspension.
+    fn sp(&self, s: &SharedStack) -> usize {
+        s.raw.top - self.sp_off.get() as usize
     }
 
     /// Records the stack pointer, then switches to the worker with `req`
     /// (protocol step 3): the one way a task suspends.
     pub(crate) fn suspend(&self, y: &Yielder<(), Request>, req: Request) {
-        suspend_noting_sp(&self.sp, y, req);
+        let top = self.stack().map_or(0, |s| s.raw.top);
+        suspend_noting_sp(&self.sp_off, top, y, req);
     }
 
     /// Marks the running coroutine as lending its stack until the guard
@@ -229,6 +257,25 @@ impl Frames {
 
     fn lends(&self) -> bool {
         self.lending.get() > 0
+    }
+
+    /// Frees the buffer; returns its size in bytes.
+    fn free_buf(&self) -> usize {
+        let p = self.buf.replace(std::ptr::null_mut());
+        if p.is_null() {
+            return 0;
+        }
+        let cap = self.cap.replace(0) as usize;
+        // SAFETY: `buf` came from `Box::<[u8]>::into_raw` with `cap`
+        // bytes (`evict`), and is null again now, so freed once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, cap)) });
+        cap
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        self.free_buf();
     }
 }
 
@@ -245,8 +292,8 @@ impl Drop for LendGuard<'_> {
 /// inlined, so that what lies below the recorded value is always the same
 /// code (what `measure_margin` measures).
 #[inline(never)]
-fn suspend_noting_sp(sp: &Cell<usize>, y: &Yielder<(), Request>, req: Request) {
-    sp.set(current_sp());
+fn suspend_noting_sp(sp_off: &Cell<u32>, top: usize, y: &Yielder<(), Request>, req: Request) {
+    sp_off.set(top.wrapping_sub(current_sp()) as u32);
     y.suspend(req);
 }
 
@@ -260,12 +307,11 @@ fn measure_margin(s: &SharedStack) -> usize {
     let lo = (top - PROBE_BYTES).max(s.raw.bottom);
     // SAFETY: the usable part of a stack nobody runs on yet.
     unsafe { std::ptr::write_bytes(lo as *mut u8, PATTERN, top - lo) };
-    let sp = std::rc::Rc::new(Cell::new(0usize));
-    let sp2 = sp.clone();
-    let mut co =
-        Coroutine::with_stack(Stack { raw: s.raw }, move |y: &Yielder<(), Request>, ()| {
-            suspend_noting_sp(&sp2, y, Request::Park);
-        });
+    let sp_off = std::rc::Rc::new(Cell::new(0u32));
+    let sp2 = sp_off.clone();
+    let mut co = Coroutine::with_stack(Stack::new(&s.raw), move |y: &Yielder<(), Request>, ()| {
+        suspend_noting_sp(&sp2, top, y, Request::Park);
+    });
     let _ = co.resume(());
     // SAFETY: `lo..top` is mapped; the coroutine is suspended.
     let lowest = (lo..top)
@@ -274,7 +320,7 @@ fn measure_margin(s: &SharedStack) -> usize {
     let _ = co.resume(());
     debug_assert!(co.done());
     let _ = co.into_stack();
-    let below = sp.get().saturating_sub(lowest);
+    let below = (top - sp_off.get() as usize).saturating_sub(lowest);
     (below + MARGIN_SLACK).next_multiple_of(16)
 }
 
@@ -426,15 +472,11 @@ pub(crate) enum Acquire {
 /// index.
 pub(crate) fn acquire(task: &Arc<Task>, worker: usize, counters: &WorkerCounters) -> Acquire {
     let frames = &task.frames;
-    let mut stack = frames.stack.get();
-    if stack.is_null() {
-        // SAFETY: `set` points to a leaked `Set` (never freed).
-        let set = unsafe { &*frames.set.get() };
+    if let Some(set) = frames.unbound_set() {
         match bind(set, worker) {
             Some(s) => {
-                frames.stack.set(s);
+                frames.place.set(s as *const SharedStack as usize);
                 task.raw_stack.set(s.raw);
-                stack = s;
             }
             None => {
                 // Every stack lends and none can be added: wait on one.
@@ -447,8 +489,7 @@ pub(crate) fn acquire(task: &Arc<Task>, worker: usize, counters: &WorkerCounters
             }
         }
     }
-    // SAFETY: `stack` points to a leaked `SharedStack` (never freed).
-    let s = unsafe { &*stack };
+    let s = frames.stack().expect("bound just above");
     {
         let owner = s.owner.borrow();
         if let Some(o) = owner.as_ref() {
@@ -491,34 +532,116 @@ fn bind(set: &'static Set, worker: usize) -> Option<&'static SharedStack> {
     Some(s)
 }
 
-/// Copies `old`'s frames out of `s` into its buffer.
+/// Copies `old`'s frames out of `s` into its buffer, packed
+/// ([`pack`]).
 fn evict(old: &Task, s: &SharedStack, counters: &WorkerCounters) {
     let f = &old.frames;
     let top = s.raw.top;
-    let start =
-        f.sp.get()
-            .saturating_sub(margin())
-            .max(s.raw.bottom)
-            .min(top)
-            & !15;
+    let start = f.sp(s).saturating_sub(margin()).max(s.raw.bottom).min(top) & !15;
     let start = start.max(s.raw.bottom);
     let len = top - start;
-    // SAFETY: worker-only field (task invariant 2); `old` is suspended.
-    let buf = unsafe { &mut *f.buf.get() };
-    if buf.as_ref().is_none_or(|b| b.len() < len) {
-        let cap = buffer_size(len);
-        let old_cap = buf.as_ref().map_or(0, |b| b.len());
-        *buf = Some(vec![0u8; cap].into_boxed_slice());
-        bump_held(&counters.saved_stack_bytes, cap as i64 - old_cap as i64);
-    }
-    let b = buf.as_mut().expect("buffer just ensured");
+    debug_assert!(
+        top.is_multiple_of(16) && len.is_multiple_of(8),
+        "stack top not aligned"
+    );
     // SAFETY: `start..top` lies in the usable part of `s`, which is mapped
     // and which nothing else uses now: `old` is suspended and its frames
-    // are what is there (it is the owner); the buffer holds `len` bytes.
-    unsafe { std::ptr::copy_nonoverlapping(start as *const u8, b.as_mut_ptr(), len) };
+    // are what is there (it is the owner). Both ends are 8-aligned.
+    let frames = unsafe { std::slice::from_raw_parts(start as *const u64, len / 8) };
+    SCRATCH.with_borrow_mut(|packed| {
+        pack(frames, packed);
+        let need = packed.len();
+        if (f.cap.get() as usize) < need {
+            let old = f.free_buf();
+            let cap = buffer_size(need);
+            let b = Box::into_raw(vec![0u8; cap].into_boxed_slice());
+            f.buf.set(b.cast::<u8>());
+            f.cap.set(cap as u32);
+            bump_held(&counters.saved_stack_bytes, cap as i64 - old as i64);
+        }
+        // SAFETY: `buf` holds `cap` bytes (at least `need`), owned by this
+        // task's frames, touched only by its home worker (task invariant
+        // 2); `packed` is this thread's scratch, a different allocation.
+        unsafe { std::ptr::copy_nonoverlapping(packed.as_ptr(), f.buf.get(), need) };
+    });
     f.saved.set(len as u32);
     bump(&counters.copy_outs, 1);
     bump(&counters.copy_out_bytes, len as u64);
+}
+
+thread_local! {
+    /// Where `evict` packs frames before it knows their packed size (one
+    /// per worker thread; as large as the largest eviction so far).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Bits of a literal's slot in the table of recent literals ([`pack`]).
+const RECENT_BITS: u32 = 6;
+
+/// The slot of `w` in the table of recent literals (a multiplicative hash).
+#[inline]
+fn slot(w: u64) -> usize {
+    (w.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT_BITS)) as usize
+}
+
+const TAG_ZERO: u8 = 0;
+const TAG_LITERAL: u8 = 1;
+const TAG_REPEAT: u8 = 2;
+
+/// Packs `frames` into `out` (cleared first): two tag bits per word
+/// (`frames.len() / 4` bytes, rounded up), then per word by its tag:
+/// nothing for a zero word, 8 bytes for a literal, or one byte naming a
+/// slot of a table of recent literals (64 slots, by a hash of the value:
+/// one probe per word, so packing costs the same per byte however large
+/// the frames; both sides fill the table alike).
+///
+/// A parked call chain is mostly zeros (empty `Option`s, cleared flags)
+/// and a few values repeated from frame to frame (the task, the channel,
+/// `self` pointers, the stack's own addresses): the frames of a parked
+/// receive, 560 bytes, pack into about 280. A million parked coroutines
+/// hold that much less, for one pass over bytes copied anyway.
+fn pack(frames: &[u64], out: &mut Vec<u8>) {
+    let tags_len = frames.len().div_ceil(4);
+    out.clear();
+    out.resize(tags_len, 0);
+    let mut recent = [0u64; 1 << RECENT_BITS];
+    for (i, &w) in frames.iter().enumerate() {
+        let k = slot(w);
+        let tag = if w == 0 {
+            TAG_ZERO
+        } else if recent[k] == w {
+            out.push(k as u8);
+            TAG_REPEAT
+        } else {
+            out.extend_from_slice(&w.to_le_bytes());
+            recent[k] = w;
+            TAG_LITERAL
+        };
+        out[i / 4] |= tag << ((i % 4) * 2);
+    }
+}
+
+/// Writes what [`pack`] made of `frames.len()` words back into `frames`.
+fn unpack(packed: &[u8], frames: &mut [u64]) {
+    let (tags, mut data) = packed.split_at(frames.len().div_ceil(4));
+    let mut recent = [0u64; 1 << RECENT_BITS];
+    for (i, w) in frames.iter_mut().enumerate() {
+        *w = match (tags[i / 4] >> ((i % 4) * 2)) & 3 {
+            TAG_ZERO => 0,
+            TAG_LITERAL => {
+                let (lit, rest) = data.split_at(8);
+                data = rest;
+                let v = u64::from_le_bytes(lit.try_into().expect("8 bytes"));
+                recent[slot(v)] = v;
+                v
+            }
+            _ => {
+                let k = data[0] as usize;
+                data = &data[1..];
+                recent[k]
+            }
+        };
+    }
 }
 
 /// Copies `task`'s frames (if it has any saved) back into `s`.
@@ -528,14 +651,16 @@ fn restore(task: &Task, s: &SharedStack, counters: &WorkerCounters) {
     if len == 0 {
         return;
     }
-    // SAFETY: worker-only field (task invariant 2).
-    let buf = unsafe { &*f.buf.get() };
-    let b = buf.as_ref().expect("saved frames have a buffer");
+    debug_assert!(!f.buf.get().is_null(), "saved frames have a buffer");
+    // SAFETY: saved frames are in `buf`, `cap` bytes (`evict`); worker-only
+    // (task invariant 2).
+    let b = unsafe { std::slice::from_raw_parts(f.buf.get(), f.cap.get() as usize) };
     // SAFETY: the frames were copied from `top - len..top` of this same
-    // stack; the stack's previous owner was evicted, so those bytes are
-    // nobody's now and get exactly the contents they had when `task`
-    // switched out.
-    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), (s.raw.top - len) as *mut u8, len) };
+    // stack (8-aligned, mapped); the stack's previous owner was evicted,
+    // so those bytes are nobody's now and get exactly the contents they
+    // had when `task` switched out.
+    let frames = unsafe { std::slice::from_raw_parts_mut((s.raw.top - len) as *mut u64, len / 8) };
+    unpack(b, frames);
     bump(&counters.copy_ins, 1);
     bump(&counters.copy_in_bytes, len as u64);
 }
@@ -543,12 +668,12 @@ fn restore(task: &Task, s: &SharedStack, counters: &WorkerCounters) {
 /// After a shared-stack coroutine switched out: if it lends nothing, the
 /// coroutines waiting for its stack may run again (step 6).
 pub(crate) fn switched_out(task: &Task, ready: &RefCell<VecDeque<Arc<Task>>>) {
-    let s = task.frames.stack.get();
-    if s.is_null() || task.frames.lends() {
+    let Some(s) = task.frames.stack() else {
+        return;
+    };
+    if task.frames.lends() {
         return;
     }
-    // SAFETY: a leaked `SharedStack`.
-    let s = unsafe { &*s };
     let mut w = s.waiting.borrow_mut();
     if !w.is_empty() {
         ready.borrow_mut().extend(w.drain(..));
@@ -557,43 +682,48 @@ pub(crate) fn switched_out(task: &Task, ready: &RefCell<VecDeque<Arc<Task>>>) {
 
 /// Step 5: a finished coroutine gives its stack up.
 pub(crate) fn finished(task: &Task, counters: &WorkerCounters) {
-    let s = task.frames.stack.get();
-    if s.is_null() {
+    let Some(s) = task.frames.stack() else {
         return;
-    }
-    // SAFETY: a leaked `SharedStack`.
-    let s = unsafe { &*s };
+    };
     let owner = s.owner.borrow_mut().take();
     debug_assert!(owner.as_deref().is_some_and(|o| std::ptr::eq(o, task)));
-    // SAFETY: worker-only field (task invariant 2); the coroutine is done.
-    if let Some(b) = unsafe { (*task.frames.buf.get()).take() } {
-        bump_held(&counters.saved_stack_bytes, -(b.len() as i64));
-    }
+    // Worker-only field (task invariant 2); the coroutine is done.
+    let freed = task.frames.free_buf();
+    bump_held(&counters.saved_stack_bytes, -(freed as i64));
     // Dropped last: it may be the last reference but one to `task`.
     drop(owner);
 }
 
-/// A worker about to sleep that has seen this many coroutines finish
-/// since it last did returns the heap's free pages to the OS: the headers
-/// of a burst of coroutines (and, on shared stacks, their saved frames,
-/// which are most of what they cost) are freed into the allocator, which
-/// keeps them resident otherwise. Costs nothing on the spawn or exit
-/// path; a steady load that keeps a worker busy never trims.
-pub(crate) const TRIM_AFTER_EXITS: u64 = 4096;
-
-/// Returns free heap memory of every arena to the OS.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) fn trim_heap() {
-    // SAFETY: malloc_trim has no preconditions.
-    unsafe { libc::malloc_trim(0) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn trim_heap() {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pack_round_trips() {
+        for len in [0usize, 1, 3, 4, 5, 63, 64, 65, 70, 200] {
+            // Zeros, repeats near and far, and fresh literals.
+            let frames: Vec<u64> = (0..len as u64)
+                .map(|i| match i % 5 {
+                    0 => 0,
+                    1 => 0xdead_beef,
+                    2 => i * 0x1234_5678_9abc,
+                    3 => (i / 20) << 40,
+                    _ => u64::MAX - i,
+                })
+                .collect();
+            let mut out = Vec::new();
+            pack(&frames, &mut out);
+            assert!(out.len() <= len.div_ceil(4) + 8 * len);
+            let mut back = vec![0xFFu64; len];
+            unpack(&out, &mut back);
+            assert_eq!(back, frames, "len {len}");
+        }
+        let mut out = Vec::new();
+        pack(&[0; 64], &mut out);
+        assert_eq!(out.len(), 16);
+        pack(&[7; 64], &mut out);
+        assert_eq!(out.len(), 16 + 8 + 63);
+    }
 
     #[test]
     fn buffers_fit_malloc_chunks() {
