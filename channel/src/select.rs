@@ -256,10 +256,12 @@ pub fn run<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usi
 /// [`run`] for `select_biased!`: pass 1 (and pass 3) visit the cases in
 /// their order, so the first ready case wins. Not a stable API.
 #[doc(hidden)]
+#[track_caller]
 pub fn run_biased<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline) -> Option<usize> {
     run_with(cases, deadline, true)
 }
 
+#[track_caller]
 fn run_with<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline, biased: bool) -> Option<usize> {
     let n = cases.count();
     let mut inline = [0u32; INLINE_CASES];
@@ -1227,6 +1229,7 @@ impl<'a> Select<'a> {
     /// received, sent or reserved). Then try it, with `try_recv` or
     /// `try_send`: another party may have taken the chance meanwhile, in
     /// which case call `ready` again. With no operations, blocks forever.
+    #[track_caller]
     fn ready_run(&mut self, deadline: Deadline) -> Option<usize> {
         let n = self.cases.len();
         let mut order: Vec<usize> = (0..n).collect();
@@ -1293,6 +1296,7 @@ impl<'a> Select<'a> {
     /// assert_eq!(sel.ready(), i);
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
+    #[track_caller]
     pub fn ready(&mut self) -> usize {
         self.ready_run(Deadline::Never)
             .expect("goro-channel: a blocking ready returned without an index")
@@ -1328,6 +1332,7 @@ impl<'a> Select<'a> {
     /// sel.recv(&rx);
     /// assert!(sel.ready_timeout(std::time::Duration::from_millis(1)).is_err());
     /// ```
+    #[track_caller]
     pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, ReadyTimeoutError> {
         self.ready_run(Deadline::after(timeout))
             .ok_or(ReadyTimeoutError)
@@ -1347,6 +1352,7 @@ impl<'a> Select<'a> {
     /// sel.send(&tx);
     /// assert_eq!(sel.ready_deadline(Instant::now() + Duration::from_secs(1)), Ok(0));
     /// ```
+    #[track_caller]
     pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, ReadyTimeoutError> {
         self.ready_run(Deadline::At(deadline))
             .ok_or(ReadyTimeoutError)
