@@ -142,10 +142,8 @@ impl TcpListener {
     /// Survives fd exhaustion (see the type's docs).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         accept_loop(|| {
-            let (sock, addr) = self.fd.io(Interest::Readable, |l| {
-                SockRef::from(l).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-            })?;
-            let addr = addr.as_socket().ok_or_else(|| {
+            let (sock, addr) = self.fd.accept()?;
+            let addr = addr.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP address")
             })?;
             let stream = TcpStream {
@@ -502,7 +500,7 @@ impl AsRawFd for TcpStream {
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.io(Interest::Readable, |mut s| s.read(buf))
+        self.fd.recv(buf)
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -513,9 +511,7 @@ impl Read for &TcpStream {
 
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.fd.io(Interest::Writable, |s| {
-            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
-        })
+        self.fd.send(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

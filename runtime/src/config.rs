@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::reactor::IoBackend;
 use crate::scheduler::watchdog::{BlockedWorker, DEFAULT_THRESHOLD, MIN_THRESHOLD};
 use crate::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 
@@ -35,6 +36,7 @@ pub const MAX_WORKERS: usize = 1024;
 /// | guard layout | | `GORO_STACK_GUARDS` | `light` |
 /// | blocked-worker report after | [`blocked_worker_threshold`](Config::blocked_worker_threshold) | `GORO_BLOCKED_WORKER_MS` (0 = off) | 1 s |
 /// | blocked-worker reporter | [`on_blocked_worker`](Config::on_blocked_worker) | | one line on stderr |
+/// | IO backend | [`io`](Config::io) | `GORO_IO` (`uring`, `epoll`, `auto`) | io_uring where it works, else epoll |
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     workers: Option<usize>,
@@ -42,6 +44,7 @@ pub struct Config {
     unguarded_stacks: bool,
     blocked_worker_threshold: Option<Duration>,
     blocked_worker_reporter: Option<Reporter>,
+    io: Option<IoBackend>,
 }
 
 /// A user's blocked-worker reporter ([`Config::on_blocked_worker`]).
@@ -106,6 +109,7 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
         unguarded_stacks: false,
         blocked_worker_threshold: None,
         blocked_worker_reporter: None,
+        io: None,
     },
     started: false,
 });
@@ -214,6 +218,22 @@ impl Config {
         self
     }
 
+    /// The reactor's kernel interface (default: `GORO_IO`, else
+    /// [`IoBackend::Auto`]): io_uring where `io_uring_setup` works, epoll
+    /// where it is refused (seccomp, `kernel.io_uring_disabled`, old
+    /// kernels). Asking for io_uring where it is refused also falls back
+    /// to epoll; [`stats`](crate::stats)`().io_backend` names the one that
+    /// runs.
+    ///
+    /// ```
+    /// use goro_runtime::reactor::IoBackend;
+    /// let _ = goro_runtime::Config::new().io(IoBackend::Epoll).apply();
+    /// ```
+    pub fn io(mut self, backend: IoBackend) -> Config {
+        self.io = Some(backend);
+        self
+    }
+
     /// Makes this configuration the one the runtime will start with.
     pub fn apply(self) -> Result<(), ConfigError> {
         if let Some(d) = self.blocked_worker_threshold
@@ -249,6 +269,9 @@ impl Config {
         if self.blocked_worker_reporter.is_some() {
             p.config.blocked_worker_reporter = self.blocked_worker_reporter;
         }
+        if self.io.is_some() {
+            p.config.io = self.io;
+        }
         Ok(())
     }
 }
@@ -263,6 +286,8 @@ pub(crate) struct Resolved {
     pub(crate) blocked_worker_threshold: Duration,
     /// Who reports a blocked worker (`None`: a line on stderr).
     pub(crate) blocked_worker_reporter: Option<Reporter>,
+    /// The IO backend asked for.
+    pub(crate) io: IoBackend,
 }
 
 /// Whether `Config::allow_unguarded_stacks` was applied; set when the
@@ -312,7 +337,16 @@ pub(crate) fn resolve_and_lock() -> Result<Resolved, String> {
             Err(e) => return Err(format!("GORO_BLOCKED_WORKER_MS is not valid Unicode: {e}")),
         },
     };
+    let io = match p.config.io {
+        Some(b) => b,
+        None => match std::env::var("GORO_IO") {
+            Ok(v) => parse_io(&v)?,
+            Err(std::env::VarError::NotPresent) => IoBackend::Auto,
+            Err(e) => return Err(format!("GORO_IO is not valid Unicode: {e}")),
+        },
+    };
     Ok(Resolved {
+        io,
         workers,
         stack_size,
         light_guards,
@@ -345,6 +379,18 @@ pub(crate) fn parse_stack_guards(v: &str) -> Result<bool, String> {
         "mapped" => Ok(false),
         _ => Err(format!(
             "GORO_STACK_GUARDS={v:?} is not a valid guard mode (expected light or mapped)"
+        )),
+    }
+}
+
+/// `GORO_IO`: `uring`, `epoll` or `auto`.
+pub(crate) fn parse_io(v: &str) -> Result<IoBackend, String> {
+    match v.trim() {
+        "uring" | "io_uring" => Ok(IoBackend::Uring),
+        "epoll" => Ok(IoBackend::Epoll),
+        "auto" | "" => Ok(IoBackend::Auto),
+        _ => Err(format!(
+            "GORO_IO={v:?} is not a valid IO backend (expected uring, epoll or auto)"
         )),
     }
 }
@@ -392,6 +438,13 @@ mod tests {
 
     #[test]
     fn env_values_parse_or_name_the_variable() {
+        assert_eq!(parse_io("uring"), Ok(IoBackend::Uring));
+        assert_eq!(parse_io(" epoll"), Ok(IoBackend::Epoll));
+        assert!(
+            parse_io("kqueue")
+                .unwrap_err()
+                .contains("GORO_IO=\"kqueue\"")
+        );
         assert_eq!(parse_workers("4"), Ok(4));
         assert!(
             parse_workers("0")

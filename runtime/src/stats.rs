@@ -37,6 +37,9 @@ pub struct Stats {
     /// Bytes of pooled stack memory the scavenger has given back to the OS
     /// since start (pooled stacks beyond a small reserve, after a burst).
     pub stack_bytes_scavenged: u64,
+    /// The IO backend the reactor runs: `"io_uring"` or `"epoll"`
+    /// ([`Config::io`](crate::Config::io), `GORO_IO`).
+    pub io_backend: &'static str,
 }
 
 /// Takes a snapshot of the runtime's counters (starting the runtime if
@@ -51,6 +54,7 @@ pub fn stats() -> Stats {
     let rt = scheduler::get();
     let mut s = Stats {
         workers: rt.workers.len(),
+        io_backend: rt.reactor.backend_name(),
         ..Stats::default()
     };
     let mut finished = 0u64;
