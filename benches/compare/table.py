@@ -35,6 +35,7 @@ ROWS = [
     ("idle", "idle", "bytes_per_task", "lower", "bytes/task"),
     ("idle_1m", "idle_1m", "bytes_per_task", "lower", "bytes/task"),
     ("echo", "echo", "req_per_s", "higher", "req/s"),
+    ("echo syscalls", "echo", "syscalls_per_req", "lower", "syscalls/req (perf)"),
     ("timers p99", "timers", "p99_late_ms", "lower", "ms late (p99)"),
     ("timers max", "timers", "max_late_ms", "lower", "ms late (max)"),
     ("timers wall", "timers", "overrun_ms", "lower", "ms over ideal"),

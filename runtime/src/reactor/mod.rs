@@ -673,10 +673,13 @@ impl Registration {
                 match u.recv(self.fd, buf, d) {
                     Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Some(res) => {
-                        // A full buffer: more may be there, try first next
-                        // time; a short read drained the socket.
-                        let full = matches!(res, Ok(n) if n >= buf.len().min(uring::MAX_OP_BUF));
-                        self.source.drained.store(!full, Ordering::Relaxed);
+                        // A bulk read that filled its buffer: more is likely
+                        // there, so try first next time. Anything else
+                        // (request-sized messages) keeps going to the
+                        // ring, where a receive that finds data completes
+                        // at submission, with no system call of its own.
+                        let bulk = matches!(res, Ok(n) if n >= buf.len().min(uring::MAX_OP_BUF) && n >= BULK_READ);
+                        self.source.drained.store(!bulk, Ordering::Relaxed);
                         return res;
                     }
                     None => {}
@@ -834,6 +837,10 @@ impl Registration {
         }
     }
 }
+
+/// A ring receive that fills a buffer of at least this many bytes sends
+/// the next read back to trying the system call first (see `recv`).
+const BULK_READ: usize = 4096;
 
 fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
