@@ -13,7 +13,13 @@
 //!    call said `WouldBlock` (see `goro_runtime::reactor`, invariant 2).
 //!    Nothing is cleared, so a readiness edge can never be lost between the
 //!    call and the wait, and the common case (data already there) costs
-//!    exactly one system call.
+//!    exactly one system call. On the io_uring backend, stream reads,
+//!    writes and accepts from coroutines (`PollFd::recv`, `send`,
+//!    `accept`) complete through the ring instead; the runtime's
+//!    `reactor/uring.rs` argues why no data is lost to a timeout and why
+//!    no buffer of the caller's is ever lent to the kernel. Everything
+//!    else still follows the sequence protocol, with readiness from polls
+//!    through the ring.
 //! 3. `reg` is declared before `sock`, so when the last handle drops, the
 //!    registration is dropped first: the fd is deleted from the poller and
 //!    every waiter is woken while the fd is still open, and only then is

@@ -134,7 +134,7 @@ const CQ_ENTRIES: u32 = 8192;
 /// (allowed by `Read`), a write of more a short write (`write_all` loops).
 pub(super) const MAX_OP_BUF: usize = 64 << 10;
 /// Most bytes of operation buffers in flight at once (see the module docs).
-const MAX_BUFFERED: usize = 64 << 20;
+const MAX_BUFFERED: usize = 32 << 20;
 
 static BUFFERED: AtomicUsize = AtomicUsize::new(0);
 
