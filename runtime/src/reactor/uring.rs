@@ -104,7 +104,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, opcode, squeue, types};
@@ -156,6 +156,43 @@ const PENDING: u8 = 0;
 const DONE: u8 = 1;
 const ORPHANED: u8 = 2;
 
+/// An op's ownership word: `PENDING` until exactly one of the reaper's
+/// [`Claim::complete`] and the departing waiter's [`Claim::abandon`] wins
+/// its compare-exchange, which decides who owns the result (module docs,
+/// "a waiter that goes away"; model-checked below).
+pub(super) struct Claim(crate::loom::sync::atomic::AtomicU8);
+
+impl Claim {
+    fn new() -> Claim {
+        Claim(crate::loom::sync::atomic::AtomicU8::new(PENDING))
+    }
+
+    /// The reaper, after storing the result: true if the waiter will take
+    /// it, false if the waiter left (the reaper disposes of it).
+    fn complete(&self) -> bool {
+        use crate::loom::sync::atomic::Ordering;
+        self.0
+            .compare_exchange(PENDING, DONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// A waiter that leaves without the result: true if the reaper will
+    /// dispose of it, false if it is already there (the waiter does).
+    fn abandon(&self) -> bool {
+        use crate::loom::sync::atomic::Ordering;
+        self.0
+            .compare_exchange(PENDING, ORPHANED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether the result is there (Acquire: the reaper's stores before
+    /// `complete` are visible).
+    fn is_done(&self) -> bool {
+        use crate::loom::sync::atomic::Ordering;
+        self.0.load(Ordering::Acquire) == DONE
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Recv,
@@ -165,7 +202,7 @@ enum Kind {
 
 /// One data operation in flight (see the module docs).
 struct Op {
-    state: AtomicU8,
+    state: Claim,
     res: AtomicI32,
     kind: Kind,
     waiter: Unparker,
@@ -199,7 +236,7 @@ impl Op {
             return None;
         }
         Some(Arc::new(Op {
-            state: AtomicU8::new(PENDING),
+            state: Claim::new(),
             res: AtomicI32::new(0),
             kind,
             waiter: park::current(),
@@ -218,12 +255,9 @@ impl Op {
     /// The reaper's side: the kernel is done with the op.
     fn complete(&self, res: i32) {
         self.res.store(res, Ordering::Relaxed);
-        match self
-            .state
-            .compare_exchange(PENDING, DONE, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => self.waiter.unpark(),
-            Err(_) => {
+        match self.state.complete() {
+            true => self.waiter.unpark(),
+            false => {
                 // Orphaned: nobody will take the result.
                 if self.kind == Kind::Accept && res >= 0 {
                     // SAFETY: the accepted fd is ours alone; nobody else
@@ -249,13 +283,9 @@ impl Drop for InFlight<'_> {
         if self.taken {
             return;
         }
-        match self
-            .op
-            .state
-            .compare_exchange(PENDING, ORPHANED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => self.ring.cancel(self.user_data),
-            Err(_) => {
+        match self.op.state.abandon() {
+            true => self.ring.cancel(self.user_data),
+            false => {
                 // DONE but not taken: an accepted fd would leak.
                 let res = self.op.res.load(Ordering::Relaxed);
                 if self.op.kind == Kind::Accept && res >= 0 {
@@ -504,7 +534,7 @@ impl Uring {
     /// through the ring and waits for its completion all the same.
     fn finish(&self, f: &mut InFlight<'_>, mut deadline: Option<Instant>) -> io::Result<usize> {
         let mut cancelled = false;
-        while f.op.state.load(Ordering::Acquire) != DONE {
+        while !f.op.state.is_done() {
             match deadline {
                 Some(d) if Instant::now() >= d => {
                     self.cancel(f.user_data);
@@ -592,5 +622,41 @@ impl Uring {
             // the kernel is done writing the address (DONE seen).
             unsafe { (OwnedFd::from_raw_fd(newfd as RawFd), (*f.op.addr.get()).0) }
         }))
+    }
+}
+
+/// Model check of the ownership word (run with `.ci/loom`): the reaper
+/// stores a result and completes while the waiter either takes the result
+/// or leaves; the result is disposed of exactly once, and whoever takes it
+/// sees the value the reaper stored.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::Claim;
+    use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn one_owner_of_a_result() {
+        loom::model(|| {
+            let claim = Arc::new(Claim::new());
+            let res = Arc::new(AtomicUsize::new(0));
+            let owners = Arc::new(AtomicUsize::new(0));
+            let reaper = {
+                let (claim, res, owners) = (claim.clone(), res.clone(), owners.clone());
+                loom::thread::spawn(move || {
+                    res.store(7, Ordering::Relaxed);
+                    if !claim.complete() {
+                        owners.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            };
+            // The waiter looks once, then leaves (an unwind while parked).
+            if claim.is_done() || !claim.abandon() {
+                assert_eq!(res.load(Ordering::Relaxed), 7);
+                owners.fetch_add(1, Ordering::Relaxed);
+            }
+            reaper.join().unwrap();
+            assert_eq!(owners.load(Ordering::Relaxed), 1);
+        });
     }
 }
