@@ -47,15 +47,6 @@
 //!    anything. With no fresh task anywhere it sleeps with no timeout, so
 //!    an idle runtime still never polls.
 //!
-//! 8. A worker that will own the reactor while sockets are registered
-//!    skips step 6's search and goes straight to the reactor. Its
-//!    coroutines usually went idle by writing to sockets and waiting for
-//!    the answers, which are then often already there: `epoll_wait` (or
-//!    `io_uring_enter`) returns them at once, where a search would have
-//!    spun 20 µs first (measured in issue 14: 10% of an echo worker's
-//!    samples in the search). Producers of stealable work then wake it with
-//!    one eventfd write per wait cycle (`wake_latch.rs`), not a futex wake.
-//!
 //! Rejected: a dedicated timer/IO thread (an extra context switch on every
 //! timer and every readiness event, which DESIGN.md rules out); waking all
 //! sleepers on every spawn (a thundering herd on spawn loops); sleeping at
@@ -329,13 +320,10 @@ fn search(local: &'static WorkerLocal) -> bool {
 /// Puts the calling worker to sleep until there may be work (steps 1-2, 5).
 pub(crate) fn sleep(local: &'static WorkerLocal) {
     let rt = local.shared;
-    let idle = &rt.idle;
-    // Step 6's search, except for a worker that will own the reactor
-    // while sockets are registered (step 8).
-    let io_owner_next = rt.reactor.has_sources() && !idle.reactor_owned.load(Ordering::Relaxed);
-    if rt.workers.len() > 1 && !io_owner_next && search(local) {
+    if rt.workers.len() > 1 && search(local) {
         return;
     }
+    let idle = &rt.idle;
     let me = &rt.workers[local.index];
     let owner = idle.try_own_reactor();
     me.sleep
