@@ -260,7 +260,8 @@ type FdShard = Mutex<HashMap<RawFd, FdUse>>;
 
 enum Backend {
     Epoll(epoll::Epoll),
-    Uring(uring::Uring),
+    /// Boxed: the ring's handle is several times epoll's.
+    Uring(Box<uring::Uring>),
 }
 
 pub(crate) struct Reactor {
@@ -309,7 +310,7 @@ impl Reactor {
         let backend = match choice {
             IoBackend::Epoll => Backend::Epoll(epoll::Epoll::new()?),
             IoBackend::Auto | IoBackend::Uring => match uring::Uring::new() {
-                Ok(u) => Backend::Uring(u),
+                Ok(u) => Backend::Uring(Box::new(u)),
                 Err(_) => Backend::Epoll(epoll::Epoll::new()?),
             },
         };
@@ -518,7 +519,7 @@ impl Reactor {
     /// them, and they would pay an `io_uring_enter` per operation).
     fn ring(&self) -> Option<&uring::Uring> {
         match &self.backend {
-            Backend::Uring(u) if crate::context::current_task().is_some() => Some(u),
+            Backend::Uring(u) if crate::context::current_task().is_some() => Some(&**u),
             _ => None,
         }
     }
