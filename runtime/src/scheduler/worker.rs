@@ -79,6 +79,9 @@ pub(crate) struct WorkerLocal {
     seen: RefCell<Box<[(u32, Instant)]>>,
     /// This worker's published progress (`shared.workers[index].progress`).
     progress: &'static Progress,
+    /// Whether the last sleep ended by its fresh-task recheck timeout
+    /// (`idle.rs`, step 7).
+    pub(crate) recheck_woke: Cell<bool>,
 }
 
 impl WorkerLocal {
@@ -97,6 +100,7 @@ impl WorkerLocal {
             ready_turn: Cell::new(false),
             seen: RefCell::new(vec![(u32::MAX, Instant::now()); shared.workers.len()].into()),
             progress: &shared.workers[index].progress,
+            recheck_woke: Cell::new(false),
         }));
         context::set_worker(local);
         #[cfg(target_os = "linux")]
