@@ -127,3 +127,56 @@ fn config_io_wins_over_the_environment() {
     let b = backend_in_child(name, &[("GORO_IO", "uring")]);
     assert_eq!(b, "epoll");
 }
+
+/// Coroutines on a shared stack read into buffers on that stack while
+/// they park: on io_uring the kernel must never write at those addresses
+/// (another coroutine's frames are there while the reader is parked), so
+/// every reader still gets its own bytes, including after a timed-out,
+/// cancelled read.
+#[test]
+fn shared_stack_coroutines_read_their_own_bytes() {
+    support::within("shared-stack readers", || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        goro::go!(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { break };
+                goro::go!(move || {
+                    let mut buf = [0u8; 256];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 || s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let readers: Vec<_> = (0..32u8)
+            .map(|id| {
+                goro::Builder::new()
+                    .shared_stack()
+                    .spawn(move || {
+                        let mut c = TcpStream::connect(addr).unwrap();
+                        c.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+                        // Times out (nothing sent yet): a cancelled ring read.
+                        let mut buf = [0u8; 64];
+                        let e = c.read(&mut buf).unwrap_err();
+                        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                        c.set_read_timeout(None).unwrap();
+                        for round in 0..20u8 {
+                            let msg = [id ^ round; 64];
+                            c.write_all(&msg).unwrap();
+                            let mut back = [0u8; 64];
+                            c.read_exact(&mut back).unwrap();
+                            assert_eq!(back, msg, "reader {id} round {round}");
+                            goro::yield_now();
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for r in readers {
+            r.join().unwrap();
+        }
+    });
+}
