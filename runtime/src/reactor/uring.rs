@@ -6,10 +6,15 @@
 //! - **Data operations** of goro's stream sockets from a coroutine
 //!   (`Registration::recv`, `send`, `accept`): an `IORING_OP_RECV`,
 //!   `IORING_OP_SEND` or `IORING_OP_ACCEPT` whose completion wakes the
-//!   coroutine. A read tries the system call first unless the last read of
-//!   that fd had to wait (it found the socket drained: the next one most
-//!   likely would too); a write goes to the ring at once, so that a round
-//!   of a busy worker turns many writes into one `io_uring_enter`.
+//!   coroutine. A read tries the system call first until one read of the
+//!   fd has had to wait; from then on its reads go to the ring at once (a
+//!   receive that finds data there completes during submission, with no
+//!   system call of its own), until a read fills a buffer of 4 KiB or more
+//!   (a bulk transfer), which sends the next one back to trying first. A
+//!   write goes to the ring at once, so that a round of a busy worker turns
+//!   many writes into one `io_uring_enter`. Measured on the echo benchmark:
+//!   0.34 system calls per request for both sides, against 6 with epoll
+//!   (`BENCHMARKS.md`).
 //! - **Readiness** for everything else (plain threads, `connect`, UDP,
 //!   `Registration::wait`, `goro_net::wait_readable` and the libc hooks): a
 //!   one-shot `IORING_OP_POLL_ADD` for one direction, armed when the first
@@ -98,7 +103,9 @@
 //! `Uring::new` fails when `io_uring_setup` is refused (seccomp in
 //! containers, `kernel.io_uring_disabled`, kernels before 5.11 that lack the
 //! extended wait arguments); the reactor then uses epoll, and
-//! `goro::stats().io_backend` says which one runs.
+//! `goro::stats().io_backend` says which one runs. `GORO_IO_URING_FAIL`
+//! (any value) makes `Uring::new` fail as a refused setup would, which is
+//! how `tests/net_io_backend.rs` tests the fallback.
 
 use std::cell::UnsafeCell;
 use std::io;
