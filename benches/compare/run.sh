@@ -188,6 +188,14 @@ done
 
 # ---------------------------------------------------------------- run
 
+# echo also counts system calls per request (both sides: client and server
+# run in one process) with perf's raw_syscalls tracepoint, where perf works.
+PERF_OK=0
+if command -v perf > /dev/null 2>&1 \
+    && perf stat -x, -o /dev/null -e raw_syscalls:sys_enter true > /dev/null 2>&1; then
+    PERF_OK=1
+fi
+
 run_one() { # run_one <round> <peer> <workload label>
     local round=$1 peer=$2 label=$3 args envs=()
     if [ "$label" = idle_1m ]; then
@@ -204,11 +212,23 @@ run_one() { # run_one <round> <peer> <workload label>
     local extra=()
     [ $QUICK = 1 ] && extra=(--quick)
     local out=$WORK/out err=$WORK/err rc
+    local wrap=()
+    if [ "$label" = echo ] && [ $PERF_OK = 1 ]; then
+        wrap=(perf stat -x, -o "$WORK/perf" -e raw_syscalls:sys_enter --)
+    fi
     # shellcheck disable=SC2086  # $args is a word list on purpose
-    env "${envs[@]}" timeout -k 5 "$RUN_TIMEOUT" "${BIN[$peer]}" $args "${extra[@]}" > "$out" 2> "$err"
+    env "${envs[@]}" timeout -k 5 "$RUN_TIMEOUT" "${wrap[@]}" "${BIN[$peer]}" $args "${extra[@]}" > "$out" 2> "$err"
     rc=$?
     local result
     result=$(grep -m1 '^RESULT ' "$out" || true)
+    if [ ${#wrap[@]} -gt 0 ] && [ -n "$result" ]; then
+        local sys reqs
+        sys=$(awk -F, '/raw_syscalls:sys_enter/ { print $1; exit }' "$WORK/perf" 2>/dev/null)
+        reqs=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<< "$result")
+        if [[ "$sys" =~ ^[0-9]+$ && "$reqs" =~ ^[0-9]+$ ]] && [ "$reqs" -gt 0 ]; then
+            result="$result syscalls_per_req=$(awk -v s="$sys" -v r="$reqs" 'BEGIN { printf "%.2f", s / r }')"
+        fi
+    fi
     echo "RUN round=$round peer=$peer workload=$label rc=$rc | $result" >> "$RAW"
     if [ $rc -ne 0 ] || [ -z "$result" ]; then
         # Keep the lines that say why, on one line.

@@ -39,6 +39,7 @@ ROWS = [
     ("idle_1m_shared", "idle_1m_shared", "bytes_per_task", "lower", "bytes/task"),
     ("pingpong_shared", "pingpong_shared", "ns_per_roundtrip", "lower", "ns/round trip"),
     ("echo", "echo", "req_per_s", "higher", "req/s"),
+    ("echo syscalls", "echo", "syscalls_per_req", "lower", "syscalls/req (perf)"),
     ("timers p99", "timers", "p99_late_ms", "lower", "ms late (p99)"),
     ("timers max", "timers", "max_late_ms", "lower", "ms late (max)"),
     ("timers wall", "timers", "overrun_ms", "lower", "ms over ideal"),

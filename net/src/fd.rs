@@ -13,7 +13,13 @@
 //!    call said `WouldBlock` (see `goro_runtime::reactor`, invariant 2).
 //!    Nothing is cleared, so a readiness edge can never be lost between the
 //!    call and the wait, and the common case (data already there) costs
-//!    exactly one system call.
+//!    exactly one system call. On the io_uring backend, stream reads,
+//!    writes and accepts from coroutines (`PollFd::recv`, `send`,
+//!    `accept`) complete through the ring instead; the runtime's
+//!    `reactor/uring.rs` argues why no data is lost to a timeout and why
+//!    no buffer of the caller's is ever lent to the kernel. Everything
+//!    else still follows the sequence protocol, with readiness from polls
+//!    through the ring.
 //! 3. `reg` is declared before `sock`, so when the last handle drops, the
 //!    registration is dropped first: the fd is deleted from the poller and
 //!    every waiter is woken while the fd is still open, and only then is
@@ -210,6 +216,27 @@ impl<S: AsFd> PollFd<S> {
         }
     }
 
+    /// A stream read (`recv(2)`, no flags) within the read timeout. On
+    /// io_uring a read that has to wait goes through the ring (see
+    /// `goro_runtime::reactor::Registration::recv`); invariants 2 and 5
+    /// hold either way.
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        timed_out_is_eagain(self.shared.reg.recv(buf, self.timeout(Interest::Readable)))
+    }
+
+    /// A stream write (`send(2)` with `MSG_NOSIGNAL`) within the write
+    /// timeout; through the ring on io_uring.
+    pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        timed_out_is_eagain(self.shared.reg.send(buf, self.timeout(Interest::Writable)))
+    }
+
+    /// One `accept4` (non-blocking, close-on-exec), waiting as `recv` does.
+    pub(crate) fn accept(
+        &self,
+    ) -> io::Result<(std::os::fd::OwnedFd, Option<std::net::SocketAddr>)> {
+        timed_out_is_eagain(self.shared.reg.accept(self.timeout(Interest::Readable)))
+    }
+
     #[cold]
     fn wait(&self, interest: Interest, seen: u64, deadline: &mut Deadline) -> io::Result<()> {
         let at = match *deadline {
@@ -229,6 +256,17 @@ impl<S: AsFd> PollFd<S> {
             }
             r => r,
         }
+    }
+}
+
+/// What std's `SO_RCVTIMEO`/`SO_SNDTIMEO` give on Linux for a call that
+/// timed out (invariant 5).
+fn timed_out_is_eagain<T>(r: io::Result<T>) -> io::Result<T> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            Err(io::Error::from_raw_os_error(libc::EAGAIN))
+        }
+        r => r,
     }
 }
 

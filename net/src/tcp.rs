@@ -198,18 +198,25 @@ impl TcpListener {
 
     fn accept_with(&self, ctx: Option<&Context>) -> io::Result<(TcpStream, SocketAddr)> {
         accept_loop(|| {
-            let accept = |l: &net::TcpListener| {
-                SockRef::from(l).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            let (std_stream, addr) = match ctx {
+                // The plain accept goes through the ring on io_uring.
+                None => {
+                    let (fd, addr) = self.fd.accept()?;
+                    (net::TcpStream::from(fd), addr)
+                }
+                Some(ctx) => {
+                    let accept = |l: &net::TcpListener| {
+                        SockRef::from(l).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                    };
+                    let (sock, addr) = self.fd.io_ctx(Interest::Readable, ctx, accept)?;
+                    (net::TcpStream::from(sock), addr.as_socket())
+                }
             };
-            let (sock, addr) = match ctx {
-                None => self.fd.io(Interest::Readable, accept)?,
-                Some(ctx) => self.fd.io_ctx(Interest::Readable, ctx, accept)?,
-            };
-            let addr = addr.as_socket().ok_or_else(|| {
+            let addr = addr.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP address")
             })?;
             let stream = TcpStream {
-                fd: PollFd::new(net::TcpStream::from(sock))?,
+                fd: PollFd::new(std_stream)?,
             };
             Ok((stream, addr))
         })
@@ -689,7 +696,7 @@ impl AsRawFd for TcpStream {
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.io(Interest::Readable, |mut s| s.read(buf))
+        self.fd.recv(buf)
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -700,9 +707,7 @@ impl Read for &TcpStream {
 
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.fd.io(Interest::Writable, |s| {
-            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
-        })
+        self.fd.send(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

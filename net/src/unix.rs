@@ -304,7 +304,7 @@ impl AsRawFd for UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.io(Interest::Readable, |mut s| s.read(buf))
+        self.fd.recv(buf)
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
@@ -315,9 +315,7 @@ impl Read for &UnixStream {
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.fd.io(Interest::Writable, |s| {
-            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
-        })
+        self.fd.send(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::reactor::IoBackend;
 use crate::scheduler::watchdog::{BlockedWorker, DEFAULT_THRESHOLD, MIN_THRESHOLD};
 use crate::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 
@@ -39,6 +40,7 @@ pub const MAX_WORKERS: usize = 1024;
 /// | blocked-worker reporter | [`on_blocked_worker`](Config::on_blocked_worker) | | one line on stderr |
 /// | on a global deadlock | [`on_deadlock`](Config::on_deadlock) | `GORO_DEADLOCK` (`panic`, `abort`, `report`, `off`) | panic the blocked threads |
 /// | dump on a signal | [`dump_signal`](Config::dump_signal) | `GORO_DUMP_SIGNAL` (`QUIT`, `USR1`, ...) | none |
+/// | IO backend | [`io`](Config::io) | `GORO_IO` (`uring`, `epoll`, `auto`) | io_uring where it works, else epoll |
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     workers: Option<usize>,
@@ -49,6 +51,7 @@ pub struct Config {
     shared_stacks: Option<bool>,
     deadlock: Option<crate::DeadlockAction>,
     dump_signal: Option<Option<i32>>,
+    io: Option<IoBackend>,
 }
 
 /// A user's blocked-worker reporter ([`Config::on_blocked_worker`]).
@@ -122,6 +125,7 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
         shared_stacks: None,
         deadlock: None,
         dump_signal: None,
+        io: None,
     },
     started: false,
 });
@@ -277,6 +281,22 @@ impl Config {
         self
     }
 
+    /// The reactor's kernel interface (default: `GORO_IO`, else
+    /// [`IoBackend::Auto`]): io_uring where `io_uring_setup` works, epoll
+    /// where it is refused (seccomp, `kernel.io_uring_disabled`, old
+    /// kernels). Asking for io_uring where it is refused also falls back
+    /// to epoll; [`stats`](crate::stats)`().io_backend` names the one that
+    /// runs.
+    ///
+    /// ```
+    /// use goro_runtime::reactor::IoBackend;
+    /// let _ = goro_runtime::Config::new().io(IoBackend::Epoll).apply();
+    /// ```
+    pub fn io(mut self, backend: IoBackend) -> Config {
+        self.io = Some(backend);
+        self
+    }
+
     /// Makes this configuration the one the runtime will start with.
     pub fn apply(self) -> Result<(), ConfigError> {
         if let Some(Some(sig)) = self.dump_signal
@@ -326,6 +346,9 @@ impl Config {
         if let Some(sig) = self.dump_signal {
             crate::diag::signal::configure(sig);
         }
+        if self.io.is_some() {
+            p.config.io = self.io;
+        }
         Ok(())
     }
 }
@@ -340,6 +363,8 @@ pub(crate) struct Resolved {
     pub(crate) blocked_worker_threshold: Duration,
     /// Who reports a blocked worker (`None`: a line on stderr).
     pub(crate) blocked_worker_reporter: Option<Reporter>,
+    /// The IO backend asked for.
+    pub(crate) io: IoBackend,
 }
 
 /// Whether coroutines run on shared stacks unless their builder says
@@ -424,7 +449,16 @@ pub(crate) fn resolve_and_lock() -> Result<Resolved, String> {
     };
     SHARED_STACKS.store(shared, Ordering::Relaxed);
     SHARED_PER_WORKER.store(per_worker, Ordering::Relaxed);
+    let io = match p.config.io {
+        Some(b) => b,
+        None => match std::env::var("GORO_IO") {
+            Ok(v) => parse_io(&v)?,
+            Err(std::env::VarError::NotPresent) => IoBackend::Auto,
+            Err(e) => return Err(format!("GORO_IO is not valid Unicode: {e}")),
+        },
+    };
     Ok(Resolved {
+        io,
         workers,
         stack_size,
         light_guards,
@@ -484,6 +518,18 @@ pub(crate) fn parse_shared_per_worker(v: &str) -> Result<usize, String> {
     }
 }
 
+/// `GORO_IO`: `uring`, `epoll` or `auto`.
+pub(crate) fn parse_io(v: &str) -> Result<IoBackend, String> {
+    match v.trim() {
+        "uring" | "io_uring" => Ok(IoBackend::Uring),
+        "epoll" => Ok(IoBackend::Epoll),
+        "auto" | "" => Ok(IoBackend::Auto),
+        _ => Err(format!(
+            "GORO_IO={v:?} is not a valid IO backend (expected uring, epoll or auto)"
+        )),
+    }
+}
+
 pub(crate) fn parse_workers(v: &str) -> Result<usize, String> {
     match v.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
@@ -527,6 +573,13 @@ mod tests {
 
     #[test]
     fn env_values_parse_or_name_the_variable() {
+        assert_eq!(parse_io("uring"), Ok(IoBackend::Uring));
+        assert_eq!(parse_io(" epoll"), Ok(IoBackend::Epoll));
+        assert!(
+            parse_io("kqueue")
+                .unwrap_err()
+                .contains("GORO_IO=\"kqueue\"")
+        );
         assert_eq!(parse_workers("4"), Ok(4));
         assert!(
             parse_workers("0")

@@ -23,8 +23,8 @@
 //!   (`park.rs`). Channels, locks, timers, `join`, IO all use it.
 //! - **runnext**: a worker's one-slot fast lane for the coroutine the
 //!   running one just woke (Go's `runnext`).
-//! - **reactor**: the epoll instance the idle worker sleeps in
-//!   (`reactor.rs`).
+//! - **reactor**: the epoll instance or io_uring ring the idle worker
+//!   sleeps in (`reactor/`).
 //!
 //! # The rules this runtime keeps
 //!

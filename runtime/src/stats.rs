@@ -50,6 +50,9 @@ pub struct Stats {
     pub stack_copy_ins: u64,
     /// ...and the bytes so copied.
     pub stack_copy_in_bytes: u64,
+    /// The IO backend the reactor runs: `"io_uring"` or `"epoll"`
+    /// ([`Config::io`](crate::Config::io), `GORO_IO`).
+    pub io_backend: &'static str,
 }
 
 /// Takes a snapshot of the runtime's counters (starting the runtime if
@@ -64,6 +67,7 @@ pub fn stats() -> Stats {
     let rt = scheduler::get();
     let mut s = Stats {
         workers: rt.workers.len(),
+        io_backend: rt.reactor.backend_name(),
         ..Stats::default()
     };
     let mut finished = 0u64;

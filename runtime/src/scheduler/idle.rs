@@ -45,7 +45,12 @@
 //!    take yet sleeps with a short timeout (`RECHECK_FRESH`) instead of
 //!    indefinitely, because "stuck" becomes true without anyone queueing
 //!    anything. With no fresh task anywhere it sleeps with no timeout, so
-//!    an idle runtime still never polls.
+//!    an idle runtime still never polls. A worker woken by that timeout
+//!    (still on the sleeper list: nobody woke it) looks once and sleeps
+//!    again without step 6's search: in a login storm (issue 14) the
+//!    recheck-then-search cycle kept an idle worker spinning about a
+//!    quarter of the time (`idle::sleep`, `work_visible`, `fresh_waiting`
+//!    in the profile), CPU that the clients on the same cores needed.
 //!
 //! Rejected: a dedicated timer/IO thread (an extra context switch on every
 //! timer and every readiness event, which DESIGN.md rules out); waking all
@@ -267,11 +272,15 @@ impl Searchers {
 
     /// Worker `me` is awake again: it leaves the sleeper list unless a
     /// notifier took it off already.
-    pub(crate) fn end_sleep(&self, me: usize) {
+    /// Returns whether it was still listed (nobody took it off to wake it).
+    pub(crate) fn end_sleep(&self, me: usize) -> bool {
         let mut s = self.sleepers.lock();
         if let Some(pos) = s.iter().position(|&i| i == me) {
             s.swap_remove(pos);
             self.num_sleepers.fetch_sub(1, Ordering::SeqCst);
+            true
+        } else {
+            false
         }
     }
 
@@ -320,7 +329,10 @@ fn search(local: &'static WorkerLocal) -> bool {
 /// Puts the calling worker to sleep until there may be work (steps 1-2, 5).
 pub(crate) fn sleep(local: &'static WorkerLocal) {
     let rt = local.shared;
-    if rt.workers.len() > 1 && search(local) {
+    // Step 7's recheck wakes with nothing new to find more often than
+    // not: it looks once, without the search (step 6).
+    let rechecking = local.recheck_woke.replace(false);
+    if rt.workers.len() > 1 && !rechecking && search(local) {
         return;
     }
     let idle = &rt.idle;
@@ -331,6 +343,7 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
     idle.searchers.begin_sleep(rt, local.index);
     fence(Ordering::SeqCst);
     let due = owner && rt.next_timer_tick() <= rt.clock.now_tick();
+    let mut parked_for_recheck = false;
     if !local.work_visible() && !due {
         crate::diag::deadlock::worker_sleeps();
         // Fresh tasks this worker may not steal yet (`fresh_waiting`) may
@@ -361,12 +374,16 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
             idle.reactor_wake.store(0, Ordering::SeqCst);
         } else if let Some(r) = recheck {
             std::thread::park_timeout(r);
+            parked_for_recheck = true;
         } else {
             std::thread::park();
         }
     }
     me.sleep.store(AWAKE, Ordering::SeqCst);
-    idle.searchers.end_sleep(local.index);
+    let listed = idle.searchers.end_sleep(local.index);
+    // Still on the sleeper list after a sleep bounded by RECHECK_FRESH:
+    // nobody woke it, the recheck did.
+    local.recheck_woke.set(listed && parked_for_recheck);
     if owner {
         rt.fire_all_timers();
         idle.release_reactor();

@@ -55,6 +55,11 @@ const PASSED_OVER: u32 = 2 * MAX_LIFO_STREAK;
 /// ...or one whose run loop has not moved for this long (it is running one
 /// coroutine that does not switch).
 const STUCK: Duration = Duration::from_micros(5);
+/// Most picks in one io_uring round before its entries are submitted: a
+/// round normally ends sooner, when the local queues run dry; this bounds
+/// how long an entry queued early in a long round waits (a pick is well
+/// under a microsecond, so tens of microseconds at worst).
+const ROUND_TASKS: u32 = 32;
 /// A coroutine that spawns while this many fresh tasks already wait on
 /// its worker yields once after queueing the new one (see `push_fresh`).
 const SPAWN_BACKLOG: usize = 128;
@@ -80,6 +85,9 @@ pub(crate) struct WorkerLocal {
     progress: &'static Progress,
     /// This worker's `finished` count when it last trimmed the heap.
     trimmed_at: Cell<u64>,
+    /// Whether the last sleep ended by its fresh-task recheck timeout
+    /// (`idle.rs`, step 7).
+    pub(crate) recheck_woke: Cell<bool>,
 }
 
 impl WorkerLocal {
@@ -100,6 +108,7 @@ impl WorkerLocal {
             seen: RefCell::new(vec![(u32::MAX, Instant::now()); shared.workers.len()].into()),
             progress: &shared.workers[index].progress,
             trimmed_at: Cell::new(0),
+            recheck_woke: Cell::new(false),
         }));
         context::set_worker(local);
         #[cfg(target_os = "linux")]
@@ -190,10 +199,20 @@ impl WorkerLocal {
     }
 
     fn run(&'static self) -> ! {
+        let reactor = &self.shared.reactor;
         loop {
             let tick = self.advance_tick();
             if tick.is_multiple_of(MAINTENANCE_INTERVAL) {
                 self.maintenance();
+            }
+            // io_uring: one `io_uring_enter` per scheduling round submits
+            // what this round's coroutines queued, and completions are
+            // reaped from shared memory (`reactor/uring.rs`). A round ends
+            // when the local queues run dry, or after `ROUND_TASKS` picks.
+            if reactor.wants_round()
+                && (tick.is_multiple_of(ROUND_TASKS) || self.local_queues_empty())
+            {
+                reactor.round();
             }
             match self.next_task(tick) {
                 Some(task) => {
@@ -443,7 +462,24 @@ impl WorkerLocal {
         self.shared.idle.found_work(self.shared, self.index);
     }
 
+    /// Whether `runnext`, `ready` and the fresh deque are all empty.
+    fn local_queues_empty(&self) -> bool {
+        let next = self.runnext.take();
+        let empty = next.is_none();
+        self.runnext.set(next);
+        empty && self.ready.borrow().is_empty() && self.fresh.is_empty()
+    }
+
     fn idle(&'static self) {
+        // Submit what the last round queued before searching or sleeping:
+        // a search spins for microseconds with IO it could have started.
+        let reactor = &self.shared.reactor;
+        if reactor.wants_round() {
+            reactor.round();
+            if self.work_visible() {
+                return;
+            }
+        }
         // Pooled stacks beyond the reserve give their pages back while
         // there is nothing to run (stack pool invariant 7).
         stack::scavenge(&|| self.work_visible());

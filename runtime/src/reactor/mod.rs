@@ -1,5 +1,17 @@
-//! The IO reactor: readiness events from epoll, delivered by unparking
-//! whoever waits on a file descriptor.
+//! The IO reactor: readiness events (epoll, or polls through io_uring) and
+//! completions (io_uring), delivered by unparking whoever waits on a file
+//! descriptor.
+//!
+//! # Backends
+//!
+//! Two, chosen once at start-up (`GORO_IO=uring|epoll`, `Config::io`):
+//! io_uring by default where `io_uring_setup` works, epoll otherwise; the
+//! choice is `goro::stats().io_backend`. Both keep the invariants below
+//! (for io_uring, "registered" means known to goro's fd table: the kernel
+//! learns of an fd only through a poll or an operation on it). The
+//! system calls live in `epoll.rs` and `uring.rs`; `uring.rs` also argues
+//! why its operations' buffers are sound across a park, a timeout, a
+//! cancellation and a shared-stack coroutine.
 //!
 //! # Why raw epoll and not the `polling` crate
 //!
@@ -35,6 +47,9 @@
 //! 4. Events are looked up by key in a slab under a lock, never by pointer,
 //!    so an event that races with a deregistration finds nothing instead of
 //!    freed memory. Keys carry a generation against slot reuse.
+//!    (io_uring: an fd number's file is told apart by its device and inode,
+//!    from `fstat`, where epoll tells it apart by its kernel entry; the
+//!    cases below then read "a different file" for "an add succeeded".)
 //! 5. The *fd table* maps each fd number goro has registered to the one
 //!    registration that holds it (`FdUse`), and every `epoll_ctl` on an fd
 //!    number (add, modify, delete) happens under the lock of that number's
@@ -62,7 +77,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -71,7 +86,9 @@ use parking_lot::Mutex;
 
 use crate::park::{self, Unparker};
 use crate::scheduler;
-use crate::wake_latch::WakeLatch;
+
+mod epoll;
+mod uring;
 
 /// Whether the caller runs in a goro coroutine, so that waiting on a
 /// registration parks a coroutine rather than a thread: the same answer as
@@ -97,10 +114,31 @@ pub enum Interest {
     Writable,
 }
 
+/// The reactor's kernel interface ([`crate::Config::io`], `GORO_IO`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IoBackend {
+    /// io_uring where `io_uring_setup` works, else epoll (the default).
+    #[default]
+    Auto,
+    /// io_uring, falling back to epoll where it is refused.
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
 struct Source {
     seq: [AtomicU64; 2],
     closed: AtomicBool,
     waiters: Mutex<[Vec<Unparker>; 2]>,
+    /// The fd and the key, for arming polls (io_uring).
+    fd: RawFd,
+    key: AtomicU64,
+    /// Whether a one-shot poll is armed per direction (io_uring).
+    armed: [AtomicBool; 2],
+    /// Whether the last read had to wait: the next one goes to the ring
+    /// without trying first (io_uring, `uring.rs`).
+    drained: AtomicBool,
 }
 
 /// Why [`Source::wait`] stopped without readiness.
@@ -112,11 +150,15 @@ enum Ended {
 }
 
 impl Source {
-    fn new() -> Arc<Source> {
+    fn new(fd: RawFd) -> Arc<Source> {
         Arc::new(Source {
             seq: [AtomicU64::new(0), AtomicU64::new(0)],
             closed: AtomicBool::new(false),
             waiters: Mutex::new([Vec::new(), Vec::new()]),
+            fd,
+            key: AtomicU64::new(0),
+            armed: [AtomicBool::new(false), AtomicBool::new(false)],
+            drained: AtomicBool::new(false),
         })
     }
 
@@ -130,11 +172,28 @@ impl Source {
         }
     }
 
+    /// An edge in `dir`: bump the sequence, wake the waiters.
+    fn ready(&self, dir: usize) {
+        self.seq[dir].fetch_add(1, Ordering::AcqRel);
+        self.wake(dir);
+    }
+
     /// Marks the source closed and wakes everyone waiting on it.
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.wake(0);
         self.wake(1);
+    }
+
+    /// io_uring: arms this direction's one-shot poll unless one is armed.
+    /// Called after the waiter is queued and before its re-check, so a
+    /// poll completion (which clears `armed` first) always finds it.
+    fn arm(&self, dir: usize) {
+        if let Backend::Uring(u) = &scheduler::get().reactor.backend
+            && !self.armed[dir].swap(true, Ordering::AcqRel)
+        {
+            u.arm_poll(self.fd, self.key.load(Ordering::Relaxed), dir == 1);
+        }
     }
 
     /// Parks until the sequence of `dir` moved past `seen`, the source is
@@ -179,6 +238,7 @@ impl Source {
                     w[dir].push(me.clone());
                 }
             }
+            self.arm(dir);
             // Re-check after registering (the waker takes the list first).
             if self.seq[dir].load(Ordering::Acquire) != seen || self.closed.load(Ordering::Acquire)
             {
@@ -202,17 +262,30 @@ struct Slot {
     source: Option<Arc<Source>>,
 }
 
+/// A file's identity behind an fd number (io_uring; `(0, 0)` on epoll,
+/// whose kernel entries tell files apart themselves).
+type Ident = (u64, u64);
+
 /// Who holds the registration of one fd number (invariant 5).
 enum FdUse {
     /// One [`Registration`]: a goro socket, or code that registered the
     /// fd itself.
-    Owned { key: usize },
+    Owned { key: usize, ident: Ident },
     /// The waiters of an fd that other code owns, `shares` of them.
     Shared {
         key: usize,
         source: Arc<Source>,
         shares: usize,
+        ident: Ident,
     },
+}
+
+impl FdUse {
+    fn ident(&self) -> Ident {
+        match self {
+            FdUse::Owned { ident, .. } | FdUse::Shared { ident, .. } => *ident,
+        }
+    }
 }
 
 /// Shards of the fd table, so that waits on different fds rarely share a
@@ -223,13 +296,14 @@ const FD_SHARDS: usize = 16;
 
 type FdShard = Mutex<HashMap<RawFd, FdUse>>;
 
+enum Backend {
+    Epoll(epoll::Epoll),
+    /// Boxed: the ring's handle is several times epoll's.
+    Uring(Box<uring::Uring>),
+}
+
 pub(crate) struct Reactor {
-    epoll: OwnedFd,
-    wake: OwnedFd,
-    /// Whether a wake-up is pending in `wake`, so that a burst of
-    /// `notify` calls costs one write (`wake_latch.rs`).
-    latch: WakeLatch,
-    events: Mutex<Vec<libc::epoll_event>>,
+    backend: Backend,
     slots: Mutex<(Vec<Slot>, Vec<u32>)>,
     /// The fd table (invariant 5). Lock order: a shard, then `slots` or a
     /// source's waiter list; never the other way round.
@@ -237,18 +311,15 @@ pub(crate) struct Reactor {
     live: AtomicUsize,
 }
 
-/// The epoll key of the wake-up eventfd.
-const WAKE_KEY: u64 = u64::MAX;
-/// Events taken per `epoll_wait`.
-const EVENTS_PER_POLL: usize = 1024;
-/// What every fd is registered for: both directions, edge-triggered.
-const FD_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+/// Keys carry 24 bits of generation, so that a key shifted by the io_uring
+/// tag bits still fits in a `user_data`.
+const GENERATION_MASK: u32 = 0xff_ffff;
 
 fn key_of(index: u32, generation: u32) -> usize {
     ((generation as usize) << 32) | index as usize
 }
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+pub(super) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -256,35 +327,44 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// `fstat` of `fd`: its identity, and whether it is a regular file.
+fn ident_of(fd: RawFd) -> io::Result<(Ident, bool)> {
+    // SAFETY: an all-zero stat is a valid value; fstat writes into it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is live and writable; the kernel checks `fd`.
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    Ok(((st.st_dev, st.st_ino), regular))
+}
+
+/// The error epoll gives for a regular file, on both backends.
+fn not_pollable() -> io::Error {
+    io::Error::from_raw_os_error(libc::EPERM)
+}
+
 impl Reactor {
-    pub(crate) fn new() -> io::Result<Reactor> {
-        // SAFETY: plain system calls; each returned fd is checked and then
-        // owned by exactly one `OwnedFd`.
-        unsafe {
-            let epoll = OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?);
-            let wake = OwnedFd::from_raw_fd(cvt(libc::eventfd(
-                0,
-                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
-            ))?);
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-                u64: WAKE_KEY,
-            };
-            cvt(libc::epoll_ctl(
-                epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                wake.as_raw_fd(),
-                &mut ev,
-            ))?;
-            Ok(Reactor {
-                epoll,
-                wake,
-                latch: WakeLatch::new(),
-                events: Mutex::new(Vec::with_capacity(EVENTS_PER_POLL)),
-                slots: Mutex::new((Vec::new(), Vec::new())),
-                fds: (0..FD_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-                live: AtomicUsize::new(0),
-            })
+    /// The reactor for `choice` (epoll if io_uring is refused).
+    pub(crate) fn new(choice: IoBackend) -> io::Result<Reactor> {
+        let backend = match choice {
+            IoBackend::Epoll => Backend::Epoll(epoll::Epoll::new()?),
+            IoBackend::Auto | IoBackend::Uring => match uring::Uring::new() {
+                Ok(u) => Backend::Uring(Box::new(u)),
+                Err(_) => Backend::Epoll(epoll::Epoll::new()?),
+            },
+        };
+        Ok(Reactor {
+            backend,
+            slots: Mutex::new((Vec::new(), Vec::new())),
+            fds: (0..FD_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            live: AtomicUsize::new(0),
+        })
+    }
+
+    /// The backend's name: `"io_uring"` or `"epoll"`.
+    pub(crate) fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Epoll(_) => "epoll",
+            Backend::Uring(_) => "io_uring",
         }
     }
 
@@ -293,26 +373,29 @@ impl Reactor {
         &self.fds[fd as usize & (FD_SHARDS - 1)]
     }
 
-    /// Puts `source` in a free slot and returns its key.
+    /// Puts `source` in a free slot and returns its key (also stored in
+    /// the source).
     fn alloc_slot(&self, source: Arc<Source>) -> usize {
         let mut slots = self.slots.lock();
         let (list, free) = &mut *slots;
         let index = match free.pop() {
             Some(i) => {
                 let s = &mut list[i as usize];
-                s.generation = s.generation.wrapping_add(1);
-                s.source = Some(source);
+                s.generation = s.generation.wrapping_add(1) & GENERATION_MASK;
+                s.source = Some(source.clone());
                 i
             }
             None => {
                 list.push(Slot {
                     generation: 0,
-                    source: Some(source),
+                    source: Some(source.clone()),
                 });
                 (list.len() - 1) as u32
             }
         };
-        key_of(index, list[index as usize].generation)
+        let key = key_of(index, list[index as usize].generation);
+        source.key.store(key as u64, Ordering::Relaxed);
+        key
     }
 
     fn free_slot(&self, key: usize) {
@@ -322,32 +405,59 @@ impl Reactor {
         slots.1.push(index);
     }
 
-    /// `EPOLL_CTL_ADD` or `EPOLL_CTL_MOD` of `fd` for [`FD_EVENTS`] under
-    /// `key`. Callers hold `fd`'s table shard (invariant 5).
-    fn ctl(&self, op: libc::c_int, fd: RawFd, key: usize) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: FD_EVENTS,
-            u64: key as u64,
-        };
-        // SAFETY: `ev` is a live, valid event. The kernel checks `fd`
-        // itself; no memory of ours depends on it (events find their
-        // source by key, invariant 4).
-        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+    fn source_of(&self, key: u64) -> Option<Arc<Source>> {
+        let index = (key & 0xffff_ffff) as u32;
+        let generation = (key >> 32) as u32;
+        let slots = self.slots.lock();
+        match slots.0.get(index as usize) {
+            Some(s) if s.generation == generation => s.source.clone(),
+            _ => None,
+        }
     }
 
-    /// `EPOLL_CTL_DEL` of `fd`. Callers hold `fd`'s table shard and have
-    /// checked that the table names the caller for it (invariant 5).
-    fn del(&self, fd: RawFd) {
-        // SAFETY: a null event is allowed for EPOLL_CTL_DEL; the kernel
-        // checks `fd` itself.
-        unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                fd,
-                std::ptr::null_mut(),
-            )
-        };
+    /// Adds `fd` under `key` to the kernel's set (epoll), or checks that
+    /// it is a file the reactor can wait on (io_uring). Callers hold
+    /// `fd`'s table shard (invariant 5). Returns the file's identity.
+    fn add(&self, fd: RawFd, key: usize) -> io::Result<Ident> {
+        match &self.backend {
+            Backend::Epoll(e) => e.ctl(libc::EPOLL_CTL_ADD, fd, key).map(|()| (0, 0)),
+            Backend::Uring(_) => match ident_of(fd)? {
+                (_, true) => Err(not_pollable()),
+                (ident, false) => Ok(ident),
+            },
+        }
+    }
+
+    /// Takes over a kernel entry for `fd` that nobody in goro holds
+    /// (epoll's `EEXIST` after an add; never on io_uring).
+    fn modify(&self, fd: RawFd, key: usize) -> io::Result<()> {
+        match &self.backend {
+            Backend::Epoll(e) => e.ctl(libc::EPOLL_CTL_MOD, fd, key),
+            Backend::Uring(_) => Ok(()),
+        }
+    }
+
+    /// Whether the file registered as `ident` under `key` is still at
+    /// `fd` (`SharedRegistration::check`).
+    fn still_there(&self, fd: RawFd, key: usize, ident: Ident) -> bool {
+        match &self.backend {
+            Backend::Epoll(e) => e.ctl(libc::EPOLL_CTL_MOD, fd, key).is_ok(),
+            Backend::Uring(_) => matches!(ident_of(fd), Ok((i, _)) if i == ident),
+        }
+    }
+
+    /// Takes `fd` out of the kernel's set (epoll), or removes the polls
+    /// armed for `source` (io_uring). Callers hold `fd`'s table shard and
+    /// have checked that the table names the caller for it (invariant 5).
+    fn del(&self, fd: RawFd, source: &Source) {
+        match &self.backend {
+            Backend::Epoll(e) => e.del(fd),
+            Backend::Uring(u) => u.disarm(
+                source.key.load(Ordering::Relaxed),
+                source.armed[0].swap(false, Ordering::AcqRel),
+                source.armed[1].swap(false, Ordering::AcqRel),
+            ),
+        }
     }
 
     /// Ends a shared registration whose number another registration took
@@ -357,6 +467,13 @@ impl Reactor {
     /// which finds the table no longer names it.
     fn evict(&self, old: FdUse) {
         if let FdUse::Shared { key, source, .. } = old {
+            if let Backend::Uring(u) = &self.backend {
+                u.disarm(
+                    key as u64,
+                    source.armed[0].swap(false, Ordering::AcqRel),
+                    source.armed[1].swap(false, Ordering::AcqRel),
+                );
+            }
             self.free_slot(key);
             self.live.fetch_sub(1, Ordering::Relaxed);
             source.close();
@@ -366,82 +483,83 @@ impl Reactor {
     /// Wakes a thread blocked in [`Reactor::poll`] (or makes its next poll
     /// return at once).
     pub(crate) fn notify(&self) {
-        self.latch.notify(|| {
-            let one: u64 = 1;
-            // SAFETY: writing 8 bytes from a live u64 to our eventfd.
-            unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        });
+        match &self.backend {
+            Backend::Epoll(e) => e.notify(),
+            Backend::Uring(u) => u.notify(),
+        }
     }
 
     pub(crate) fn has_sources(&self) -> bool {
         self.live.load(Ordering::Relaxed) > 0
     }
 
-    /// Waits up to `timeout` (rounded up to whole milliseconds, so never
-    /// short) for events and delivers them; returns how many IO events.
-    pub(crate) fn poll(&self, timeout: Option<Duration>) -> usize {
-        let Some(mut events) = self.events.try_lock() else {
-            return 0;
+    /// A readiness edge for `key`.
+    fn deliver(&self, key: u64, readable: bool, writable: bool) {
+        let Some(source) = self.source_of(key) else {
+            return;
         };
-        let ms = match timeout {
-            None => -1,
-            Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
-        };
-        events.clear();
-        // SAFETY: the buffer has capacity for EVENTS_PER_POLL events and
-        // the kernel writes at most that many; we set the length to what
-        // it reports.
-        let n = unsafe {
-            let n = libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                events.as_mut_ptr(),
-                EVENTS_PER_POLL as libc::c_int,
-                ms,
-            );
-            if n <= 0 {
-                return 0;
-            }
-            events.set_len(n as usize);
-            n as usize
-        };
-        let mut delivered = 0;
-        for ev in events.iter() {
-            let (flags, key) = (ev.events, ev.u64);
-            if key == WAKE_KEY {
-                // Drain the eventfd, then clear the flag: the order that
-                // loses no wake-up (`wake_latch.rs`).
-                self.latch.drained(|| {
-                    let mut buf = 0u64;
-                    // SAFETY: reading 8 bytes into a live u64 from our
-                    // eventfd.
-                    unsafe { libc::read(self.wake.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
-                });
-                continue;
-            }
-            let index = (key & 0xffff_ffff) as u32;
-            let generation = (key >> 32) as u32;
-            let source = {
-                let slots = self.slots.lock();
-                match slots.0.get(index as usize) {
-                    Some(s) if s.generation == generation => s.source.clone(),
-                    _ => None,
-                }
-            };
-            let Some(source) = source else { continue };
-            delivered += 1;
-            let err = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
-            let readable =
-                flags & ((libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 | err) != 0;
-            let writable = flags & (libc::EPOLLOUT as u32 | err) != 0;
-            for (dir, ready) in [readable, writable].into_iter().enumerate() {
-                if ready {
-                    source.seq[dir].fetch_add(1, Ordering::AcqRel);
-                    source.wake(dir);
-                }
+        for (dir, ready) in [readable, writable].into_iter().enumerate() {
+            if ready {
+                source.ready(dir);
             }
         }
-        debug_assert!(n <= EVENTS_PER_POLL);
-        delivered
+    }
+
+    /// An io_uring poll completion for `key`: the poll is no longer armed.
+    fn deliver_poll(&self, key: u64, writable: bool) {
+        let Some(source) = self.source_of(key) else {
+            return;
+        };
+        let dir = writable as usize;
+        source.armed[dir].store(false, Ordering::Release);
+        source.ready(dir);
+    }
+
+    /// Waits up to `timeout` (rounded up to whole milliseconds on epoll,
+    /// so never short) for events and delivers them; returns how many.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> usize {
+        match &self.backend {
+            Backend::Epoll(e) => {
+                let mut n = 0;
+                e.poll(timeout, |(key, r, w)| {
+                    n += 1;
+                    self.deliver(key, r, w);
+                });
+                n
+            }
+            Backend::Uring(u) => u
+                .poll(timeout, |key, w| self.deliver_poll(key, w))
+                .unwrap_or(0),
+        }
+    }
+
+    /// Whether a busy worker's scheduling round should call
+    /// [`Reactor::round`]: io_uring entries are queued or operations are
+    /// in flight. Always false on epoll.
+    #[inline]
+    pub(crate) fn wants_round(&self) -> bool {
+        match &self.backend {
+            Backend::Epoll(_) => false,
+            Backend::Uring(u) => u.wants_round(),
+        }
+    }
+
+    /// A busy worker's round (io_uring): submit what is queued in one
+    /// `io_uring_enter` and reap completions without waiting.
+    pub(crate) fn round(&self) {
+        if let Backend::Uring(u) = &self.backend {
+            u.round(|key, w| self.deliver_poll(key, w));
+        }
+    }
+
+    /// The ring, when an operation may go through it: io_uring, and the
+    /// caller a coroutine (threads use readiness: no worker flushes for
+    /// them, and they would pay an `io_uring_enter` per operation).
+    fn ring(&self) -> Option<&uring::Uring> {
+        match &self.backend {
+            Backend::Uring(u) if crate::context::current_task().is_some() => Some(&**u),
+            _ => None,
+        }
     }
 }
 
@@ -483,18 +601,29 @@ impl Registration {
     /// close the fd).
     pub unsafe fn new(fd: RawFd) -> io::Result<Registration> {
         let r = &scheduler::get().reactor;
-        let source = Source::new();
+        let source = Source::new(fd);
         let key = r.alloc_slot(source.clone());
         let mut fds = r.fd_shard(fd).lock();
-        if let Err(e) = r.ctl(libc::EPOLL_CTL_ADD, fd, key) {
-            drop(fds);
-            r.free_slot(key);
-            return Err(e);
-        }
+        let ident = match r.add(fd, key) {
+            // io_uring: the same file at the same number is what epoll's
+            // add refuses with `EEXIST`.
+            Ok(ident) if ident != (0, 0) && fds.get(&fd).is_some_and(|u| u.ident() == ident) => {
+                Err(io::Error::from_raw_os_error(libc::EEXIST))
+            }
+            other => other,
+        };
+        let ident = match ident {
+            Ok(i) => i,
+            Err(e) => {
+                drop(fds);
+                r.free_slot(key);
+                return Err(e);
+            }
+        };
         r.live.fetch_add(1, Ordering::Relaxed);
         // The add succeeded, so whoever the table named for this number
         // registered a file that is no longer here (invariant 5).
-        if let Some(old) = fds.insert(fd, FdUse::Owned { key }) {
+        if let Some(old) = fds.insert(fd, FdUse::Owned { key, ident }) {
             r.evict(old);
         }
         drop(fds);
@@ -561,6 +690,252 @@ impl Registration {
             }
         }
     }
+
+    /// Reads from a stream socket into `buf`, parking until data, end of
+    /// file or an error comes, or until `timeout` (counted from the first
+    /// wait) passes (`TimedOut`). What `recv(2)` with no flags returns.
+    ///
+    /// On io_uring, from a coroutine, a read that has to wait is a receive
+    /// through the ring (`uring.rs`: the kernel fills a buffer of the
+    /// operation's own, copied into `buf`); elsewhere it waits for
+    /// readiness and retries.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::fd::AsRawFd;
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// // SAFETY: `a` outlives the registration.
+    /// let reg = unsafe { goro_runtime::reactor::Registration::new(a.as_raw_fd()) }.unwrap();
+    /// b.write_all(b"hi").unwrap();
+    /// let got = goro_runtime::go!(move || {
+    ///     let mut buf = [0; 8];
+    ///     let n = reg.recv(&mut buf, None).unwrap();
+    ///     buf[..n].to_vec()
+    /// });
+    /// assert_eq!(got.join().unwrap(), b"hi");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What `recv(2)` reports; `TimedOut`; `NotConnected` if the
+    /// registration is closed under the wait.
+    pub fn recv(&self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+        let r = &scheduler::get().reactor;
+        let mut deadline = None;
+        loop {
+            let ring = r.ring().filter(|_| !buf.is_empty());
+            if let Some(u) = ring
+                && self.source.drained.load(Ordering::Relaxed)
+            {
+                let d = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                match u.recv(self.fd, buf, d) {
+                    Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Some(res) => {
+                        // A bulk read that filled its buffer: more is likely
+                        // there, so try first next time. Anything else
+                        // (request-sized messages) keeps going to the
+                        // ring, where a receive that finds data completes
+                        // at submission, with no system call of its own.
+                        let bulk = matches!(res, Ok(n) if n >= buf.len().min(uring::MAX_OP_BUF) && n >= BULK_READ);
+                        self.source.drained.store(!bulk, Ordering::Relaxed);
+                        return res;
+                    }
+                    None => {}
+                }
+            }
+            let seen = self.seq(Interest::Readable);
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+            let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {}
+                _ => return Err(e),
+            }
+            if ring.is_some() && !self.source.drained.swap(true, Ordering::Relaxed) {
+                continue;
+            }
+            let d = *deadline.get_or_insert_with(|| deadline_after(timeout));
+            self.wait(Interest::Readable, seen, d)?;
+        }
+    }
+
+    /// Writes (a prefix of) `buf` to a stream socket, parking while its
+    /// send buffer is full, up to `timeout` (counted from the first wait;
+    /// `TimedOut`). What `send(2)` with `MSG_NOSIGNAL` returns.
+    ///
+    /// On io_uring, from a coroutine, the write goes through the ring at
+    /// once (a copy of at most 64 KiB of `buf`), so that a worker's round
+    /// submits many writes in one system call.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::os::fd::AsRawFd;
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// // SAFETY: `a` outlives the registration.
+    /// let reg = unsafe { goro_runtime::reactor::Registration::new(a.as_raw_fd()) }.unwrap();
+    /// let n = goro_runtime::go!(move || reg.send(b"hi", None).unwrap()).join().unwrap();
+    /// let mut got = [0; 2];
+    /// b.read_exact(&mut got[..n]).unwrap();
+    /// assert_eq!(&got, b"hi");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What `send(2)` reports (`BrokenPipe` once the peer is gone);
+    /// `TimedOut`; `NotConnected` if the registration is closed under the
+    /// wait.
+    pub fn send(&self, buf: &[u8], timeout: Option<Duration>) -> io::Result<usize> {
+        let r = &scheduler::get().reactor;
+        let mut deadline = None;
+        let mut ring = r.ring().filter(|_| !buf.is_empty());
+        loop {
+            if let Some(u) = ring {
+                let d = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                match u.send(self.fd, buf, d) {
+                    Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => ring = None,
+                    Some(res) => return res,
+                    None => ring = None,
+                }
+            }
+            let seen = self.seq(Interest::Writable);
+            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+            let n =
+                unsafe { libc::send(self.fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {}
+                _ => return Err(e),
+            }
+            let d = *deadline.get_or_insert_with(|| deadline_after(timeout));
+            self.wait(Interest::Writable, seen, d)?;
+        }
+    }
+
+    /// Accepts a connection on a listening socket: the new socket
+    /// (non-blocking, close-on-exec) and the peer's address (`None` for a
+    /// family other than IPv4 and IPv6), parking until one comes or
+    /// `timeout` passes (`TimedOut`). Tries `accept4(2)` first; on
+    /// io_uring, from a coroutine, then waits with an accept through the
+    /// ring.
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// l.set_nonblocking(true).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// // SAFETY: `l` outlives the registration.
+    /// let reg = unsafe { goro_runtime::reactor::Registration::new(l.as_raw_fd()) }.unwrap();
+    /// let h = goro_runtime::go!(move || reg.accept(None).map(|(_, peer)| peer.is_some()));
+    /// let _c = std::net::TcpStream::connect(addr).unwrap();
+    /// assert!(h.join().unwrap().unwrap());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What `accept4(2)` reports (callers retry `ECONNABORTED` and the
+    /// like); `TimedOut`; `NotConnected` if the registration is closed
+    /// under the wait.
+    pub fn accept(
+        &self,
+        timeout: Option<Duration>,
+    ) -> io::Result<(OwnedFd, Option<std::net::SocketAddr>)> {
+        let r = &scheduler::get().reactor;
+        let mut deadline = None;
+        let mut ring_next = false;
+        loop {
+            if ring_next && let Some(u) = r.ring() {
+                let d = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                match u.accept(self.fd, d) {
+                    Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Some(res) => return res.map(|(fd, a)| (fd, inet_addr(&a))),
+                    None => {}
+                }
+                ring_next = false;
+            }
+            let seen = self.seq(Interest::Readable);
+            // SAFETY: an all-zero sockaddr_storage is valid; accept4 writes
+            // at most `len` bytes into it.
+            let mut a: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: `a` and `len` are live and sized as the kernel is told.
+            let fd = unsafe {
+                libc::accept4(
+                    self.fd,
+                    (&raw mut a).cast(),
+                    &mut len,
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: a new fd that nothing else owns.
+                let fd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+                return Ok((fd, inet_addr(&a)));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {}
+                _ => return Err(e),
+            }
+            if r.ring().is_some() {
+                ring_next = true;
+                continue;
+            }
+            let d = *deadline.get_or_insert_with(|| deadline_after(timeout));
+            self.wait(Interest::Readable, seen, d)?;
+        }
+    }
+}
+
+/// A ring receive that fills a buffer of at least this many bytes sends
+/// the next read back to trying the system call first (see `recv`).
+const BULK_READ: usize = 4096;
+
+fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// An IPv4 or IPv6 address from a raw one (`None` for other families).
+fn inet_addr(a: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    match a.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in,
+            // which is smaller and less aligned than the storage.
+            let v4 = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(
+                SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)),
+                    u16::from_be(v4.sin_port),
+                )
+                .into(),
+            )
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v6 = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(
+                SocketAddrV6::new(
+                    Ipv6Addr::from(v6.sin6_addr.s6_addr),
+                    u16::from_be(v6.sin6_port),
+                    v6.sin6_flowinfo,
+                    v6.sin6_scope_id,
+                )
+                .into(),
+            )
+        }
+        _ => None,
+    }
 }
 
 fn closed_error() -> io::Error {
@@ -582,10 +957,10 @@ impl Drop for Registration {
             // Only while the table names us (invariant 5): the fd is still
             // open (the caller's contract on `new`), and no one else's
             // registration can be behind this number.
-            if let Some(FdUse::Owned { key }) = fds.get(&self.fd)
+            if let Some(FdUse::Owned { key, .. }) = fds.get(&self.fd)
                 && *key == self.key
             {
-                r.del(self.fd);
+                r.del(self.fd, &self.source);
                 fds.remove(&self.fd);
             }
         }
@@ -654,20 +1029,21 @@ impl<'fd> SharedRegistration<'fd> {
         if let Some(share) = Self::share(fd, fds.get_mut(&raw))? {
             return Ok(share);
         }
-        let source = Source::new();
+        let source = Source::new(raw);
         let key = r.alloc_slot(source.clone());
-        let added = match r.ctl(libc::EPOLL_CTL_ADD, raw, key) {
+        let added = match r.add(raw, key) {
             // A kernel entry nobody in goro holds (invariant 5): take it.
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                r.ctl(libc::EPOLL_CTL_MOD, raw, key)
-            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => r.modify(raw, key).map(|()| (0, 0)),
             other => other,
         };
-        if let Err(e) = added {
-            drop(fds);
-            r.free_slot(key);
-            return Err(e);
-        }
+        let ident = match added {
+            Ok(i) => i,
+            Err(e) => {
+                drop(fds);
+                r.free_slot(key);
+                return Err(e);
+            }
+        };
         r.live.fetch_add(1, Ordering::Relaxed);
         fds.insert(
             raw,
@@ -675,6 +1051,7 @@ impl<'fd> SharedRegistration<'fd> {
                 key,
                 source: source.clone(),
                 shares: 1,
+                ident,
             },
         );
         Ok(SharedRegistration {
@@ -703,6 +1080,7 @@ impl<'fd> SharedRegistration<'fd> {
                 key,
                 source,
                 shares,
+                ..
             }) => {
                 *shares += 1;
                 Ok(Some(SharedRegistration {
@@ -769,11 +1147,11 @@ impl<'fd> SharedRegistration<'fd> {
         let r = &scheduler::get().reactor;
         let raw = self.fd.as_raw_fd();
         let mut fds = r.fd_shard(raw).lock();
-        match fds.get(&raw) {
-            Some(FdUse::Shared { key, .. }) if *key == self.key => {}
+        let ident = match fds.get(&raw) {
+            Some(FdUse::Shared { key, ident, .. }) if *key == self.key => *ident,
             _ => return false,
-        }
-        if r.ctl(libc::EPOLL_CTL_MOD, raw, self.key).is_ok() {
+        };
+        if r.still_there(raw, self.key, ident) {
             return true;
         }
         if let Some(old) = fds.remove(&raw) {
@@ -801,7 +1179,7 @@ impl Drop for SharedRegistration<'_> {
             // code broke that, the table still naming us means no other
             // registration of goro's holds this number (invariant 5), so
             // the delete finds ours or nothing.
-            r.del(raw);
+            r.del(raw, &self.source);
             fds.remove(&raw);
             drop(fds);
             r.free_slot(self.key);

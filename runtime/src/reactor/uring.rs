@@ -1,0 +1,687 @@
+//! The io_uring backend: completions instead of readiness, one ring shared
+//! by the runtime, submitted and reaped by the workers.
+//!
+//! # What goes through the ring
+//!
+//! - **Data operations** of goro's stream sockets from a coroutine
+//!   (`Registration::recv`, `send`, `accept`): an `IORING_OP_RECV`,
+//!   `IORING_OP_SEND` or `IORING_OP_ACCEPT` whose completion wakes the
+//!   coroutine. A read tries the system call first until one read of the
+//!   fd has had to wait; from then on its reads go to the ring at once (a
+//!   receive that finds data there completes during submission, with no
+//!   system call of its own), until a read fills a buffer of 4 KiB or more
+//!   (a bulk transfer), which sends the next one back to trying first. A
+//!   write goes to the ring at once, so that a round of a busy worker turns
+//!   many writes into one `io_uring_enter`. Measured on the echo benchmark:
+//!   0.34 system calls per request for both sides, against 6 with epoll
+//!   (`BENCHMARKS.md`).
+//! - **Readiness** for everything else (plain threads, `connect`, UDP,
+//!   `Registration::wait`, `goro_net::wait_readable` and the libc hooks): a
+//!   one-shot `IORING_OP_POLL_ADD` for one direction, armed when the first
+//!   waiter of that direction parks. Its completion bumps the direction's
+//!   readiness sequence and wakes the waiters, exactly what an epoll edge
+//!   does (the parent module's invariant 2). A one-shot poll checks the fd's
+//!   state when it is armed, so readiness that arrived between the failed
+//!   system call and the arming is seen: no edge is lost.
+//! - **The wake-up eventfd**, as a one-shot poll re-armed after each drain
+//!   (the order of `wake_latch.rs`: drain, clear, then re-arm; the re-armed
+//!   poll sees a write that landed after the drain).
+//!
+//! # Submission and completion: one `io_uring_enter` per round
+//!
+//! 1. Pushing an entry takes the submission lock, writes the entry and
+//!    publishes the queue's tail; it makes no system call on a worker
+//!    thread and sets `dirty`. A plain thread submits at once (nobody
+//!    else would soon).
+//! 2. A worker flushes (`round`): when its local queues run dry or every
+//!    `ROUND_TASKS` tasks, it swaps `dirty` off and makes one
+//!    `io_uring_enter` that submits everything queued by every thread, then
+//!    reaps the completion queue, which is shared memory (no system call),
+//!    if no other thread is reaping.
+//! 3. The idle worker that owns the reactor submits and waits in one
+//!    `io_uring_enter` (`min_complete` 1, with the nearest timer as its
+//!    timeout), then reaps. A completion for an entry submitted by any
+//!    thread wakes it.
+//!
+//! # Buffers, cancellation and timeouts: why this is sound
+//!
+//! The kernel may write into an operation's buffer at any time until it
+//! posts the operation's completion, so that buffer must stay valid and
+//! untouched until the completion has been *seen*, whatever happens to the
+//! coroutine that asked. Goro never gives the kernel the caller's buffer:
+//!
+//! - Each operation owns a heap buffer (`Op::buf`, at most `MAX_OP_BUF`
+//!   bytes) inside an `Arc<Op>`. The submitted entry's `user_data` is one
+//!   strong reference, made by `Arc::into_raw` when the entry is pushed and
+//!   given back by `Arc::from_raw` when its (single: no multishot data
+//!   operation is used) completion is reaped. So the buffer lives at least
+//!   until the completion arrives, even if the waiter is gone.
+//! - A receive copies the completed bytes into the caller's buffer after
+//!   the waiter has seen `DONE` (stored with `Release` after the reaper
+//!   read the completion); a send copies the caller's bytes in before the
+//!   push. The caller's slice is therefore only touched by the coroutine
+//!   itself, while it runs, on its own stack or heap.
+//! - This is what makes the backend sound for coroutines on a **shared
+//!   stack** (`Builder::shared_stack`): while such a coroutine is parked
+//!   its frames are copied away and the stack holds another coroutine's
+//!   frames, so a buffer on its stack is *not* at its address while the
+//!   operation is in flight. Lending the kernel that address would let it
+//!   write into a stranger's frames. No address of a coroutine's stack is
+//!   ever put in an entry (accept's address buffer is in the `Op` too).
+//! - **Timeouts** are the waiter's: it parks with the deadline, and when
+//!   that passes it pushes `IORING_OP_ASYNC_CANCEL` for its operation and
+//!   keeps waiting, without a deadline, for the operation's own completion
+//!   (cancellation completes at once for an operation that has not
+//!   started). If the operation finished before the cancel landed, its
+//!   result is returned as if no timeout had passed: bytes that a receive
+//!   took from the socket, or a connection that an accept took, are never
+//!   dropped on the floor. Only `-ECANCELED` turns into `TimedOut`.
+//! - **A waiter that goes away** (a coroutine unwound while parked, at
+//!   shutdown or by a panic) leaves its `InFlight` guard's drop behind: it
+//!   flips the state `PENDING -> ORPHANED` and pushes a cancel. The reaper
+//!   then frees the buffer when the completion comes, and closes the fd of
+//!   an accept that completed for nobody. Exactly one of the two sides
+//!   wins the state's compare-exchange, so the result has one owner.
+//! - The memory held by buffers in flight is bounded: an operation first
+//!   reserves its bytes against `MAX_BUFFERED` (4 MiB); past it the
+//!   operation uses readiness (a poll through the ring, then the system
+//!   call) and holds no buffer. So a gateway whose 100k connections park in
+//!   `read` holds at most `MAX_BUFFERED` bytes of receive buffers, not 100k
+//!   of them.
+//!
+//! Rejected: *lending the caller's slice* (no copy). The borrow does last
+//! across the park, since `read(&mut self, buf)` cannot return before the
+//! completion, but not across an unwind (the frame is freed while the
+//! kernel may still write), and not at all on a shared stack. tokio-uring
+//! and monoio take owned buffers for the same reason; goro keeps std's
+//! `Read`/`Write` signatures and pays a copy of at most the bytes moved.
+//! *Provided buffer rings* would remove the per-connection buffer of idle
+//! readers but add a buffer-return protocol; the bound above was simpler.
+//!
+//! # Fallback
+//!
+//! `Uring::new` fails when `io_uring_setup` is refused (seccomp in
+//! containers, `kernel.io_uring_disabled`, kernels before 5.11 that lack the
+//! extended wait arguments); the reactor then uses epoll, and
+//! `goro::stats().io_backend` says which one runs. `GORO_IO_URING_FAIL`
+//! (any value) makes `Uring::new` fail as a refused setup would, which is
+//! how `tests/net_io_backend.rs` tests the fallback.
+
+use std::cell::UnsafeCell;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use io_uring::{IoUring, opcode, squeue, types};
+use parking_lot::Mutex;
+
+use super::cvt;
+use crate::park::{self, Unparker};
+use crate::wake_latch::WakeLatch;
+
+/// `user_data` tags, in the low 3 bits (an `Op` is 8-aligned, so its
+/// address has them clear).
+const TAG_OP: u64 = 0;
+const TAG_POLL_READ: u64 = 1;
+const TAG_POLL_WRITE: u64 = 2;
+const TAG_WAKE: u64 = 3;
+/// Completions of cancels and poll removals: nothing to do.
+const TAG_IGNORE: u64 = 4;
+const TAG_MASK: u64 = 7;
+
+/// Submission queue entries. A worker flushes every round, so this bounds
+/// the entries queued in one round; a full queue is submitted on the spot.
+const SQ_ENTRIES: u32 = 1024;
+/// Completion queue entries: room for many rounds of completions before
+/// the kernel has to keep overflow on its side (it does, `IORING_FEAT_NODROP`).
+const CQ_ENTRIES: u32 = 8192;
+/// Largest buffer of one operation: a read of more returns a short count
+/// (allowed by `Read`), a write of more a short write (`write_all` loops).
+pub(super) const MAX_OP_BUF: usize = 64 << 10;
+/// Most bytes of operation buffers in flight at once (see the module docs).
+/// Small on purpose: a push gateway's 20k connections parked in reads of
+/// 8 KiB buffers would otherwise add a buffer each to the memory of an
+/// idle connection (measured: 6,152 B RSS per connection with 32 MiB here,
+/// 5,507 on epoll). 4 MiB still covers 512 reads of 8 KiB or 64 of 64 KiB
+/// in flight at once, and readers past it wait for readiness instead.
+const MAX_BUFFERED: usize = 4 << 20;
+
+static BUFFERED: AtomicUsize = AtomicUsize::new(0);
+
+pub(super) struct Uring {
+    ring: IoUring,
+    /// Exclusive access to the submission queue's user side.
+    sq: Mutex<()>,
+    /// Exclusive access to the completion queue (the reaper).
+    cq: Mutex<()>,
+    /// Entries pushed since the last submission.
+    dirty: AtomicBool,
+    /// Data operations in flight (busy workers reap only when some are).
+    inflight: AtomicUsize,
+    wake: OwnedFd,
+    latch: WakeLatch,
+}
+
+const PENDING: u8 = 0;
+const DONE: u8 = 1;
+const ORPHANED: u8 = 2;
+
+/// An op's ownership word: `PENDING` until exactly one of the reaper's
+/// [`Claim::complete`] and the departing waiter's [`Claim::abandon`] wins
+/// its compare-exchange, which decides who owns the result (module docs,
+/// "a waiter that goes away"; model-checked below).
+pub(super) struct Claim(crate::loom::sync::atomic::AtomicU8);
+
+impl Claim {
+    fn new() -> Claim {
+        Claim(crate::loom::sync::atomic::AtomicU8::new(PENDING))
+    }
+
+    /// The reaper, after storing the result: true if the waiter will take
+    /// it, false if the waiter left (the reaper disposes of it).
+    fn complete(&self) -> bool {
+        use crate::loom::sync::atomic::Ordering;
+        self.0
+            .compare_exchange(PENDING, DONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// A waiter that leaves without the result: true if the reaper will
+    /// dispose of it, false if it is already there (the waiter does).
+    fn abandon(&self) -> bool {
+        use crate::loom::sync::atomic::Ordering;
+        self.0
+            .compare_exchange(PENDING, ORPHANED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether the result is there (Acquire: the reaper's stores before
+    /// `complete` are visible).
+    fn is_done(&self) -> bool {
+        use crate::loom::sync::atomic::Ordering;
+        self.0.load(Ordering::Acquire) == DONE
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Recv,
+    Send,
+    Accept,
+}
+
+/// One data operation in flight (see the module docs).
+struct Op {
+    state: Claim,
+    res: AtomicI32,
+    kind: Kind,
+    waiter: Unparker,
+    /// Bytes reserved against `MAX_BUFFERED`.
+    reserved: usize,
+    buf: UnsafeCell<Box<[MaybeUninit<u8>]>>,
+    addr: UnsafeCell<(libc::sockaddr_storage, libc::socklen_t)>,
+}
+
+// SAFETY: `buf` and `addr` are written by the kernel only while the op is
+// PENDING, and by the waiter only before it pushes the entry (send's
+// bytes); they are read only by the waiter after it has seen DONE with
+// Acquire, which the reaper stored with Release after the completion told
+// it the kernel is done. Everything else is atomics or immutable.
+unsafe impl Send for Op {}
+// SAFETY: as for Send.
+unsafe impl Sync for Op {}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        BUFFERED.fetch_sub(self.reserved, Ordering::Relaxed);
+    }
+}
+
+impl Op {
+    /// A new op with a buffer of `len` bytes, or `None` if the buffer
+    /// budget is spent.
+    fn new(kind: Kind, len: usize) -> Option<Arc<Op>> {
+        if BUFFERED.fetch_add(len, Ordering::Relaxed) + len > MAX_BUFFERED {
+            BUFFERED.fetch_sub(len, Ordering::Relaxed);
+            return None;
+        }
+        Some(Arc::new(Op {
+            state: Claim::new(),
+            res: AtomicI32::new(0),
+            kind,
+            waiter: park::current(),
+            reserved: len,
+            buf: UnsafeCell::new(Box::new_uninit_slice(len)),
+            // SAFETY: an all-zero sockaddr_storage is a valid value.
+            addr: UnsafeCell::new((unsafe { std::mem::zeroed() }, 0)),
+        }))
+    }
+
+    fn buf_ptr(&self) -> *mut u8 {
+        // SAFETY: only the address is taken; see `Send for Op`.
+        unsafe { (*self.buf.get()).as_mut_ptr().cast() }
+    }
+
+    /// The reaper's side: the kernel is done with the op.
+    fn complete(&self, res: i32) {
+        self.res.store(res, Ordering::Relaxed);
+        match self.state.complete() {
+            true => self.waiter.unpark(),
+            false => {
+                // Orphaned: nobody will take the result.
+                if self.kind == Kind::Accept && res >= 0 {
+                    // SAFETY: the accepted fd is ours alone; nobody else
+                    // ever saw its number.
+                    drop(unsafe { OwnedFd::from_raw_fd(res) });
+                }
+            }
+        }
+    }
+}
+
+/// The waiter's hold on an op in flight; its drop orphans an op whose
+/// completion has not been seen (module docs, "a waiter that goes away").
+struct InFlight<'a> {
+    ring: &'a Uring,
+    op: Arc<Op>,
+    user_data: u64,
+    taken: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
+        match self.op.state.abandon() {
+            true => self.ring.cancel(self.user_data),
+            false => {
+                // DONE but not taken: an accepted fd would leak.
+                let res = self.op.res.load(Ordering::Relaxed);
+                if self.op.kind == Kind::Accept && res >= 0 {
+                    // SAFETY: as in `Op::complete`.
+                    drop(unsafe { OwnedFd::from_raw_fd(res) });
+                }
+            }
+        }
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "goro: IO operation timed out")
+}
+
+impl Uring {
+    pub(super) fn new() -> io::Result<Uring> {
+        if std::env::var_os("GORO_IO_URING_FAIL").is_some() {
+            // A forced refusal, for testing the fallback.
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        let ring: IoUring = IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(SQ_ENTRIES)?;
+        let p = ring.params();
+        if !p.is_feature_ext_arg() || !p.is_feature_nodrop() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring without EXT_ARG/NODROP (kernel before 5.11)",
+            ));
+        }
+        // SAFETY: a plain system call; the fd is checked and then owned.
+        let wake = unsafe {
+            OwnedFd::from_raw_fd(cvt(libc::eventfd(
+                0,
+                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
+            ))?)
+        };
+        let u = Uring {
+            ring,
+            sq: Mutex::new(()),
+            cq: Mutex::new(()),
+            dirty: AtomicBool::new(false),
+            inflight: AtomicUsize::new(0),
+            wake,
+            latch: WakeLatch::new(),
+        };
+        u.arm_wake();
+        u.ring.submit()?;
+        u.dirty.store(false, Ordering::Relaxed);
+        Ok(u)
+    }
+
+    fn arm_wake(&self) {
+        let e = opcode::PollAdd::new(types::Fd(self.wake.as_raw_fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(TAG_WAKE);
+        self.push(e);
+    }
+
+    /// Step 1 of the module docs: queues `e`; submits at once only off the
+    /// workers (or when the queue is full).
+    fn push(&self, e: squeue::Entry) {
+        {
+            let _g = self.sq.lock();
+            // SAFETY: the submission lock gives exclusive access to the
+            // queue's user side.
+            let mut sq = unsafe { self.ring.submission_shared() };
+            // SAFETY: every entry goro pushes points only at memory that
+            // outlives its operation: an `Op`'s heap buffers, kept alive by
+            // the reference in `user_data` until the completion is reaped,
+            // or at nothing (polls, cancels).
+            while unsafe { sq.push(&e) }.is_err() {
+                sq.sync();
+                if let Err(err) = self.ring.submit()
+                    && err.raw_os_error() == Some(libc::EBUSY)
+                {
+                    // Too many completions pending: let a reaper catch up.
+                    std::thread::yield_now();
+                }
+                sq.sync();
+            }
+        }
+        self.dirty.store(true, Ordering::Release);
+        if crate::context::worker().is_none() {
+            self.submit();
+        }
+    }
+
+    /// Submits whatever is queued, if anything is.
+    pub(super) fn submit(&self) {
+        if self.dirty.swap(false, Ordering::AcqRel) && self.ring.submit().is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    fn cancel(&self, user_data: u64) {
+        self.push(
+            opcode::AsyncCancel::new(user_data)
+                .build()
+                .user_data(TAG_IGNORE),
+        );
+    }
+
+    pub(super) fn notify(&self) {
+        self.latch.notify(|| {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes from a live u64 to our eventfd.
+            unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        });
+    }
+
+    /// Whether a busy worker has anything to do in `round`.
+    pub(super) fn wants_round(&self) -> bool {
+        self.dirty.load(Ordering::Relaxed) || self.inflight.load(Ordering::Relaxed) > 0
+    }
+
+    /// Arms a one-shot poll of `fd` for one direction under `key`.
+    pub(super) fn arm_poll(&self, fd: RawFd, key: u64, writable: bool) {
+        let (events, tag) = if writable {
+            (libc::POLLOUT, TAG_POLL_WRITE)
+        } else {
+            (
+                libc::POLLIN | libc::POLLPRI | libc::POLLRDHUP,
+                TAG_POLL_READ,
+            )
+        };
+        self.push(
+            opcode::PollAdd::new(types::Fd(fd), events as u32)
+                .build()
+                .user_data((key << 3) | tag),
+        );
+    }
+
+    /// Removes the armed polls of `key` (a registration going away), and
+    /// submits at once: the poll holds a reference to the file, so the
+    /// socket's close takes effect only once the removal is processed.
+    pub(super) fn disarm(&self, key: u64, read: bool, write: bool) {
+        for (armed, tag) in [(read, TAG_POLL_READ), (write, TAG_POLL_WRITE)] {
+            if armed {
+                self.push(
+                    opcode::PollRemove::new((key << 3) | tag)
+                        .build()
+                        .user_data(TAG_IGNORE),
+                );
+            }
+        }
+        if read || write {
+            self.submit();
+        }
+    }
+
+    /// Submits and waits up to `timeout` (`Some(ZERO)`: no wait) for
+    /// completions, then reaps them (steps 2 and 3). `None` if another
+    /// thread is reaping.
+    pub(super) fn poll(
+        &self,
+        timeout: Option<Duration>,
+        deliver: impl FnMut(u64, bool),
+    ) -> Option<usize> {
+        let cq = self.cq.try_lock();
+        self.dirty.store(false, Ordering::Release);
+        let r = match (timeout, &cq) {
+            (_, None) | (Some(Duration::ZERO), _) => self.ring.submit(),
+            (Some(d), Some(_)) => {
+                let ts = types::Timespec::from(d);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            (None, Some(_)) => self.ring.submit_and_wait(1),
+        };
+        if let Err(e) = r
+            && !matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR))
+        {
+            // EBUSY and friends: what was not submitted goes next round.
+            self.dirty.store(true, Ordering::Release);
+        }
+        let _cq = cq?;
+        Some(self.reap(deliver))
+    }
+
+    /// Handles every completion in the queue; the caller holds `cq`.
+    fn reap(&self, mut deliver: impl FnMut(u64, bool)) -> usize {
+        let mut n = 0;
+        // SAFETY: the caller holds the completion lock, so this is the only
+        // view of the completion queue.
+        let mut cq = unsafe { self.ring.completion_shared() };
+        for cqe in &mut cq {
+            let ud = cqe.user_data();
+            let res = cqe.result();
+            match ud & TAG_MASK {
+                TAG_OP => {
+                    // SAFETY: `ud` is the reference made by `Arc::into_raw`
+                    // in `start`; a data operation has exactly one
+                    // completion, so this gives it back exactly once.
+                    let op = unsafe { Arc::from_raw(ud as *const Op) };
+                    self.inflight.fetch_sub(1, Ordering::Relaxed);
+                    op.complete(res);
+                    n += 1;
+                }
+                TAG_POLL_READ | TAG_POLL_WRITE => {
+                    // A removed poll's `-ECANCELED` finds its slot gone
+                    // (the key's generation), like any other stale event.
+                    deliver(ud >> 3, ud & TAG_MASK == TAG_POLL_WRITE);
+                    n += 1;
+                }
+                TAG_WAKE => {
+                    self.latch.drained(|| {
+                        let mut buf = 0u64;
+                        // SAFETY: reading 8 bytes into a live u64 from our
+                        // eventfd.
+                        unsafe {
+                            libc::read(self.wake.as_raw_fd(), (&mut buf as *mut u64).cast(), 8)
+                        };
+                    });
+                    self.arm_wake();
+                }
+                _ => {}
+            }
+        }
+        n
+    }
+
+    /// Busy worker's round (step 2): submit, then reap if nobody is.
+    pub(super) fn round(&self, deliver: impl FnMut(u64, bool)) {
+        self.submit();
+        if let Some(_cq) = self.cq.try_lock() {
+            self.reap(deliver);
+        }
+    }
+
+    fn start(&self, op: Arc<Op>, e: squeue::Entry) -> InFlight<'_> {
+        let user_data = Arc::into_raw(op.clone()) as u64;
+        debug_assert_eq!(user_data & TAG_MASK, 0);
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        self.push(e.user_data(user_data));
+        InFlight {
+            ring: self,
+            op,
+            user_data,
+            taken: false,
+        }
+    }
+
+    /// Parks until the op completes; a deadline that passes cancels it
+    /// through the ring and waits for its completion all the same.
+    #[track_caller]
+    fn finish(
+        &self,
+        f: &mut InFlight<'_>,
+        mut deadline: Option<Instant>,
+        kind: park::WaitKind,
+    ) -> io::Result<usize> {
+        let mut cancelled = false;
+        while !f.op.state.is_done() {
+            match deadline {
+                Some(d) if Instant::now() >= d => {
+                    self.cancel(f.user_data);
+                    cancelled = true;
+                    deadline = None;
+                }
+                Some(d) => park::park_deadline_with(d, kind),
+                None => park::park_with(kind),
+            }
+        }
+        f.taken = true;
+        let res = f.op.res.load(Ordering::Relaxed);
+        if res >= 0 {
+            Ok(res as usize)
+        } else if cancelled && res == -libc::ECANCELED {
+            Err(timed_out())
+        } else {
+            Err(io::Error::from_raw_os_error(-res))
+        }
+    }
+
+    /// A receive through the ring into the caller's `buf` (module docs).
+    /// `None`: the buffer budget is spent, use readiness.
+    #[track_caller]
+    pub(super) fn recv(
+        &self,
+        fd: RawFd,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Option<io::Result<usize>> {
+        let len = buf.len().min(MAX_OP_BUF);
+        let op = Op::new(Kind::Recv, len)?;
+        let e = opcode::Recv::new(types::Fd(fd), op.buf_ptr(), len as u32).build();
+        let mut f = self.start(op, e);
+        let r = self.finish(&mut f, deadline, park::WaitKind::NetRead { fd });
+        if let Ok(n) = r {
+            // SAFETY: DONE was seen (Acquire), so the kernel wrote these
+            // `n <= len` bytes and is done with the buffer.
+            unsafe { std::ptr::copy_nonoverlapping(f.op.buf_ptr(), buf.as_mut_ptr(), n.min(len)) };
+        }
+        Some(r)
+    }
+
+    /// A send through the ring of a copy of (a prefix of) `buf`.
+    #[track_caller]
+    pub(super) fn send(
+        &self,
+        fd: RawFd,
+        buf: &[u8],
+        deadline: Option<Instant>,
+    ) -> Option<io::Result<usize>> {
+        let len = buf.len().min(MAX_OP_BUF);
+        let op = Op::new(Kind::Send, len)?;
+        // SAFETY: the op is not submitted yet, so nobody else touches its
+        // buffer, which holds `len` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), op.buf_ptr(), len) };
+        let e = opcode::Send::new(types::Fd(fd), op.buf_ptr(), len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+        let mut f = self.start(op, e);
+        Some(self.finish(&mut f, deadline, park::WaitKind::NetWrite { fd }))
+    }
+
+    /// An accept through the ring: the new fd (non-blocking, close-on-exec)
+    /// and the peer's raw address.
+    #[track_caller]
+    pub(super) fn accept(
+        &self,
+        fd: RawFd,
+        deadline: Option<Instant>,
+    ) -> Option<io::Result<(OwnedFd, libc::sockaddr_storage)>> {
+        let op = Op::new(Kind::Accept, 0)?;
+        let (addr, len) = {
+            let a = op.addr.get();
+            // SAFETY: not submitted yet; only the addresses are taken, and
+            // the length is set to the storage's size first.
+            unsafe {
+                (*a).1 = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                (&raw mut (*a).0, &raw mut (*a).1)
+            }
+        };
+        let e = opcode::Accept::new(types::Fd(fd), addr.cast(), len)
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build();
+        let mut f = self.start(op, e);
+        Some(
+            self.finish(&mut f, deadline, park::WaitKind::NetAccept { fd })
+                .map(|newfd| {
+                    // SAFETY: the accept completed: the fd is new and ours, and
+                    // the kernel is done writing the address (DONE seen).
+                    unsafe { (OwnedFd::from_raw_fd(newfd as RawFd), (*f.op.addr.get()).0) }
+                }),
+        )
+    }
+}
+
+/// Model check of the ownership word (run with `.ci/loom`): the reaper
+/// stores a result and completes while the waiter either takes the result
+/// or leaves; the result is disposed of exactly once, and whoever takes it
+/// sees the value the reaper stored.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::Claim;
+    use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn one_owner_of_a_result() {
+        loom::model(|| {
+            let claim = Arc::new(Claim::new());
+            let res = Arc::new(AtomicUsize::new(0));
+            let owners = Arc::new(AtomicUsize::new(0));
+            let reaper = {
+                let (claim, res, owners) = (claim.clone(), res.clone(), owners.clone());
+                loom::thread::spawn(move || {
+                    res.store(7, Ordering::Relaxed);
+                    if !claim.complete() {
+                        owners.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            };
+            // The waiter looks once, then leaves (an unwind while parked).
+            if claim.is_done() || !claim.abandon() {
+                assert_eq!(res.load(Ordering::Relaxed), 7);
+                owners.fetch_add(1, Ordering::Relaxed);
+            }
+            reaper.join().unwrap();
+            assert_eq!(owners.load(Ordering::Relaxed), 1);
+        });
+    }
+}

@@ -1,0 +1,182 @@
+//! The reactor's IO backend: chosen by `GORO_IO` and `Config::io`, falling
+//! back to epoll when io_uring is refused, visible in `goro::stats()`, and
+//! the ring's timeouts and cancellations losing no data. Each case runs in
+//! a child process (the backend is chosen once per process).
+
+mod support;
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use goro::net::{TcpListener, TcpStream};
+
+/// Whether this kernel lets a process set up a ring (what the reactor's
+/// start-up asks too); a refused setup must mean the epoll fallback.
+fn uring_works() -> bool {
+    let mut params = [0u8; 120]; // struct io_uring_params
+    // SAFETY: io_uring_setup writes at most its params struct, 120 bytes.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr()) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: closing the ring fd we just got.
+    unsafe { libc::close(fd as i32) };
+    true
+}
+
+/// An echo round trip, a read that times out through the backend, and the
+/// data that arrives after it (a cancelled ring receive must not eat it).
+fn exercise() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = goro::go!(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => s.write_all(&buf[..n]).unwrap(),
+            }
+        }
+    });
+    let client = goro::go!(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        for i in 0..100u32 {
+            c.write_all(&i.to_le_bytes()).unwrap();
+            let mut back = [0u8; 4];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(u32::from_le_bytes(back), i);
+        }
+        c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut b = [0u8; 4];
+        let e = c.read(&mut b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        c.set_read_timeout(None).unwrap();
+        c.write_all(b"late").unwrap();
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"late");
+    });
+    client.join().unwrap();
+    server.join().unwrap();
+}
+
+fn backend_in_child(test: &str, envs: &[(&str, &str)]) -> String {
+    let out = support::child(test, envs);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {test} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = stdout
+        .find("backend=")
+        .unwrap_or_else(|| panic!("child {test} printed no backend: {stdout}"));
+    stdout[at + "backend=".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn report(test: &str) {
+    support::within(test, exercise);
+    println!("backend={}", goro::stats().io_backend);
+}
+
+#[test]
+fn goro_io_epoll_runs_epoll() {
+    if support::in_child("goro_io_epoll_runs_epoll") {
+        return report("epoll child");
+    }
+    let b = backend_in_child("goro_io_epoll_runs_epoll", &[("GORO_IO", "epoll")]);
+    assert_eq!(b, "epoll");
+}
+
+#[test]
+fn goro_io_uring_runs_io_uring_where_the_kernel_allows() {
+    let name = "goro_io_uring_runs_io_uring_where_the_kernel_allows";
+    if support::in_child(name) {
+        return report("uring child");
+    }
+    let b = backend_in_child(name, &[("GORO_IO", "uring")]);
+    assert_eq!(b, if uring_works() { "io_uring" } else { "epoll" });
+}
+
+#[test]
+fn a_refused_ring_falls_back_to_epoll() {
+    let name = "a_refused_ring_falls_back_to_epoll";
+    if support::in_child(name) {
+        return report("fallback child");
+    }
+    // The reactor's start-up treats this variable as `io_uring_setup`
+    // failing with EPERM (what seccomp and io_uring_disabled give).
+    let b = backend_in_child(name, &[("GORO_IO", "uring"), ("GORO_IO_URING_FAIL", "1")]);
+    assert_eq!(b, "epoll");
+}
+
+#[test]
+fn config_io_wins_over_the_environment() {
+    let name = "config_io_wins_over_the_environment";
+    if support::in_child(name) {
+        goro::Config::new()
+            .io(goro::reactor::IoBackend::Epoll)
+            .apply()
+            .unwrap();
+        return report("config child");
+    }
+    let b = backend_in_child(name, &[("GORO_IO", "uring")]);
+    assert_eq!(b, "epoll");
+}
+
+/// Coroutines on a shared stack read into buffers on that stack while
+/// they park: on io_uring the kernel must never write at those addresses
+/// (another coroutine's frames are there while the reader is parked), so
+/// every reader still gets its own bytes, including after a timed-out,
+/// cancelled read.
+#[test]
+fn shared_stack_coroutines_read_their_own_bytes() {
+    support::within("shared-stack readers", || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        goro::go!(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { break };
+                goro::go!(move || {
+                    let mut buf = [0u8; 256];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 || s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let readers: Vec<_> = (0..32u8)
+            .map(|id| {
+                goro::Builder::new()
+                    .shared_stack()
+                    .spawn(move || {
+                        let mut c = TcpStream::connect(addr).unwrap();
+                        c.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+                        // Times out (nothing sent yet): a cancelled ring read.
+                        let mut buf = [0u8; 64];
+                        let e = c.read(&mut buf).unwrap_err();
+                        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                        c.set_read_timeout(None).unwrap();
+                        for round in 0..20u8 {
+                            let msg = [id ^ round; 64];
+                            c.write_all(&msg).unwrap();
+                            let mut back = [0u8; 64];
+                            c.read_exact(&mut back).unwrap();
+                            assert_eq!(back, msg, "reader {id} round {round}");
+                            goro::yield_now();
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for r in readers {
+            r.join().unwrap();
+        }
+    });
+}
