@@ -742,7 +742,13 @@ impl<'fd> SharedRegistration<'fd> {
     #[track_caller]
     pub fn wait(&self, interest: Interest, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
         self.source
-            .wait(self.fd.as_raw_fd(), interest as usize, seen, deadline, &|| false)
+            .wait(
+                self.fd.as_raw_fd(),
+                interest as usize,
+                seen,
+                deadline,
+                &|| false,
+            )
             .map_err(|end| match end {
                 Ended::Closed => io::Error::new(
                     io::ErrorKind::NotConnected,

@@ -333,6 +333,7 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
     let due = owner && rt.next_timer_tick() <= rt.clock.now_tick();
     if !local.work_visible() && !due {
         crate::diag::deadlock::worker_sleeps();
+        super::bump(&local.counters().sleeps, 1);
         // Fresh tasks this worker may not steal yet (`fresh_waiting`) may
         // become stealable without anyone queueing anything (their worker
         // gets stuck in one coroutine), so look again after a while; with
@@ -357,7 +358,8 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
                 (Some(t), Some(r)) => Some(t.min(r)),
                 (t, r) => t.or(r),
             };
-            rt.reactor.poll(timeout);
+            let events = rt.reactor.poll(timeout);
+            super::bump(&local.counters().io_events, events as u64);
             idle.reactor_wake.store(0, Ordering::SeqCst);
         } else if let Some(r) = recheck {
             std::thread::park_timeout(r);
@@ -368,7 +370,10 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
     me.sleep.store(AWAKE, Ordering::SeqCst);
     idle.searchers.end_sleep(local.index);
     if owner {
-        rt.fire_all_timers();
+        let fired = rt.fire_all_timers();
+        if fired > 0 {
+            super::bump(&local.counters().timer_fires, fired as u64);
+        }
         idle.release_reactor();
         idle.hand_off_reactor(rt);
     }
