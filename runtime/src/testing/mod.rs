@@ -131,14 +131,47 @@ pub fn current_bubble_id() -> u64 {
 }
 
 /// Panics unless the caller is in the bubble `id` (0: made outside every
-/// bubble, usable anywhere).
+/// bubble, usable anywhere). Callers test `id != 0` first, so an object
+/// made outside every bubble pays one branch on a field it holds.
 #[doc(hidden)]
 #[track_caller]
 #[inline]
 pub fn check_bubble(id: u64, what: &str) {
     if id != 0 && current_bubble_id() != id {
-        panic!("goro: {what} created inside a testing bubble used from outside it");
+        outside_bubble(id, what);
     }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside_bubble(id: u64, what: &str) -> ! {
+    let here = match current_bubble_id() {
+        0 => "outside every bubble".to_string(),
+        other => format!("in bubble {other}"),
+    };
+    panic!(
+        "goro: {what} created inside testing bubble {id} used from outside it ({here}); \
+         keep a bubble's channels and locks inside it"
+    );
+}
+
+/// Whether some bubble is alive in the process: one relaxed load. The
+/// lazy bubble check of `goro::sync` locks runs only when it is true.
+#[doc(hidden)]
+#[inline(always)]
+pub fn any_bubble() -> bool {
+    ACTIVE.load(Ordering::Relaxed) != 0
+}
+
+/// Bubbles alive now, by id (read only on the rare path of a lock whose
+/// recorded bubble is not the caller's).
+static LIVE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+/// Whether bubble `id` is still running.
+#[doc(hidden)]
+pub fn bubble_alive(id: u64) -> bool {
+    LIVE.lock().contains(&id)
 }
 
 /// The seed from `GORO_TEST_SEED`, or 0.
@@ -205,6 +238,7 @@ where
     let b = Arc::new(Bubble::new(id, start(), seed, park::current()));
     let slot: Arc<Mutex<Option<std::thread::Result<T>>>> = Arc::new(Mutex::new(None));
     let out = slot.clone();
+    LIVE.lock().push(id);
     ACTIVE.fetch_add(1, Ordering::SeqCst);
     let spawned = Builder::new()
         .name("bubble")
@@ -214,6 +248,7 @@ where
             *out.lock() = Some(r);
         });
     if let Err(e) = spawned {
+        LIVE.lock().retain(|&b| b != id);
         ACTIVE.fetch_sub(1, Ordering::SeqCst);
         panic!("goro: cannot start the bubble: {e}");
     }
@@ -226,6 +261,7 @@ where
         }
         park::park_with(WaitKind::Join);
     };
+    LIVE.lock().retain(|&b| b != id);
     ACTIVE.fetch_sub(1, Ordering::SeqCst);
     let result = slot.lock().take();
     match result {
