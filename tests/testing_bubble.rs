@@ -215,6 +215,34 @@ fn a_deadlocked_bubble_panics() {
             .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
         assert!(msg.contains("durably blocked - deadlock!"), "{msg}");
+        // The message goes on with the dump of the bubble's members: what
+        // the root waits on, and where.
+        assert!(msg.contains("[chan receive, "), "no dump in: {msg}");
+        assert!(msg.contains(file!()), "no location in: {msg}");
+    });
+}
+
+/// The root returns while a member is blocked for good: the panic names
+/// the member's wait.
+#[test]
+fn a_bubble_left_blocked_shows_the_dump() {
+    support::within("left blocked", || {
+        let r = std::panic::catch_unwind(|| {
+            testing::bubble(|| {
+                let m = Arc::new(goro::sync::Mutex::new(()));
+                std::mem::forget(m.lock());
+                let m = m.clone();
+                let _child = goro::Builder::new()
+                    .name("stuck-child")
+                    .spawn(move || drop(m.lock()))
+                    .unwrap();
+                testing::wait();
+            })
+        });
+        let msg = panic_message(r.unwrap_err());
+        assert!(msg.contains("durably blocked forever - deadlock!"), "{msg}");
+        assert!(msg.contains("[mutex lock, "), "no dump in: {msg}");
+        assert!(msg.contains("stuck-child"), "no name in: {msg}");
     });
 }
 

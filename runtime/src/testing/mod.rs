@@ -46,7 +46,9 @@
 //! and nobody in [`wait`]), no member can ever run again: [`bubble`]
 //! panics with "all coroutines in the bubble are durably blocked -
 //! deadlock!". It also panics if the root returns while other members are
-//! left blocked forever. A panic of the root closure is re-raised by
+//! left blocked forever. Either message goes on with the dump of the
+//! bubble's members, as [`dump_to`](crate::dump_to) writes it (what each
+//! waits on, where, and its name). A panic of the root closure is re-raised by
 //! [`bubble`]; a panic in another member ends only that member.
 //!
 //! Bubbles do not nest: calling [`bubble`] from a member panics.
@@ -269,10 +271,13 @@ where
         Some(Err(p)) => panic::resume_unwind(p),
         Some(Ok(_)) => panic!(
             "goro: the bubble's root returned but {left} coroutine(s) of the bubble are durably \
-             blocked forever - deadlock!"
+             blocked forever - deadlock!\n\n{}",
+            crate::diag::dump::render_bubble(id)
         ),
         None => panic!(
-            "goro: all coroutines in the bubble are durably blocked - deadlock! ({left} coroutine(s))"
+            "goro: all coroutines in the bubble are durably blocked - deadlock! ({left} \
+             coroutine(s))\n\n{}",
+            crate::diag::dump::render_bubble(id)
         ),
     }
 }
