@@ -173,6 +173,7 @@ unsafe impl<P: ?Sized + Payload> Sync for Task<P> {}
 unsafe impl<P: ?Sized + Payload> Send for Task<P> {}
 
 impl<P: Payload> Task<P> {
+    #[allow(clippy::too_many_arguments)] // one per field of the header
     pub(crate) fn new(
         id: u64,
         name: Option<Box<str>>,
