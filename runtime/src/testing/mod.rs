@@ -51,6 +51,21 @@
 //! waits on, where, and its name). A panic of the root closure is re-raised by
 //! [`bubble`]; a panic in another member ends only that member.
 //!
+//! # Ownership
+//!
+//! As in Go, a bubble's channels and locks belong to it: using one from
+//! outside the bubble panics with "... created inside testing bubble N
+//! used from outside it". Channels record their bubble when they are made
+//! and check it on every send, receive, `select!` arm and `close` (one
+//! branch on a field of the channel; dropping a handle is not a use).
+//! `goro::sync`'s `Mutex`, `RwLock` and `Semaphore` have `const`
+//! constructors, which cannot ask which bubble they run in, so they
+//! record it at their first use inside a bubble, do nothing while no
+//! bubble is alive (one relaxed load), exempt `static`s, and forget the
+//! bubble once it has ended; goro-sync's `bubble.rs` lists what that
+//! cannot see. `Condvar`, `WaitGroup`, `Barrier` and `Once` are not
+//! checked.
+//!
 //! Bubbles do not nest: calling [`bubble`] from a member panics.
 //!
 //! ```
