@@ -91,7 +91,7 @@ pub(crate) fn snapshot() -> Vec<Entry> {
 /// call) to stderr; see [`dump_to`] for the format.
 ///
 /// ```
-/// goro::dump();
+/// goro_runtime::dump();
 /// ```
 pub fn dump() {
     let mut text = Vec::new();
@@ -123,7 +123,7 @@ pub fn dump() {
 ///
 /// ```
 /// let mut out = Vec::new();
-/// goro::dump_to(&mut out).unwrap();
+/// goro_runtime::dump_to(&mut out).unwrap();
 /// assert!(String::from_utf8(out).unwrap().starts_with("goro: "));
 /// ```
 pub fn dump_to(mut w: impl io::Write) -> io::Result<()> {
