@@ -73,8 +73,8 @@
 pub use goro_runtime::{
     AccessError, BlockedIn, BlockedWorker, Builder, Config, ConfigError, CoroutineInfo,
     DEFAULT_STACK_SIZE, JoinHandle, LocalKey, MAX_STACK_SIZE, MAX_WORKERS, MIN_STACK_SIZE,
-    PanicPayload, Scope, ScopedJoinHandle, State, Stats, block_on, blocking, coroutines,
-    current_id, is_coroutine, scope, sleep, spawn, stats, yield_now,
+    PanicPayload, Scope, ScopedJoinHandle, State, Stats, WorkerStats, block_on, blocking,
+    coroutines, current_id, is_coroutine, scope, sleep, spawn, stats, yield_now,
 };
 #[doc(inline)]
 pub use goro_runtime::{

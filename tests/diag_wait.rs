@@ -317,3 +317,102 @@ fn join_sleep_park_blocking() {
         );
     });
 }
+
+#[test]
+fn context_done() {
+    use goro::context::{Cancel, Context};
+    within("context done wait", || {
+        expect_wait(
+            WaitKind::ContextDone,
+            || Context::with_cancel(&Context::background()),
+            |(ctx, _): &(Context, Cancel)| {
+                let done = ctx.done();
+                let l = line() + 1;
+                let _ = done.recv();
+                l
+            },
+            |(_, cancel)| cancel.cancel(),
+        );
+    });
+}
+
+/// Waits in a coroutine until `id` parks with a wait that `is` accepts,
+/// and checks the dump shows that wait. (The location of accept and
+/// connect waits is goro-net's own line, not the caller's: the accept
+/// loop and connect go through closures, which cannot be
+/// `#[track_caller]` on stable Rust.)
+fn expect_net_wait(id: u64, is: impl Fn(WaitKind) -> bool) -> WaitKind {
+    let mut seen = None;
+    support::eventually("the coroutine to wait on the socket", || {
+        seen = goro::coroutines()
+            .into_iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.wait)
+            .map(|w| w.kind)
+            .filter(|k| is(*k));
+        seen.is_some()
+    });
+    let kind = seen.unwrap();
+    let mut dump = Vec::new();
+    goro::dump_to(&mut dump).unwrap();
+    let dump = String::from_utf8(dump).unwrap();
+    assert!(
+        dump.contains(&format!("[{kind}, ")),
+        "{kind} not in:\n{dump}"
+    );
+    kind
+}
+
+#[test]
+fn net_accept() {
+    within("accept wait", || {
+        let listener = goro::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let addr = listener.local_addr().unwrap();
+        let h = goro::go!(move || drop(listener.accept()));
+        let kind = expect_net_wait(h.id(), |k| matches!(k, WaitKind::NetAccept { .. }));
+        assert_eq!(kind, WaitKind::NetAccept { fd });
+        drop(std::net::TcpStream::connect(addr).unwrap());
+        h.join().unwrap();
+    });
+}
+
+/// A connect that waits: the listener's accept queue (backlog 0) is full,
+/// so Linux drops the SYN and the connect waits for its retry; it gives
+/// up at its timeout (nothing accepts), which ends the wait.
+#[test]
+fn net_connect() {
+    use socket2::{Domain, Socket, Type};
+    within("connect wait", || {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        // Fill the accept queue: one handshake completes, then more
+        // attempts (non-blocking) so that it is full whatever the kernel's
+        // exact threshold.
+        let _first = std::net::TcpStream::connect(addr).unwrap();
+        let fillers: Vec<Socket> = (0..2)
+            .map(|_| {
+                let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+                s.set_nonblocking(true).unwrap();
+                let _ = s.connect(&addr.into());
+                s
+            })
+            .collect();
+        let h = goro::go!(move || {
+            let _ = goro::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3));
+        });
+        let kind = expect_net_wait(h.id(), |k| matches!(k, WaitKind::NetConnect { .. }));
+        assert!(matches!(kind, WaitKind::NetConnect { fd } if fd >= 0));
+        h.join().unwrap();
+        drop((fillers, listener));
+    });
+}

@@ -215,6 +215,34 @@ fn a_deadlocked_bubble_panics() {
             .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
         assert!(msg.contains("durably blocked - deadlock!"), "{msg}");
+        // The message goes on with the dump of the bubble's members: what
+        // the root waits on, and where.
+        assert!(msg.contains("[chan receive, "), "no dump in: {msg}");
+        assert!(msg.contains(file!()), "no location in: {msg}");
+    });
+}
+
+/// The root returns while a member is blocked for good: the panic names
+/// the member's wait.
+#[test]
+fn a_bubble_left_blocked_shows_the_dump() {
+    support::within("left blocked", || {
+        let r = std::panic::catch_unwind(|| {
+            testing::bubble(|| {
+                let m = Arc::new(goro::sync::Mutex::new(()));
+                std::mem::forget(m.lock());
+                let m = m.clone();
+                let _child = goro::Builder::new()
+                    .name("stuck-child")
+                    .spawn(move || drop(m.lock()))
+                    .unwrap();
+                testing::wait();
+            })
+        });
+        let msg = panic_message(r.unwrap_err());
+        assert!(msg.contains("durably blocked forever - deadlock!"), "{msg}");
+        assert!(msg.contains("[mutex lock, "), "no dump in: {msg}");
+        assert!(msg.contains("stuck-child"), "no name in: {msg}");
     });
 }
 
@@ -231,5 +259,145 @@ fn from_a_coroutine_and_panics() {
         assert!(v);
         let r = std::panic::catch_unwind(|| testing::bubble(|| panic!("boom")));
         assert!(r.is_err());
+    });
+}
+
+// ---- ownership: a bubble's channels and locks stay inside it ----------
+
+/// The message of a caught panic.
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Runs `f` on this (outside) thread and returns its panic message.
+fn outside_panics(f: impl FnOnce()) -> String {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    panic_message(r.expect_err("use from outside the bubble did not panic"))
+}
+
+#[test]
+fn a_bubble_channel_used_from_outside_panics() {
+    support::within("bubble channel from outside", || {
+        let (tx, rx) = testing::bubble(|| chan::bounded::<u32>(1));
+        let msg = outside_panics(|| {
+            let _ = tx.send(1);
+        });
+        assert!(
+            msg.contains("channel created inside testing bubble"),
+            "message: {msg}"
+        );
+        outside_panics(|| {
+            let _ = rx.try_recv();
+        });
+        outside_panics(|| {
+            goro::select! {
+                recv(rx) -> _ => {},
+                default => {},
+            }
+        });
+        outside_panics(|| {
+            tx.close();
+        });
+        // Dropping is not a use: no panic.
+        drop((tx, rx));
+    });
+}
+
+#[test]
+fn a_channel_made_outside_may_be_used_inside_and_out() {
+    support::within("outside channel inside", || {
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let tx2 = tx.clone();
+        testing::bubble(move || tx2.send(1).unwrap());
+        assert_eq!(rx.recv(), Ok(1));
+        tx.send(2).unwrap();
+        assert_eq!(rx.recv(), Ok(2));
+    });
+}
+
+/// A lock first used inside a bubble belongs to it: a thread outside that
+/// uses it while the bubble runs panics. The bubble stays alive (and not
+/// durably blocked) by waiting on the blocking pool.
+#[test]
+fn a_bubble_lock_used_from_outside_while_it_runs_panics() {
+    support::within("bubble lock from outside", || {
+        let (to_test, from_bubble) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let bubble = std::thread::spawn(move || {
+            testing::bubble(move || {
+                let m = Arc::new(goro::sync::Mutex::new(0));
+                let rw = Arc::new(goro::sync::RwLock::new(0));
+                let sem = Arc::new(goro::sync::Semaphore::new(1));
+                *m.lock() += 1;
+                *rw.write() += 1;
+                drop(sem.acquire());
+                to_test.send((m, rw, sem)).unwrap();
+                goro::blocking(move || released.recv().unwrap());
+            })
+        });
+        let (m, rw, sem) = from_bubble.recv().unwrap();
+        let msg = outside_panics(|| drop(m.lock()));
+        assert!(
+            msg.contains("Mutex created inside testing bubble"),
+            "message: {msg}"
+        );
+        outside_panics(|| drop(m.try_lock()));
+        outside_panics(|| drop(rw.read()));
+        outside_panics(|| drop(rw.try_write()));
+        outside_panics(|| drop(sem.try_acquire()));
+        release.send(()).unwrap();
+        bubble.join().unwrap();
+        // The bubble has ended: its mark is stale, the lock is usable.
+        assert_eq!(*m.lock(), 1);
+        assert_eq!(*rw.read(), 1);
+    });
+}
+
+/// Statics are shared by design: one used inside a running bubble stays
+/// usable outside.
+#[test]
+fn a_static_lock_is_exempt() {
+    static SHARED: goro::sync::Mutex<u32> = goro::sync::Mutex::new(0);
+    support::within("static lock", || {
+        let (to_test, used) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let bubble = std::thread::spawn(move || {
+            testing::bubble(move || {
+                *SHARED.lock() += 1;
+                to_test.send(()).unwrap();
+                goro::blocking(move || released.recv().unwrap());
+            })
+        });
+        used.recv().unwrap();
+        *SHARED.lock() += 1;
+        release.send(()).unwrap();
+        bubble.join().unwrap();
+        assert!(*SHARED.lock() >= 2);
+    });
+}
+
+/// A lock used outside first (while a bubble exists) is shared for good.
+#[test]
+fn a_lock_used_outside_first_is_shared() {
+    support::within("lock used outside first", || {
+        let (to_test, ready) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let m = Arc::new(goro::sync::Mutex::new(0));
+        let bubble = std::thread::spawn(move || {
+            testing::bubble(move || {
+                to_test.send(()).unwrap();
+                goro::blocking(move || released.recv().unwrap());
+            })
+        });
+        ready.recv().unwrap();
+        *m.lock() += 1; // outside, while a bubble is alive: shared
+        let m2 = m.clone();
+        release.send(()).unwrap();
+        bubble.join().unwrap();
+        testing::bubble(move || *m2.lock() += 1);
+        assert_eq!(*m.lock(), 2);
     });
 }

@@ -266,27 +266,23 @@ enum Waited {
     Aborted,
 }
 
-/// What a wait on `p` shows in the dump.
-fn wait_kind<T>(p: &Packet<T>) -> park::WaitKind {
-    if p.kind() == Kind::Recv {
-        park::WaitKind::ChanRecv
-    } else {
-        park::WaitKind::ChanSend
-    }
-}
-
 /// Parks until `p` is decided, or `deadline` passes and `abort` (which
 /// decides the waiter as given up and dequeues the packet, under the lock)
-/// wins.
+/// wins. `kind` is what the wait shows in the dump.
 #[track_caller]
-fn wait<T>(p: &Packet<T>, mut deadline: Deadline, abort: impl Fn() -> bool) -> Waited {
+fn wait<T>(
+    p: &Packet<T>,
+    kind: park::WaitKind,
+    mut deadline: Deadline,
+    abort: impl Fn() -> bool,
+) -> Waited {
     loop {
         let s = p.status();
         if s != PENDING {
             return Waited::Status(s);
         }
         match deadline {
-            Deadline::Never | Deadline::Now => park::park_with(wait_kind(p)),
+            Deadline::Never | Deadline::Now => park::park_with(kind),
             Deadline::At(t) => {
                 if goro_runtime::testing::now() >= t {
                     if abort() {
@@ -295,7 +291,7 @@ fn wait<T>(p: &Packet<T>, mut deadline: Deadline, abort: impl Fn() -> bool) -> W
                     // Claimed: the completion is on its way; wait for it.
                     deadline = Deadline::Never;
                 } else {
-                    park::park_deadline_with(t, wait_kind(p));
+                    park::park_deadline_with(t, kind);
                 }
             }
         }
@@ -449,6 +445,13 @@ pub(crate) struct Chan<T> {
     unbounded: bool,
     senders: AtomicUsize,
     receivers: AtomicUsize,
+    /// The testing bubble the channel was made in (0: none). Send, receive,
+    /// select and close from outside it panic (Go's synctest rule); a
+    /// channel made outside every bubble pays one branch on this field.
+    bubble: u64,
+    /// What a blocked receive shows in the dump (`chan receive`, or
+    /// `context done` for a context's done channel).
+    recv_kind: park::WaitKind,
 }
 
 impl<T> Drop for Chan<T> {
@@ -486,6 +489,24 @@ impl<T> Chan<T> {
             unbounded: cap.is_none(),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
+            bubble: goro_runtime::testing::current_bubble_id(),
+            recv_kind: park::WaitKind::ChanRecv,
+        }
+    }
+
+    /// Sets what a blocked receive shows in the dump.
+    pub(crate) fn with_recv_kind(mut self, kind: park::WaitKind) -> Chan<T> {
+        self.recv_kind = kind;
+        self
+    }
+
+    /// Panics if the channel belongs to a testing bubble the caller is not
+    /// in (`goro::testing`).
+    #[inline(always)]
+    #[track_caller]
+    pub(crate) fn check_bubble(&self) {
+        if self.bubble != 0 {
+            goro_runtime::testing::check_bubble(self.bubble, "a channel");
         }
     }
 
@@ -551,6 +572,7 @@ impl<T> Chan<T> {
     /// `Deadline::Now` means the channel was full.
     #[track_caller]
     pub(crate) fn send(&self, value: T, deadline: Deadline) -> Result<(), SendTimeoutError<T>> {
+        self.check_bubble();
         if deadline == Deadline::Now && !self.hint(SEND_MAY) {
             return Err(SendTimeoutError::Timeout(value));
         }
@@ -576,7 +598,7 @@ impl<T> Chan<T> {
         let owned = Packet::plain(Kind::Send, Some(value));
         enqueue(&mut st.sendq, owned.ptr());
         drop(st);
-        let waited = wait(owned.get(), deadline, || {
+        let waited = wait(owned.get(), park::WaitKind::ChanSend, deadline, || {
             let mut st = self.lock();
             let won = owned.get().abort_locked();
             if won {
@@ -604,6 +626,7 @@ impl<T> Chan<T> {
     /// means the channel was empty.
     #[track_caller]
     pub(crate) fn recv(&self, deadline: Deadline) -> Result<T, RecvTimeoutError> {
+        self.check_bubble();
         if deadline == Deadline::Now && !self.hint(RECV_MAY) {
             return Err(RecvTimeoutError::Timeout);
         }
@@ -614,7 +637,9 @@ impl<T> Chan<T> {
     /// ready now; if not, the stamp of the lock-free look that said so
     /// (`None` when it took the lock to find out).
     #[inline]
+    #[track_caller]
     pub(crate) fn select_recv(&self) -> Result<Result<T, RecvError>, Option<Stamp>> {
+        self.check_bubble();
         let word = self.hint_word();
         if word & RECV_MAY == 0 {
             return Err(Some(Stamp(word)));
@@ -663,7 +688,7 @@ impl<T> Chan<T> {
             let owned = Packet::plain(Kind::Recv, None);
             enqueue(&mut st.recvq, owned.ptr());
             drop(st);
-            let waited = wait(owned.get(), deadline, || {
+            let waited = wait(owned.get(), self.recv_kind, deadline, || {
                 let mut st = self.lock();
                 let won = owned.get().abort_locked();
                 if won {
@@ -986,7 +1011,9 @@ impl<T> Chan<T> {
     /// now; if nothing does, the stamp of the lock-free look that said so
     /// (`None` when it took the lock to find out).
     #[inline]
+    #[track_caller]
     pub(crate) fn try_select_send(&self) -> Result<SendToken<T>, Option<Stamp>> {
+        self.check_bubble();
         let word = self.hint_word();
         if word & SEND_MAY == 0 {
             return Err(Some(Stamp(word)));

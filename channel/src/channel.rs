@@ -44,6 +44,20 @@ pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     )
 }
 
+/// [`bounded`] whose blocked receives show as `kind` in the dump
+/// (`goro::dump`), for channels that stand for something else: a
+/// context's done channel shows as `context done`. Not a public API.
+#[doc(hidden)]
+pub fn bounded_waiting_as<T>(cap: usize, kind: goro_runtime::WaitKind) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan::new(Some(cap)).with_recv_kind(kind));
+    (
+        Sender { chan: chan.clone() },
+        Receiver {
+            flavor: Flavor::Chan(chan),
+        },
+    )
+}
+
 /// Creates a channel with no capacity limit: `send` never waits.
 ///
 /// ```
@@ -289,7 +303,9 @@ impl<T> Sender<T> {
     /// assert_eq!(rx.recv(), Ok(1));
     /// assert!(rx.recv().is_err());
     /// ```
+    #[track_caller]
     pub fn close(&self) -> bool {
+        self.chan.check_bubble();
         self.chan.close()
     }
 

@@ -102,7 +102,8 @@ mod timer;
 mod waiter;
 
 pub use channel::{
-    IntoIter, Iter, Receiver, Sender, TryIter, after, at, bounded, never, tick, unbounded,
+    IntoIter, Iter, Receiver, Sender, TryIter, after, at, bounded, bounded_waiting_as, never, tick,
+    unbounded,
 };
 pub use err::{
     ReadyTimeoutError, RecvError, RecvTimeoutError, SelectTimeoutError, SendError,

@@ -123,7 +123,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use goro_channel::{Receiver, Sender, bounded, never};
+use goro_channel::{Receiver, Sender, bounded_waiting_as, never};
 use goro_runtime::alarm::{Alarm, Fire};
 use parking_lot::Mutex;
 
@@ -447,7 +447,8 @@ impl Node {
             let mut st = self.state.lock();
             self.done
                 .get_or_init(|| {
-                    let (tx, rx) = bounded(0);
+                    // Waits on it show as `context done` in the dump.
+                    let (tx, rx) = bounded_waiting_as(0, goro_runtime::WaitKind::ContextDone);
                     if self.err.load(Ordering::Relaxed) == LIVE {
                         st.done_tx = Some(tx);
                     } else {

@@ -103,12 +103,13 @@ pub(crate) fn wait(
     deadline: Option<Instant>,
     ctx: &Context,
     hook: &mut Option<DoneHook>,
+    kind: Option<goro_runtime::WaitKind>,
 ) -> io::Result<()> {
     if hook.is_none() {
         let me = goro_runtime::park::current();
         *hook = Some(ctx.on_done(move || me.unpark()));
     }
-    let r = reg.wait_interruptible(interest, seen, deadline, &|| ctx.is_done());
+    let r = reg.wait_as(interest, seen, deadline, &|| ctx.is_done(), kind);
     // The context wins over whatever else ended the wait at the same time.
     check(ctx)?;
     r

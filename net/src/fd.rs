@@ -156,6 +156,18 @@ impl<S: AsFd> PollFd<S> {
     pub(crate) fn io<R>(
         &self,
         interest: Interest,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_as(interest, None, op)
+    }
+
+    /// [`PollFd::io`] whose waits show in the dump as `kind` (`None`: by
+    /// interest, `net read`/`net write`).
+    #[inline]
+    pub(crate) fn io_as<R>(
+        &self,
+        interest: Interest,
+        kind: Option<goro_runtime::WaitKind>,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
         let mut deadline = Deadline::Unset;
@@ -165,7 +177,7 @@ impl<S: AsFd> PollFd<S> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 r => return r,
             }
-            self.wait(interest, seen, &mut deadline)?;
+            self.wait(interest, seen, &mut deadline, kind)?;
         }
     }
 
@@ -176,6 +188,17 @@ impl<S: AsFd> PollFd<S> {
     pub(crate) fn io_ctx<R>(
         &self,
         interest: Interest,
+        ctx: &goro_context::context::Context,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_ctx_as(interest, None, ctx, op)
+    }
+
+    /// [`PollFd::io_ctx`] whose waits show in the dump as `kind`.
+    pub(crate) fn io_ctx_as<R>(
+        &self,
+        interest: Interest,
+        kind: Option<goro_runtime::WaitKind>,
         ctx: &goro_context::context::Context,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
@@ -189,7 +212,7 @@ impl<S: AsFd> PollFd<S> {
                 r => return r,
             }
             let at = self.deadline(interest, &mut deadline);
-            match crate::cancel::wait(&self.shared.reg, interest, seen, at, ctx, &mut hook) {
+            match crate::cancel::wait(&self.shared.reg, interest, seen, at, ctx, &mut hook, kind) {
                 Err(e)
                     if e.kind() == io::ErrorKind::TimedOut
                         && crate::context_error(&e).is_none() =>
@@ -238,7 +261,13 @@ impl<S: AsFd> PollFd<S> {
     }
 
     #[cold]
-    fn wait(&self, interest: Interest, seen: u64, deadline: &mut Deadline) -> io::Result<()> {
+    fn wait(
+        &self,
+        interest: Interest,
+        seen: u64,
+        deadline: &mut Deadline,
+        kind: Option<goro_runtime::WaitKind>,
+    ) -> io::Result<()> {
         let at = match *deadline {
             Deadline::At(at) => at,
             Deadline::Unset => {
@@ -249,7 +278,7 @@ impl<S: AsFd> PollFd<S> {
                 at
             }
         };
-        match self.shared.reg.wait(interest, seen, at) {
+        match self.shared.reg.wait_as(interest, seen, at, &|| false, kind) {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 // What std's SO_RCVTIMEO/SO_SNDTIMEO give on Linux.
                 Err(io::Error::from_raw_os_error(libc::EAGAIN))

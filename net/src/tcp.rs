@@ -208,7 +208,10 @@ impl TcpListener {
                     let accept = |l: &net::TcpListener| {
                         SockRef::from(l).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
                     };
-                    let (sock, addr) = self.fd.io_ctx(Interest::Readable, ctx, accept)?;
+                    let kind = Some(goro_runtime::WaitKind::NetAccept {
+                        fd: self.fd.as_raw_fd(),
+                    });
+                    let (sock, addr) = self.fd.io_ctx_as(Interest::Readable, kind, ctx, accept)?;
                     (net::TcpStream::from(sock), addr.as_socket())
                 }
             };
@@ -638,6 +641,7 @@ fn connect_addr(
         fd: PollFd::new(net::TcpStream::from(sock))?,
     };
     let reg = stream.fd.registration();
+    let kind = Some(goro_runtime::WaitKind::NetConnect { fd: reg.fd() });
     loop {
         let seen = reg.seq(Interest::Writable);
         // Writability alone proves nothing (a fresh registration may
@@ -651,10 +655,16 @@ fn connect_addr(
             Err(e) => return Err(e),
         }
         let waited = match ctx {
-            None => reg.wait(Interest::Writable, seen, deadline),
-            Some(ctx) => {
-                crate::cancel::wait(reg, Interest::Writable, seen, deadline, ctx, &mut hook)
-            }
+            None => reg.wait_as(Interest::Writable, seen, deadline, &|| false, kind),
+            Some(ctx) => crate::cancel::wait(
+                reg,
+                Interest::Writable,
+                seen,
+                deadline,
+                ctx,
+                &mut hook,
+                kind,
+            ),
         };
         match waited {
             Err(e) if crate::context_error(&e).is_some() => return Err(e),

@@ -75,7 +75,10 @@ impl UnixListener {
     /// Accepts a connection, parking the coroutine until one arrives.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         accept_loop(|| {
-            let (s, addr) = self.fd.io(Interest::Readable, |l| l.accept())?;
+            let kind = Some(goro_runtime::WaitKind::NetAccept {
+                fd: self.fd.as_raw_fd(),
+            });
+            let (s, addr) = self.fd.io_as(Interest::Readable, kind, |l| l.accept())?;
             Ok((UnixStream::from_std(s)?, addr))
         })
     }

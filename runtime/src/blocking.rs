@@ -43,6 +43,8 @@ struct State {
     idle: usize,
     /// Wake-ups claimed by `submit` and not yet consumed by a thread.
     notified: usize,
+    /// Jobs submitted since start (`Stats::blocking_jobs`).
+    submitted: u64,
 }
 
 pub(crate) struct BlockingPool {
@@ -58,6 +60,7 @@ impl BlockingPool {
                 queue: VecDeque::new(),
                 idle: 0,
                 notified: 0,
+                submitted: 0,
             }),
             cond: Condvar::new(),
             threads: AtomicUsize::new(0),
@@ -68,9 +71,17 @@ impl BlockingPool {
         self.threads.load(Ordering::Relaxed)
     }
 
+    /// For `stats()`: jobs queued and not yet taken by a thread, threads
+    /// idle and unclaimed, and jobs submitted since start.
+    pub(crate) fn metrics(&self) -> (usize, usize, u64) {
+        let st = self.state.lock();
+        (st.queue.len(), st.idle, st.submitted)
+    }
+
     fn submit(&'static self, job: Job) {
         let mut st = self.state.lock();
         st.queue.push_back(job);
+        st.submitted += 1;
         if st.idle > 0 {
             // Claim one idle thread for this job (invariant 3), so that two
             // submits never both count on the same idle thread.

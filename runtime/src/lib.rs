@@ -231,4 +231,4 @@ pub use scheduler::watchdog::{BlockedIn, BlockedWorker};
 pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use spawn::{Builder, current_id, is_coroutine, sleep, spawn, yield_now};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
-pub use stats::{CoroutineInfo, State, Stats, coroutines, stats};
+pub use stats::{CoroutineInfo, State, Stats, WorkerStats, coroutines, stats};

@@ -196,7 +196,7 @@ pub fn park() {
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicBool, Ordering};
-/// use goro::park::{self, WaitKind};
+/// use goro_runtime::park::{self, WaitKind};
 ///
 /// let ready = Arc::new(AtomicBool::new(false));
 /// let (flag, waker) = (ready.clone(), park::current());

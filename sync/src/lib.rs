@@ -56,6 +56,7 @@
 mod loom;
 
 mod barrier;
+mod bubble;
 mod condvar;
 mod mutex;
 mod once;

@@ -491,6 +491,8 @@ impl RawMutex {
 /// ```
 pub struct Mutex<T: ?Sized> {
     raw: RawMutex,
+    /// The testing bubble it belongs to (`bubble.rs`).
+    bubble: crate::bubble::BubbleMark,
     data: UnsafeCell<T>,
 }
 
@@ -514,6 +516,7 @@ impl<T> Mutex<T> {
         pub fn new(value: T) -> Mutex<T> {
             Mutex {
                 raw: RawMutex::new(),
+                bubble: crate::bubble::BubbleMark::new(),
                 data: UnsafeCell::new(value),
             }
         }
@@ -546,6 +549,7 @@ impl<T: ?Sized> Mutex<T> {
     #[inline]
     #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.bubble.check("a goro::sync::Mutex");
         self.raw.lock();
         MutexGuard {
             mutex: self,
@@ -563,7 +567,9 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(*m.try_lock().unwrap(), 1);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.bubble.check("a goro::sync::Mutex");
         self.raw.try_lock().then(|| MutexGuard {
             mutex: self,
             _not_send: PhantomData,

@@ -614,6 +614,8 @@ impl RawRwLock {
 /// ```
 pub struct RwLock<T: ?Sized> {
     raw: RawRwLock,
+    /// The testing bubble it belongs to (`bubble.rs`).
+    bubble: crate::bubble::BubbleMark,
     data: UnsafeCell<T>,
 }
 
@@ -636,6 +638,7 @@ impl<T> RwLock<T> {
         pub fn new(value: T) -> RwLock<T> {
             RwLock {
                 raw: RawRwLock::new(),
+                bubble: crate::bubble::BubbleMark::new(),
                 data: UnsafeCell::new(value),
             }
         }
@@ -664,6 +667,7 @@ impl<T: ?Sized> RwLock<T> {
     #[inline]
     #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.bubble.check("a goro::sync::RwLock");
         self.raw.read();
         RwLockReadGuard {
             lock: self,
@@ -682,7 +686,9 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(l.try_read().is_some());
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        self.bubble.check("a goro::sync::RwLock");
         self.raw.try_enter(Kind::Reader).then(|| RwLockReadGuard {
             lock: self,
             _not_send: PhantomData,
@@ -711,6 +717,7 @@ impl<T: ?Sized> RwLock<T> {
     #[inline]
     #[track_caller]
     pub fn upgradable_read(&self) -> RwLockUpgradableReadGuard<'_, T> {
+        self.bubble.check("a goro::sync::RwLock");
         self.raw.upgradable_read();
         RwLockUpgradableReadGuard {
             lock: self,
@@ -729,7 +736,9 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(l.try_upgradable_read().is_some());
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_upgradable_read(&self) -> Option<RwLockUpgradableReadGuard<'_, T>> {
+        self.bubble.check("a goro::sync::RwLock");
         self.raw
             .try_enter(Kind::Upgradable)
             .then(|| RwLockUpgradableReadGuard {
@@ -749,6 +758,7 @@ impl<T: ?Sized> RwLock<T> {
     #[inline]
     #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.bubble.check("a goro::sync::RwLock");
         self.raw.write();
         RwLockWriteGuard {
             lock: self,
@@ -767,7 +777,9 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), 2);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        self.bubble.check("a goro::sync::RwLock");
         self.raw.try_enter(Kind::Writer).then(|| RwLockWriteGuard {
             lock: self,
             _not_send: PhantomData,

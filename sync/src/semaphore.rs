@@ -78,6 +78,8 @@ const GRANTED: usize = 1;
 pub struct Semaphore {
     state: AtomicUsize,
     queue: parking_lot::Mutex<VecDeque<Arc<Waiter>>>,
+    /// The testing bubble it belongs to (`bubble.rs`).
+    bubble: crate::bubble::BubbleMark,
 }
 
 impl Semaphore {
@@ -102,6 +104,7 @@ impl Semaphore {
         Semaphore {
             state: AtomicUsize::new(permits << 1),
             queue: parking_lot::Mutex::new(VecDeque::new()),
+            bubble: crate::bubble::BubbleMark::new(),
         }
     }
 
@@ -117,6 +120,7 @@ impl Semaphore {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
+        self.bubble.check("a goro::sync::Semaphore");
         if !self.try_take() {
             self.acquire_slow();
         }
@@ -133,7 +137,9 @@ impl Semaphore {
     /// drop(p);
     /// assert!(sem.try_acquire().is_some());
     /// ```
+    #[track_caller]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        self.bubble.check("a goro::sync::Semaphore");
         // Not `then_some`: that would build (and drop, releasing!) a permit
         // even when none was taken.
         self.try_take().then(|| SemaphorePermit { sem: self })

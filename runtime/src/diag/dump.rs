@@ -31,6 +31,30 @@ pub(crate) struct Entry {
     pub(crate) wait: Option<WaitInfo>,
 }
 
+/// The members of testing bubble `id`, rendered as [`dump_to`] does:
+/// what a bubble's deadlock panic shows.
+pub(crate) fn render_bubble(id: u64) -> String {
+    let mut out = Vec::new();
+    scheduler::get().registry.for_each(|t| {
+        if t.bubble.as_ref().is_none_or(|b| b.id != id) {
+            return;
+        }
+        let state = t.state();
+        out.push(Entry {
+            thread: false,
+            id: t.id(),
+            name: t.name().map(str::to_owned),
+            state,
+            wait: if state == State::Parked {
+                t.wait.read(super::instant_of_ms)
+            } else {
+                None
+            },
+        });
+    });
+    render(&out, Instant::now())
+}
+
 /// Every started coroutine and every thread in a goro wait.
 pub(crate) fn snapshot() -> Vec<Entry> {
     let mut out = Vec::new();
@@ -67,7 +91,7 @@ pub(crate) fn snapshot() -> Vec<Entry> {
 /// call) to stderr; see [`dump_to`] for the format.
 ///
 /// ```
-/// goro::dump();
+/// goro_runtime::dump();
 /// ```
 pub fn dump() {
     let mut text = Vec::new();
@@ -99,7 +123,7 @@ pub fn dump() {
 ///
 /// ```
 /// let mut out = Vec::new();
-/// goro::dump_to(&mut out).unwrap();
+/// goro_runtime::dump_to(&mut out).unwrap();
 /// assert!(String::from_utf8(out).unwrap().starts_with("goro: "));
 /// ```
 pub fn dump_to(mut w: impl io::Write) -> io::Result<()> {

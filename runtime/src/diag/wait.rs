@@ -50,7 +50,7 @@ use parking_lot::Mutex;
 /// [`coroutines`](crate::coroutines) in [`WaitInfo`].
 ///
 /// ```
-/// use goro::WaitKind;
+/// use goro_runtime::WaitKind;
 /// assert_eq!(WaitKind::ChanRecv.to_string(), "chan receive");
 /// assert_eq!(WaitKind::Select { arms: 3 }.to_string(), "select (3 arms)");
 /// ```
@@ -265,16 +265,34 @@ impl fmt::Display for WaitKind {
 /// the operation, the caller's source line and since when.
 ///
 /// ```
-/// let (tx, rx) = goro::chan::bounded::<()>(0);
-/// let h = goro::go!(move || { let _ = rx.recv(); });
-/// while !goro::coroutines().iter().any(|c| c.id == h.id() && c.wait.is_some()) {
-///     goro::yield_now();
-/// }
-/// let info = goro::coroutines().into_iter().find(|c| c.id == h.id()).unwrap();
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use goro_runtime::park::{self, WaitKind};
+///
+/// let go = Arc::new(AtomicBool::new(false));
+/// let g = go.clone();
+/// let (unparker_tx, unparker_rx) = std::sync::mpsc::channel();
+/// let h = goro_runtime::go!(move || {
+///     unparker_tx.send(park::current()).unwrap();
+///     while !g.load(Ordering::Acquire) {
+///         park::park_with(WaitKind::Park);
+///     }
+/// });
+/// let id = h.id();
+/// let parked = || {
+///     goro_runtime::coroutines().into_iter().find(|c| c.id == id && c.wait.is_some())
+/// };
+/// let info = loop {
+///     match parked() {
+///         Some(info) => break info,
+///         None => std::thread::yield_now(),
+///     }
+/// };
 /// let wait = info.wait.unwrap();
-/// assert_eq!(wait.kind, goro::WaitKind::ChanRecv);
+/// assert_eq!(wait.kind, WaitKind::Park);
 /// assert!(wait.location.file().ends_with(".rs"));
-/// drop(tx);
+/// go.store(true, Ordering::Release);
+/// unparker_rx.recv().unwrap().unpark();
 /// h.join().unwrap();
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -202,6 +202,9 @@ impl Source {
     /// `interrupted` is checked after readiness and before each park; a
     /// party that makes it true must unpark the waiter afterwards (park's
     /// token makes an unpark that comes before the park count).
+    ///
+    /// `kind` is what the wait shows in the dump; `None`: `net read` or
+    /// `net write` by direction.
     #[track_caller]
     fn wait(
         &self,
@@ -210,12 +213,13 @@ impl Source {
         seen: u64,
         deadline: Option<Instant>,
         interrupted: &dyn Fn() -> bool,
+        kind: Option<park::WaitKind>,
     ) -> Result<(), Ended> {
-        let kind = if dir == 0 {
+        let kind = kind.unwrap_or(if dir == 0 {
             park::WaitKind::NetRead { fd }
         } else {
             park::WaitKind::NetWrite { fd }
-        };
+        });
         let me = park::current();
         loop {
             if self.closed.load(Ordering::Acquire) {
@@ -663,8 +667,30 @@ impl Registration {
         deadline: Option<Instant>,
         interrupted: &dyn Fn() -> bool,
     ) -> io::Result<()> {
+        self.wait_as(interest, seen, deadline, interrupted, None)
+    }
+
+    /// [`Registration::wait_interruptible`] that shows in the dump
+    /// ([`crate::dump`]) as `kind` (`None`: `net read`/`net write` by
+    /// interest): goro-net labels its accept and connect waits this way.
+    #[track_caller]
+    pub fn wait_as(
+        &self,
+        interest: Interest,
+        seen: u64,
+        deadline: Option<Instant>,
+        interrupted: &dyn Fn() -> bool,
+        kind: Option<park::WaitKind>,
+    ) -> io::Result<()> {
         self.source
-            .wait(self.fd, interest as usize, seen, deadline, interrupted)
+            .wait(
+                self.fd,
+                interest as usize,
+                seen,
+                deadline,
+                interrupted,
+                kind,
+            )
             .map_err(|end| match end {
                 Ended::Closed => closed_error(),
                 Ended::TimedOut => timed_out(),
@@ -1126,6 +1152,7 @@ impl<'fd> SharedRegistration<'fd> {
                 seen,
                 deadline,
                 &|| false,
+                None,
             )
             .map_err(|end| match end {
                 Ended::Closed => io::Error::new(

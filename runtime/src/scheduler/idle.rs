@@ -346,6 +346,7 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
     let mut parked_for_recheck = false;
     if !local.work_visible() && !due {
         crate::diag::deadlock::worker_sleeps();
+        super::bump(&local.counters().sleeps, 1);
         // Fresh tasks this worker may not steal yet (`fresh_waiting`) may
         // become stealable without anyone queueing anything (their worker
         // gets stuck in one coroutine), so look again after a while; with
@@ -370,7 +371,8 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
                 (Some(t), Some(r)) => Some(t.min(r)),
                 (t, r) => t.or(r),
             };
-            rt.reactor.poll(timeout);
+            let events = rt.reactor.poll(timeout);
+            super::bump(&local.counters().io_events, events as u64);
             idle.reactor_wake.store(0, Ordering::SeqCst);
         } else if let Some(r) = recheck {
             std::thread::park_timeout(r);
@@ -385,7 +387,10 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
     // nobody woke it, the recheck did.
     local.recheck_woke.set(listed && parked_for_recheck);
     if owner {
-        rt.fire_all_timers();
+        let fired = rt.fire_all_timers();
+        if fired > 0 {
+            super::bump(&local.counters().timer_fires, fired as u64);
+        }
         idle.release_reactor();
         idle.hand_off_reactor(rt);
     }

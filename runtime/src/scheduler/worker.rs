@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use corosensei::{CoroutineResult, Yielder};
 use crossbeam_deque::{Steal, Worker};
 
-use super::{Progress, Shared, WorkerCounters, idle};
+use super::{Progress, Shared, WorkerCounters, bump, idle};
 use crate::context;
 use crate::stack::{self, Stack, shared};
 
@@ -111,6 +111,7 @@ impl WorkerLocal {
             recheck_woke: Cell::new(false),
         }));
         context::set_worker(local);
+        local.busy_begin();
         #[cfg(target_os = "linux")]
         {
             // SAFETY: `gettid` has no preconditions and cannot fail.
@@ -122,6 +123,25 @@ impl WorkerLocal {
 
     pub(crate) fn counters(&self) -> &WorkerCounters {
         &self.shared.workers[self.index].counters
+    }
+
+    /// Starts a busy spell (`WorkerCounters::busy_since`).
+    fn busy_begin(&self) {
+        let ns = self.shared.epoch.elapsed().as_nanos() as u64;
+        self.counters().busy_since.store(ns + 1, Ordering::Relaxed);
+    }
+
+    /// Ends a busy spell: its length goes into `busy_ns` (stored before
+    /// `busy_since` is cleared, so a reader may count a spell twice for a
+    /// moment but never loses one).
+    fn busy_end(&self) {
+        let c = self.counters();
+        let since = c.busy_since.load(Ordering::Relaxed);
+        if since != 0 {
+            let now = self.shared.epoch.elapsed().as_nanos() as u64 + 1;
+            bump(&c.busy_ns, now.saturating_sub(since));
+            c.busy_since.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Queues a fresh task spawned on this worker, in the deque other
@@ -278,7 +298,15 @@ impl WorkerLocal {
     /// Pops `ready`, counting the pick as passing over fresh tasks if any
     /// wait (what thieves read in `fresh_waiting`).
     fn pop_ready(&self) -> Option<Arc<Task>> {
-        let t = self.ready.borrow_mut().pop_front()?;
+        let t = {
+            let mut ready = self.ready.borrow_mut();
+            let t = ready.pop_front()?;
+            let depth = &self.counters().ready_depth;
+            if depth.load(Ordering::Relaxed) != ready.len() as u64 {
+                depth.store(ready.len() as u64, Ordering::Relaxed);
+            }
+            t
+        };
         if self.fresh.is_empty() {
             self.set_passed_over(0);
         } else {
@@ -444,11 +472,17 @@ impl WorkerLocal {
         let rt = self.shared;
         let now = rt.clock.now_tick();
         crate::diag::refresh_coarse();
-        for w in rt.workers.iter() {
-            w.timers.fire_due(now, true);
+        let fired: usize = rt
+            .workers
+            .iter()
+            .map(|w| w.timers.fire_due(now, true))
+            .sum();
+        if fired > 0 {
+            bump(&self.counters().timer_fires, fired as u64);
         }
         if rt.reactor.has_sources() && rt.idle.io_poll_due() && rt.idle.try_own_reactor() {
-            rt.reactor.poll(Some(std::time::Duration::ZERO));
+            let events = rt.reactor.poll(Some(std::time::Duration::ZERO));
+            bump(&self.counters().io_events, events as u64);
             rt.idle.release_reactor();
             // A worker that went to sleep while we held the reactor slept
             // without it: let it take the reactor over.
@@ -480,6 +514,11 @@ impl WorkerLocal {
                 return;
             }
         }
+        self.busy_end();
+        // The queue is empty.
+        if self.counters().ready_depth.load(Ordering::Relaxed) != 0 {
+            self.counters().ready_depth.store(0, Ordering::Relaxed);
+        }
         // Pooled stacks beyond the reserve give their pages back while
         // there is nothing to run (stack pool invariant 7).
         stack::scavenge(&|| self.work_visible());
@@ -505,6 +544,7 @@ impl WorkerLocal {
         // Awake again: the watchdog may have gone to sleep for good while
         // every worker slept.
         self.shared.watchdog.worker_awake();
+        self.busy_begin();
     }
 
     /// Runs `task` until it yields, parks or finishes.
@@ -512,8 +552,10 @@ impl WorkerLocal {
         // SAFETY: invariant 2: this worker owns the task now, so nothing
         // else touches its body.
         let body = unsafe { &mut *task.body.get() };
+        let counters = self.counters();
         if task.was_parked.replace(false) {
             self.count_parked(-1);
+            bump(&counters.wakes, 1);
         }
         // A shared-stack coroutine's frames go onto its stack first (and a
         // fresh one is bound to a stack): `stack/shared.rs` steps 2 and 4.
@@ -541,6 +583,7 @@ impl WorkerLocal {
             // What the watchdog reads (with `tick`): two relaxed stores to
             // a line only this worker writes.
             progress.running.store(task.id(), Ordering::Relaxed);
+            bump(&counters.polls, 1);
             let result = co.resume(());
             progress.running.store(0, Ordering::Relaxed);
             context::set_current_task(None);
@@ -550,6 +593,7 @@ impl WorkerLocal {
             }
             match result {
                 CoroutineResult::Yield(Request::Yield) => {
+                    bump(&counters.yields, 1);
                     task.set_state(State::Runnable);
                     match task.bubble.clone() {
                         Some(b) => b.yielded(task),
@@ -562,6 +606,7 @@ impl WorkerLocal {
                     // the resume that follows its wake-up finds it.
                     task.was_parked.set(true);
                     self.count_parked(1);
+                    bump(&counters.parks, 1);
                     let bubble = task.bubble.clone();
                     match task.try_mark_parked() {
                         // Our reference now belongs to the parked state
@@ -580,6 +625,7 @@ impl WorkerLocal {
                             task = t;
                             task.was_parked.set(false);
                             self.count_parked(-1);
+                            bump(&counters.wakes, 1);
                             // It switched: a new episode for the watchdog.
                             self.advance_tick();
                             continue;

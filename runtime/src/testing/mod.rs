@@ -46,8 +46,25 @@
 //! and nobody in [`wait`]), no member can ever run again: [`bubble`]
 //! panics with "all coroutines in the bubble are durably blocked -
 //! deadlock!". It also panics if the root returns while other members are
-//! left blocked forever. A panic of the root closure is re-raised by
+//! left blocked forever. Either message goes on with the dump of the
+//! bubble's members, as [`dump_to`](crate::dump_to) writes it (what each
+//! waits on, where, and its name). A panic of the root closure is re-raised by
 //! [`bubble`]; a panic in another member ends only that member.
+//!
+//! # Ownership
+//!
+//! As in Go, a bubble's channels and locks belong to it: using one from
+//! outside the bubble panics with "... created inside testing bubble N
+//! used from outside it". Channels record their bubble when they are made
+//! and check it on every send, receive, `select!` arm and `close` (one
+//! branch on a field of the channel; dropping a handle is not a use).
+//! `goro::sync`'s `Mutex`, `RwLock` and `Semaphore` have `const`
+//! constructors, which cannot ask which bubble they run in, so they
+//! record it at their first use inside a bubble, do nothing while no
+//! bubble is alive (one relaxed load), exempt `static`s, and forget the
+//! bubble once it has ended; goro-sync's `bubble.rs` lists what that
+//! cannot see. `Condvar`, `WaitGroup`, `Barrier` and `Once` are not
+//! checked.
 //!
 //! Bubbles do not nest: calling [`bubble`] from a member panics.
 //!
@@ -131,14 +148,47 @@ pub fn current_bubble_id() -> u64 {
 }
 
 /// Panics unless the caller is in the bubble `id` (0: made outside every
-/// bubble, usable anywhere).
+/// bubble, usable anywhere). Callers test `id != 0` first, so an object
+/// made outside every bubble pays one branch on a field it holds.
 #[doc(hidden)]
 #[track_caller]
 #[inline]
 pub fn check_bubble(id: u64, what: &str) {
     if id != 0 && current_bubble_id() != id {
-        panic!("goro: {what} created inside a testing bubble used from outside it");
+        outside_bubble(id, what);
     }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn outside_bubble(id: u64, what: &str) -> ! {
+    let here = match current_bubble_id() {
+        0 => "outside every bubble".to_string(),
+        other => format!("in bubble {other}"),
+    };
+    panic!(
+        "goro: {what} created inside testing bubble {id} used from outside it ({here}); \
+         keep a bubble's channels and locks inside it"
+    );
+}
+
+/// Whether some bubble is alive in the process: one relaxed load. The
+/// lazy bubble check of `goro::sync` locks runs only when it is true.
+#[doc(hidden)]
+#[inline(always)]
+pub fn any_bubble() -> bool {
+    ACTIVE.load(Ordering::Relaxed) != 0
+}
+
+/// Bubbles alive now, by id (read only on the rare path of a lock whose
+/// recorded bubble is not the caller's).
+static LIVE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+/// Whether bubble `id` is still running.
+#[doc(hidden)]
+pub fn bubble_alive(id: u64) -> bool {
+    LIVE.lock().contains(&id)
 }
 
 /// The seed from `GORO_TEST_SEED`, or 0.
@@ -205,6 +255,7 @@ where
     let b = Arc::new(Bubble::new(id, start(), seed, park::current()));
     let slot: Arc<Mutex<Option<std::thread::Result<T>>>> = Arc::new(Mutex::new(None));
     let out = slot.clone();
+    LIVE.lock().push(id);
     ACTIVE.fetch_add(1, Ordering::SeqCst);
     let spawned = Builder::new()
         .name("bubble")
@@ -214,6 +265,7 @@ where
             *out.lock() = Some(r);
         });
     if let Err(e) = spawned {
+        LIVE.lock().retain(|&b| b != id);
         ACTIVE.fetch_sub(1, Ordering::SeqCst);
         panic!("goro: cannot start the bubble: {e}");
     }
@@ -226,6 +278,7 @@ where
         }
         park::park_with(WaitKind::Join);
     };
+    LIVE.lock().retain(|&b| b != id);
     ACTIVE.fetch_sub(1, Ordering::SeqCst);
     let result = slot.lock().take();
     match result {
@@ -233,10 +286,13 @@ where
         Some(Err(p)) => panic::resume_unwind(p),
         Some(Ok(_)) => panic!(
             "goro: the bubble's root returned but {left} coroutine(s) of the bubble are durably \
-             blocked forever - deadlock!"
+             blocked forever - deadlock!\n\n{}",
+            crate::diag::dump::render_bubble(id)
         ),
         None => panic!(
-            "goro: all coroutines in the bubble are durably blocked - deadlock! ({left} coroutine(s))"
+            "goro: all coroutines in the bubble are durably blocked - deadlock! ({left} \
+             coroutine(s))\n\n{}",
+            crate::diag::dump::render_bubble(id)
         ),
     }
 }
