@@ -39,38 +39,32 @@ pub(crate) fn render_bubble(id: u64) -> String {
         if t.bubble.as_ref().is_none_or(|b| b.id != id) {
             return;
         }
-        let state = t.state();
-        out.push(Entry {
-            thread: false,
-            id: t.id(),
-            name: t.name().map(str::to_owned),
-            state,
-            wait: if state == State::Parked {
-                t.wait.read(super::instant_of_ms)
-            } else {
-                None
-            },
-        });
+        out.push(coroutine_entry(t));
     });
     render(&out, Instant::now())
+}
+
+/// A coroutine's line of the dump: its state, and its wait while parked.
+fn coroutine_entry(t: &crate::task::Task) -> Entry {
+    let state = t.state();
+    Entry {
+        thread: false,
+        id: t.id(),
+        name: t.name().map(str::to_owned),
+        state,
+        wait: if state == State::Parked {
+            t.wait.read(super::instant_of_ms)
+        } else {
+            None
+        },
+    }
 }
 
 /// Every started coroutine and every thread in a goro wait.
 pub(crate) fn snapshot() -> Vec<Entry> {
     let mut out = Vec::new();
     scheduler::get().registry.for_each(|t| {
-        let state = t.state();
-        out.push(Entry {
-            thread: false,
-            id: t.id(),
-            name: t.name().map(str::to_owned),
-            state,
-            wait: if state == State::Parked {
-                t.wait.read(super::instant_of_ms)
-            } else {
-                None
-            },
-        });
+        out.push(coroutine_entry(t));
     });
     wait::for_each_thread(|t| {
         if t.state.load(std::sync::atomic::Ordering::SeqCst) == wait::RUNNING {
