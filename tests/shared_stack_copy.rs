@@ -113,22 +113,13 @@ fn interleave() {
 
 #[test]
 fn many_coroutines_take_turns_on_one_shared_stack() {
-    const NAME: &str = "many_coroutines_take_turns_on_one_shared_stack";
-    if support::in_child(NAME) {
-        support::within("interleaving on one stack", interleave);
-        return;
-    }
-    let out = support::child(
-        NAME,
+    support::run_in_child(
+        "many_coroutines_take_turns_on_one_shared_stack",
         &[
             ("GORO_WORKERS", "1"),
             ("GORO_SHARED_STACKS_PER_WORKER", "1"),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        interleave,
     );
 }
 

@@ -23,21 +23,13 @@ fn shared() -> goro::Builder {
 
 /// Runs `body` in a child with one worker and one shared stack.
 fn in_one_stack(name: &str, body: fn()) {
-    if support::in_child(name) {
-        support::within(name, body);
-        return;
-    }
-    let out = support::child(
+    support::run_in_child(
         name,
         &[
             ("GORO_WORKERS", "1"),
             ("GORO_SHARED_STACKS_PER_WORKER", "1"),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        body,
     );
 }
 

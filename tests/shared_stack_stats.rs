@@ -8,9 +8,13 @@ use goro::chan;
 
 #[test]
 fn stats_count_saved_frames_and_copies() {
-    const NAME: &str = "stats_count_saved_frames_and_copies";
-    if support::in_child(NAME) {
-        support::within("shared-stack stats", || {
+    support::run_in_child(
+        "stats_count_saved_frames_and_copies",
+        &[
+            ("GORO_WORKERS", "1"),
+            ("GORO_SHARED_STACKS_PER_WORKER", "1"),
+        ],
+        || {
             const N: u64 = 200;
             let s0 = goro::stats();
             assert_eq!(s0.saved_stack_bytes, 0);
@@ -53,19 +57,6 @@ fn stats_count_saved_frames_and_copies() {
             let s2 = goro::stats();
             assert!(s2.stack_copy_ins >= N - 1, "{s2:?}");
             assert!(s2.stack_copy_in_bytes >= s1.stack_copy_out_bytes, "{s2:?}");
-        });
-        return;
-    }
-    let out = support::child(
-        NAME,
-        &[
-            ("GORO_WORKERS", "1"),
-            ("GORO_SHARED_STACKS_PER_WORKER", "1"),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        },
     );
 }

@@ -105,6 +105,24 @@ pub fn in_child(test: &str) -> bool {
     std::env::var("GORO_CHILD").is_ok_and(|v| v == test)
 }
 
+/// `in_child` and `child` in one call: in the child process, runs `body`
+/// under the [`within`] watchdog; in the parent, runs the child with
+/// `envs` set and fails unless it succeeded. For tests whose runtime
+/// settings (`GORO_*`) must be their own.
+#[track_caller]
+pub fn run_in_child(test: &str, envs: &[(&str, &str)], body: impl FnOnce() + Send + 'static) {
+    if in_child(test) {
+        within(test, body);
+        return;
+    }
+    let out = child(test, envs);
+    assert!(
+        out.status.success(),
+        "child for {test} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Re-runs this test binary for `test` alone, with `GORO_CHILD=test` (see
 /// [`in_child`]) and `envs` set, and returns its output. A child still
 /// running after [`PATIENCE`] is killed and the calling test fails with
