@@ -633,6 +633,21 @@ impl<T> Chan<T> {
         self.recv_locked(deadline)
     }
 
+    /// Select's lock-free first look at one side: `Some(stamp)` if the
+    /// hint word says an operation on `side` cannot proceed now, `None` if
+    /// it may. Completes and claims nothing.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn select_peek(&self, side: Side) -> Option<Stamp> {
+        self.check_bubble();
+        let may = match side {
+            Side::Recv => RECV_MAY,
+            Side::Send => SEND_MAY,
+        };
+        let word = self.hint_word();
+        (word & may == 0).then_some(Stamp(word))
+    }
+
     /// Select's first pass for a receive case: the result if the case is
     /// ready now; if not, the stamp of the lock-free look that said so
     /// (`None` when it took the lock to find out).

@@ -17,17 +17,20 @@
 //! A select runs in rounds of these passes (numbered as in Go's
 //! `selectgo`, which has three):
 //!
-//! 1. **Try every case.** Visit the cases in a fresh uniformly random
-//!    order (Fisher-Yates) and try each without blocking; the first that
-//!    succeeds wins. A recv case completes on the spot; a send case claims
-//!    what makes it ready (a waiting receiver, a reserved buffer slot, or
-//!    the closed state) and is completed when its message is supplied.
-//!    Since every ready case is equally likely to come first in a random
-//!    order, the choice is uniform among the ready cases. A `never` case
-//!    is never ready. A case found not ready remembers how it knew: the
-//!    channel's hint word when a lock-free look said so (`chan.rs`
-//!    invariant 8), a timer's due instant, or "never again"; a verdict
-//!    that needed the channel's lock proves nothing later.
+//! 1. **Try every case.** Peek at every case (a lock-free look at its
+//!    channel's hint word; timer cases always pass), then visit the cases
+//!    that passed in a fresh uniformly random order (Fisher-Yates) and try
+//!    each without blocking; the first that succeeds wins. A recv case
+//!    completes on the spot; a send case claims what makes it ready (a
+//!    waiting receiver, a reserved buffer slot, or the closed state) and
+//!    is completed when its message is supplied. A case the peek ruled
+//!    out was not ready at that instant, and every ready case is equally
+//!    likely to come first in a random order of the rest, so the choice
+//!    is uniform among the ready cases. A `never` case (or a disabled
+//!    `None` arm) is never ready. A case found not ready remembers how it
+//!    knew: the channel's hint word when a lock-free look said so
+//!    (`chan.rs` invariant 8), a timer's due instant, or "never again"; a
+//!    verdict that needed the channel's lock proves nothing later.
 //! 2. **Re-check before giving up.** A select that may not wait (a
 //!    `default`, or its deadline has passed) returns "nothing ready" only
 //!    if that was true at one instant: pass 1 looked at each case at a
@@ -121,6 +124,13 @@ pub enum Registration {
 /// `select!`; not a stable API.
 #[doc(hidden)]
 pub trait Case {
+    /// Pass 1, first look: false only if the case is provably not ready
+    /// now, remembering how it knew as a failed [`try_now`](Case::try_now)
+    /// does; true if it may be ready (then `try_now` decides). Completes
+    /// and claims nothing, and is cheap: a load, no lock.
+    fn peek(&mut self) -> bool {
+        true
+    }
     /// Pass 1: complete (recv) or claim (send) the operation if it needs
     /// no waiting. True if this case is chosen. When false, the case
     /// remembers how it knew, for [`still_idle`](Case::still_idle).
@@ -278,11 +288,18 @@ fn run_with<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline, biased: bool
     let mut draws = Draws::new();
     let mut yielded = false;
     loop {
-        // Pass 1: look for a ready case, in a uniformly random order. The
-        // order is drawn lazily (Fisher-Yates, one position at a time), so
-        // a select whose first pick is ready pays for one random index, not
-        // a whole permutation: the first ready case of a uniformly random
-        // permutation is uniform among the ready cases either way.
+        // Pass 1: look for a ready case, in a uniformly random order.
+        // First every case is peeked at (a lock-free load each) and those
+        // that may be ready move to the front of `order`; only they are
+        // tried, in an order drawn lazily (Fisher-Yates, one position at a
+        // time): when one case may be ready, that is one peek per case and
+        // one try, with no random draw. The peek loop runs a fixed number
+        // of times, so idle arms (a context's `done`, a quit channel) cost
+        // a load each and not the mispredicted exits of a randomly ordered
+        // loop of tries. The choice is uniform among the ready cases: the
+        // procedure treats the cases alike, and a case whose peek said "not
+        // ready" was not ready at that instant (its verdict is kept for
+        // pass 2). `order` stays a permutation of all the cases, for pass 3.
         if biased {
             for i in 0..n {
                 if let Some(c) = cases.case(i)
@@ -292,7 +309,18 @@ fn run_with<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline, biased: bool
                 }
             }
         }
-        let mut live = if biased { 0 } else { n };
+        let mut live = 0;
+        if !biased {
+            for k in 0..n {
+                let i = order[k];
+                if let Some(c) = cases.case(i as usize)
+                    && c.peek()
+                {
+                    order.swap(live, k);
+                    live += 1;
+                }
+            }
+        }
         while live > 0 {
             let j = if live > 1 { draws.below(live) } else { 0 };
             let i = order[j];
@@ -632,6 +660,25 @@ impl<'a, T> RecvCase<'a, T> {
 }
 
 impl<T> Case for RecvCase<'_, T> {
+    #[inline]
+    fn peek(&mut self) -> bool {
+        match self.flavor() {
+            Flavor::Chan(c) => match c.select_peek(Side::Recv) {
+                Some(stamp) => {
+                    self.idle = Idle::Hint(stamp);
+                    false
+                }
+                None => true,
+            },
+            Flavor::Never(_) => {
+                self.idle = Idle::Forever;
+                false
+            }
+            // Timers decide in `try_now` (one clock read either way).
+            _ => true,
+        }
+    }
+
     fn try_now(&mut self) -> bool {
         let r = match self.flavor() {
             Flavor::Chan(c) => match c.select_recv() {
@@ -784,6 +831,21 @@ impl<'a, T> SendCase<'a, T> {
 }
 
 impl<T> Case for SendCase<'_, T> {
+    #[inline]
+    fn peek(&mut self) -> bool {
+        let Some(tx) = self.tx else {
+            self.idle = Idle::Forever;
+            return false;
+        };
+        match tx.chan.select_peek(Side::Send) {
+            Some(stamp) => {
+                self.idle = Idle::Hint(stamp);
+                false
+            }
+            None => true,
+        }
+    }
+
     fn try_now(&mut self) -> bool {
         let Some(tx) = self.tx else {
             self.idle = Idle::Forever;
