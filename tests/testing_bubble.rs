@@ -33,6 +33,43 @@ fn context_deadline() {
     });
 }
 
+/// Stoppable timers, tickers and a condition variable's timed wait run on
+/// the virtual clock too: each returns at exactly its virtual instant.
+#[test]
+fn stoppable_timers_and_condvar_timeouts_are_virtual() {
+    support::within("virtual Timer, Ticker, Condvar", || {
+        testing::bubble(|| {
+            let t0 = testing::now();
+            let timer = chan::Timer::new(Duration::from_secs(3600));
+            assert!(timer.reset(Duration::from_secs(7200)));
+            timer.recv().unwrap();
+            assert_eq!(testing::now() - t0, Duration::from_secs(7200));
+
+            let t1 = testing::now();
+            let ticker = chan::Ticker::new(Duration::from_secs(60));
+            for k in 1..=3u32 {
+                ticker.recv().unwrap();
+                assert_eq!(testing::now() - t1, Duration::from_secs(60) * k);
+            }
+            ticker.stop();
+            goro::select! {
+                recv(ticker) -> _ => panic!("a stopped ticker ticked"),
+                default(Duration::from_secs(600)) => {}
+            }
+
+            let m = goro::sync::Mutex::new(());
+            let cv = goro::sync::Condvar::new();
+            let mut g = m.lock();
+            let t2 = testing::now();
+            assert!(
+                cv.wait_timeout(&mut g, Duration::from_secs(1800))
+                    .timed_out()
+            );
+            assert_eq!(testing::now() - t2, Duration::from_secs(1800));
+        })
+    });
+}
+
 /// Timer-heavy: many sleepers, tickers and `after` channels; each wakes at
 /// exactly its virtual instant, in order.
 #[test]
@@ -353,6 +390,61 @@ fn a_bubble_lock_used_from_outside_while_it_runs_panics() {
         // The bubble has ended: its mark is stale, the lock is usable.
         assert_eq!(*m.lock(), 1);
         assert_eq!(*rw.read(), 1);
+    });
+}
+
+/// The same for `Condvar`, `WaitGroup`, `Barrier` and `Once`: used first
+/// inside a running bubble, they are its own.
+#[test]
+fn bubble_signals_used_from_outside_panic() {
+    support::within("bubble signals from outside", || {
+        let (to_test, from_bubble) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let bubble = std::thread::spawn(move || {
+            testing::bubble(move || {
+                let cv = Arc::new(goro::sync::Condvar::new());
+                let wg = goro::sync::WaitGroup::new();
+                let barrier = Arc::new(goro::sync::Barrier::new(2));
+                let once = Arc::new(goro::sync::Once::new());
+                cv.notify_all();
+                wg.add(1);
+                let b2 = barrier.clone();
+                let h = goro::go!(move || {
+                    b2.wait();
+                });
+                barrier.wait();
+                h.join().unwrap();
+                // Marked by a first use that did not complete the Once:
+                // a panicking initializer leaves it incomplete.
+                let o2 = once.clone();
+                let _ = goro::go!(move || o2.call_once(|| panic!("not yet"))).join();
+                to_test.send((cv, wg, barrier, once)).unwrap();
+                goro::blocking(move || released.recv().unwrap());
+            })
+        });
+        let (cv, wg, barrier, once) = from_bubble.recv().unwrap();
+        let msg = outside_panics(|| {
+            cv.notify_one();
+        });
+        assert!(
+            msg.contains("Condvar created inside testing bubble"),
+            "message: {msg}"
+        );
+        let msg = outside_panics(|| wg.done());
+        assert!(msg.contains("WaitGroup created inside"), "message: {msg}");
+        outside_panics(|| wg.wait());
+        let msg = outside_panics(|| drop(barrier.wait()));
+        assert!(msg.contains("Barrier created inside"), "message: {msg}");
+        let msg = outside_panics(|| once.call_once(|| ()));
+        assert!(msg.contains("Once created inside"), "message: {msg}");
+        release.send(()).unwrap();
+        bubble.join().unwrap();
+        // The bubble has ended: the marks are stale, all usable again.
+        wg.done();
+        wg.wait();
+        once.call_once(|| ());
+        assert!(once.is_completed());
+        assert_eq!(cv.notify_all(), 0);
     });
 }
 

@@ -85,7 +85,7 @@ impl Timer {
     /// assert!(t.recv().unwrap() >= start + Duration::from_millis(2));
     /// ```
     pub fn new(d: Duration) -> Timer {
-        Timer::with_due(Instant::now().checked_add(d))
+        Timer::with_due(goro_runtime::testing::now().checked_add(d))
     }
 
     /// A timer that fires once, at `when` (at once if it has passed).
@@ -151,7 +151,8 @@ impl Timer {
     /// assert!(t.recv().is_ok()); // and fires again
     /// ```
     pub fn reset(&self, d: Duration) -> bool {
-        self.sched.reset(Instant::now().checked_add(d), None)
+        self.sched
+            .reset(goro_runtime::testing::now().checked_add(d), None)
     }
 
     /// Re-arms the timer to fire at `when`; as [`reset`](Timer::reset).
@@ -255,8 +256,10 @@ impl Ticker {
     /// assert!(t.recv_timeout(Duration::from_secs(10)).is_ok());
     /// ```
     pub fn reset(&self, period: Duration) {
-        self.sched
-            .reset(Instant::now().checked_add(period), Some(period));
+        self.sched.reset(
+            goro_runtime::testing::now().checked_add(period),
+            Some(period),
+        );
     }
 }
 

@@ -223,7 +223,10 @@ impl Sched {
 
     /// A periodic schedule, first due one `period` from now.
     pub(crate) fn ticker(period: Duration) -> Sched {
-        Sched::new(Instant::now().checked_add(period), Some(period))
+        Sched::new(
+            goro_runtime::testing::now().checked_add(period),
+            Some(period),
+        )
     }
 
     fn new(next: Option<Instant>, period: Option<Duration>) -> Sched {
@@ -247,10 +250,10 @@ impl Sched {
             (None, _) => Poll::Never,
             (Some(_), Some(p)) if p.is_zero() => {
                 st.seq += 1;
-                return (Poll::Ready(Instant::now()), seq);
+                return (Poll::Ready(goro_runtime::testing::now()), seq);
             }
             (Some(due), period) => {
-                let now = Instant::now();
+                let now = goro_runtime::testing::now();
                 if now < due {
                     Poll::Later(due)
                 } else {
@@ -278,7 +281,7 @@ impl Sched {
         match (st.next, st.period) {
             (None, _) => false,
             (Some(_), Some(p)) if p.is_zero() => true,
-            (Some(due), _) => Instant::now() >= due,
+            (Some(due), _) => goro_runtime::testing::now() >= due,
         }
     }
 
@@ -294,14 +297,14 @@ impl Sched {
     /// nothing changed since and nothing came due (invariant 4).
     pub(crate) fn still_idle(&self, seq: u64) -> bool {
         let st = self.st.lock();
-        st.seq == seq && st.next.is_none_or(|d| Instant::now() < d)
+        st.seq == seq && st.next.is_none_or(|d| goro_runtime::testing::now() < d)
     }
 
     /// When the pending message is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         let st = self.st.lock();
         match (st.next, st.period) {
-            (Some(_), Some(p)) if p.is_zero() => Some(Instant::now()),
+            (Some(_), Some(p)) if p.is_zero() => Some(goro_runtime::testing::now()),
             (next, _) => next,
         }
     }
@@ -309,7 +312,7 @@ impl Sched {
     /// 1 if a message is due and untaken, else 0.
     pub(crate) fn len(&self) -> usize {
         match self.next_due() {
-            Some(d) if Instant::now() >= d => 1,
+            Some(d) if goro_runtime::testing::now() >= d => 1,
             _ => 0,
         }
     }

@@ -48,6 +48,8 @@ struct State {
 pub struct Barrier {
     n: usize,
     state: parking_lot::Mutex<State>,
+    /// The testing bubble it belongs to (`bubble.rs`).
+    bubble: crate::bubble::BubbleMark,
 }
 
 /// What [`Barrier::wait`] returns: tells the one leader of each round
@@ -72,6 +74,7 @@ impl Barrier {
                 arrived: 0,
                 waiting: Vec::new(),
             }),
+            bubble: crate::bubble::BubbleMark::new(),
         }
     }
 
@@ -85,6 +88,7 @@ impl Barrier {
     /// ```
     #[track_caller]
     pub fn wait(&self) -> BarrierWaitResult {
+        self.bubble.check("a goro::sync::Barrier");
         let mut state = self.state.lock();
         state.arrived += 1;
         if state.arrived >= self.n {

@@ -69,6 +69,8 @@ const NOTIFIED: usize = 1;
 pub struct Condvar {
     len: AtomicUsize,
     queue: parking_lot::Mutex<VecDeque<Arc<Waiter>>>,
+    /// The testing bubble it belongs to (`bubble.rs`).
+    bubble: crate::bubble::BubbleMark,
 }
 
 /// Whether a timed wait on a [`Condvar`] returned because time ran out.
@@ -104,6 +106,7 @@ impl Condvar {
         Condvar {
             len: AtomicUsize::new(0),
             queue: parking_lot::Mutex::new(VecDeque::new()),
+            bubble: crate::bubble::BubbleMark::new(),
         }
     }
 
@@ -164,7 +167,7 @@ impl Condvar {
         guard: &mut MutexGuard<'_, T>,
         timeout: Duration,
     ) -> WaitTimeoutResult {
-        match Instant::now().checked_add(timeout) {
+        match goro_runtime::testing::now().checked_add(timeout) {
             Some(deadline) => self.wait_deadline(guard, deadline),
             None => {
                 self.wait(guard);
@@ -224,7 +227,7 @@ impl Condvar {
     where
         F: FnMut(&mut T) -> bool,
     {
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
+        let Some(deadline) = goro_runtime::testing::now().checked_add(timeout) else {
             self.wait_while(guard, condition);
             return WaitTimeoutResult(false);
         };
@@ -355,7 +358,9 @@ impl Condvar {
     /// // No waiter: nothing happens, nothing is remembered.
     /// assert!(!cv.notify_one());
     /// ```
+    #[track_caller]
     pub fn notify_one(&self) -> bool {
+        self.bubble.check("a goro::sync::Condvar");
         if self.len.load(Ordering::Acquire) == 0 {
             return false;
         }
@@ -377,7 +382,9 @@ impl Condvar {
     /// let cv = goro_sync::Condvar::new();
     /// assert_eq!(cv.notify_all(), 0);
     /// ```
+    #[track_caller]
     pub fn notify_all(&self) -> usize {
+        self.bubble.check("a goro::sync::Condvar");
         if self.len.load(Ordering::Acquire) == 0 {
             return 0;
         }
@@ -393,7 +400,9 @@ impl Condvar {
         n
     }
 
+    #[track_caller]
     fn enqueue(&self) -> Arc<Waiter> {
+        self.bubble.check("a goro::sync::Condvar");
         let node = Waiter::new();
         let mut queue = self.queue.lock();
         queue.push_back(node.clone());

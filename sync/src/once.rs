@@ -74,6 +74,9 @@ const FINISHED: usize = 1;
 pub struct Once {
     state: AtomicU8,
     queue: parking_lot::Mutex<Vec<Arc<Waiter>>>,
+    /// The testing bubble it belongs to (`bubble.rs`); checked only on
+    /// the slow path (a completed `Once` is read-only).
+    bubble: crate::bubble::BubbleMark,
 }
 
 /// Sets the final state when the runner leaves `call_once`, normally or by
@@ -102,6 +105,7 @@ impl Once {
         Once {
             state: AtomicU8::new(INCOMPLETE),
             queue: parking_lot::Mutex::new(Vec::new()),
+            bubble: crate::bubble::BubbleMark::new(),
         }
     }
 
@@ -145,6 +149,7 @@ impl Once {
     #[inline(never)]
     #[track_caller]
     fn call_once_slow(&self, f: &mut dyn FnMut()) {
+        self.bubble.check("a goro::sync::Once");
         loop {
             match self.state.compare_exchange(
                 INCOMPLETE,

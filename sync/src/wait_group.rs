@@ -46,6 +46,8 @@ const RELEASED: usize = 1;
 struct Inner {
     state: AtomicUsize,
     queue: parking_lot::Mutex<Vec<Arc<Waiter>>>,
+    /// The testing bubble it belongs to (`bubble.rs`).
+    bubble: crate::bubble::BubbleMark,
 }
 
 /// Waits for a collection of coroutines (or threads) to finish: Go's
@@ -88,6 +90,7 @@ impl WaitGroup {
             inner: Arc::new(Inner {
                 state: AtomicUsize::new(0),
                 queue: parking_lot::Mutex::new(Vec::new()),
+                bubble: crate::bubble::BubbleMark::new(),
             }),
         }
     }
@@ -107,7 +110,9 @@ impl WaitGroup {
     /// wg.done();
     /// wg.wait();
     /// ```
+    #[track_caller]
     pub fn add(&self, n: usize) {
+        self.inner.bubble.check("a goro::sync::WaitGroup");
         if n == 0 {
             return;
         }
@@ -142,7 +147,9 @@ impl WaitGroup {
     /// let wg = goro_sync::WaitGroup::new();
     /// wg.done(); // panics: nothing was added
     /// ```
+    #[track_caller]
     pub fn done(&self) {
+        self.inner.bubble.check("a goro::sync::WaitGroup");
         let state = &self.inner.state;
         let mut s = state.load(Ordering::Relaxed);
         loop {
@@ -172,6 +179,7 @@ impl WaitGroup {
     #[track_caller]
     pub fn wait(&self) {
         let inner = &*self.inner;
+        inner.bubble.check("a goro::sync::WaitGroup");
         if inner.state.load(Ordering::Acquire) >> 1 == 0 {
             return;
         }

@@ -58,13 +58,13 @@
 //! used from outside it". Channels record their bubble when they are made
 //! and check it on every send, receive, `select!` arm and `close` (one
 //! branch on a field of the channel; dropping a handle is not a use).
-//! `goro::sync`'s `Mutex`, `RwLock` and `Semaphore` have `const`
-//! constructors, which cannot ask which bubble they run in, so they
-//! record it at their first use inside a bubble, do nothing while no
-//! bubble is alive (one relaxed load), exempt `static`s, and forget the
-//! bubble once it has ended; goro-sync's `bubble.rs` lists what that
-//! cannot see. `Condvar`, `WaitGroup`, `Barrier` and `Once` are not
-//! checked.
+//! `goro::sync`'s types (`Mutex`, `RwLock`, `Semaphore`, `Condvar`,
+//! `WaitGroup`, `Barrier`, `Once`) mostly have `const` constructors, which
+//! cannot ask which bubble they run in, so they record it at their first
+//! use inside a bubble, do nothing while no bubble is alive (one relaxed
+//! load), exempt `static`s, and forget the bubble once it has ended;
+//! goro-sync's `bubble.rs` lists what that cannot see. A completed `Once`
+//! is not checked (reading it changes nothing).
 //!
 //! Bubbles do not nest: calling [`bubble`] from a member panics.
 //!
