@@ -33,6 +33,52 @@ fn context_deadline() {
     });
 }
 
+/// Socket timeouts run on the virtual clock: a read with a 30 s timeout on
+/// a loopback connection whose peer (a member) stays silent for a virtual
+/// minute times out at exactly 30 s, at once in real time; a peer that
+/// writes before the deadline is read, with the clock where the write
+/// happened. A socket that has data is never skipped past.
+#[test]
+fn socket_timeouts_are_virtual() {
+    support::within("virtual socket timeouts", || {
+        let r = testing::bubble(|| {
+            use std::io::{Read, Write};
+            let listener = goro::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let peer = goro::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                goro::sleep(Duration::from_secs(60));
+                s.write_all(b"late").unwrap();
+                goro::sleep(Duration::from_secs(60));
+                s.write_all(b"x").unwrap();
+                s
+            });
+            let mut c = goro::net::TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let t0 = testing::now();
+            let mut buf = [0u8; 8];
+            let e = c.read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+            let timed_out_at = testing::now() - t0;
+            // The peer writes at 60 s: a 100 s timeout reads it then.
+            c.set_read_timeout(Some(Duration::from_secs(100))).unwrap();
+            let n = c.read(&mut buf).unwrap();
+            let read_at = testing::now() - t0;
+            // Data already there is read at once, whatever the timeout.
+            goro::sleep(Duration::from_secs(90));
+            let n2 = c.read(&mut buf[n..]).unwrap();
+            let third_at = testing::now() - t0;
+            drop(peer.join().unwrap());
+            (timed_out_at, buf[..n].to_vec(), read_at, n2, third_at)
+        });
+        assert_eq!(r.0, Duration::from_secs(30));
+        assert_eq!(r.1, b"late");
+        assert_eq!(r.2, Duration::from_secs(60));
+        assert_eq!(r.3, 1);
+        assert_eq!(r.4, Duration::from_secs(150));
+    });
+}
+
 /// Stoppable timers, tickers and a condition variable's timed wait run on
 /// the virtual clock too: each returns at exactly its virtual instant.
 #[test]
@@ -433,7 +479,9 @@ fn bubble_signals_used_from_outside_panic() {
         let msg = outside_panics(|| wg.done());
         assert!(msg.contains("WaitGroup created inside"), "message: {msg}");
         outside_panics(|| wg.wait());
-        let msg = outside_panics(|| drop(barrier.wait()));
+        let msg = outside_panics(|| {
+            barrier.wait();
+        });
         assert!(msg.contains("Barrier created inside"), "message: {msg}");
         let msg = outside_panics(|| once.call_once(|| ()));
         assert!(msg.contains("Once created inside"), "message: {msg}");

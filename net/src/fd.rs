@@ -232,7 +232,7 @@ impl<S: AsFd> PollFd<S> {
             Deadline::Unset => {
                 let at = self
                     .timeout(interest)
-                    .and_then(|t| Instant::now().checked_add(t));
+                    .and_then(|t| goro_runtime::testing::now().checked_add(t));
                 *deadline = Deadline::At(at);
                 at
             }
@@ -273,7 +273,7 @@ impl<S: AsFd> PollFd<S> {
             Deadline::Unset => {
                 let at = self
                     .timeout(interest)
-                    .and_then(|t| Instant::now().checked_add(t));
+                    .and_then(|t| goro_runtime::testing::now().checked_add(t));
                 *deadline = Deadline::At(at);
                 at
             }

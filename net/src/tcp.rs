@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use goro_context::context::Context;
 use goro_runtime::reactor::Interest;
@@ -625,7 +625,7 @@ fn connect_addr(
     if let Some(ctx) = ctx {
         crate::cancel::check(ctx)?;
     }
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let deadline = timeout.and_then(|t| goro_runtime::testing::now().checked_add(t));
     let mut hook = None;
     let sock = Socket::new(
         Domain::for_address(*addr),

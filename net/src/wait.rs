@@ -248,7 +248,7 @@ fn park_on(
 ) -> io::Result<()> {
     let mut every = FIRST_CHECK;
     loop {
-        let check_at = Instant::now().checked_add(every);
+        let check_at = goro_runtime::testing::now().checked_add(every);
         let (until, checking) = match (deadline, check_at) {
             (Some(d), Some(c)) if c < d => (Some(c), true),
             (None, Some(c)) => (Some(c), true),

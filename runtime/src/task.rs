@@ -331,11 +331,19 @@ impl Task {
             }
             None => None,
         };
-        let nondurable = self.wait.kind().is_nondurable();
+        let kind = self.wait.kind();
+        // A socket wait with a deadline is durable while its socket has
+        // nothing for it (bubble.rs invariant 3); other IO waits are not.
+        let socket = timer.and(kind.socket_poll());
+        let nondurable = socket.is_none() && kind.is_nondurable();
         if nondurable {
             b.enter_nondurable();
         }
+        let socket_key = socket.map(|s| b.enter_socket_wait(s));
         self.suspend(Request::Park);
+        if let Some(k) = socket_key {
+            b.leave_socket_wait(k);
+        }
         if nondurable {
             b.leave_nondurable();
         }

@@ -132,6 +132,17 @@ impl WaitKind {
                 | WaitKind::Blocking
         )
     }
+
+    /// For a socket wait: the fd and the `poll(2)` events it waits for,
+    /// so that a testing bubble can tell whether the socket has anything
+    /// for it now.
+    pub(crate) fn socket_poll(self) -> Option<(i32, i16)> {
+        match self {
+            WaitKind::NetRead { fd } | WaitKind::NetAccept { fd } => Some((fd, libc::POLLIN)),
+            WaitKind::NetWrite { fd } | WaitKind::NetConnect { fd } => Some((fd, libc::POLLOUT)),
+            _ => None,
+        }
+    }
 }
 
 const T_PARK: u64 = 0;

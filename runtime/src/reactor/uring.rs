@@ -555,7 +555,7 @@ impl Uring {
         let mut cancelled = false;
         while !f.op.state.is_done() {
             match deadline {
-                Some(d) if Instant::now() >= d => {
+                Some(d) if crate::testing::now() >= d => {
                     self.cancel(f.user_data);
                     cancelled = true;
                     deadline = None;

@@ -16,12 +16,18 @@
 //!    once; it still holds the baton then.)
 //! 3. *Durably blocked.* The bubble is idle when nobody holds the baton
 //!    and `ready` is empty: every member is parked. If no member is parked
-//!    in an IO or blocking-pool wait (`nondurable == 0`), nothing outside
-//!    the bubble's timers can wake any of them (see the module docs of
-//!    `testing` for what goro cannot see), and then, in this order: the
-//!    member in [`wait`](super::wait) is woken; or the clock jumps to the
-//!    earliest virtual timer, which fires; or, with no timer, the bubble is
-//!    deadlocked and `bubble` panics.
+//!    in a blocking-pool wait or a socket wait without a deadline
+//!    (`nondurable == 0`), and no socket that a member waits on with a
+//!    deadline (`sockets`) has anything for it (a zero-timeout `poll(2)`),
+//!    nothing outside the bubble's timers can wake any of them (see the
+//!    module docs of `testing` for what goro cannot see), and then, in
+//!    this order: the member in [`wait`](super::wait) is woken; or the
+//!    clock jumps to the earliest virtual timer, which fires; or, with no
+//!    timer, the bubble is deadlocked and `bubble` panics. A socket that
+//!    has something wakes its member through the reactor, which makes it
+//!    ready and so comes back here. Members use the reactor's readiness
+//!    path (never the io_uring operations), so a zero-timeout poll sees
+//!    everything that could wake them.
 //! 4. Virtual timers are fired outside the lock, one at a time, in
 //!    (deadline, insertion) order; the clock never goes backwards.
 
@@ -48,8 +54,11 @@ pub(crate) struct State {
     rng: u64,
     /// Live members (spawned and not finished).
     pub(crate) members: usize,
-    /// Members parked in an IO or blocking wait.
+    /// Members parked in a blocking-pool wait or a socket wait without a
+    /// deadline.
     nondurable: usize,
+    /// Socket waits with a deadline: key, fd, `poll(2)` events.
+    sockets: Vec<(u64, i32, i16)>,
     timers: BTreeMap<VKey, Due>,
     seq: u64,
     /// The member blocked in `testing::wait`.
@@ -78,6 +87,7 @@ impl Bubble {
                 rng: seed ^ 0x9E37_79B9_7F4A_7C15,
                 members: 0,
                 nondurable: 0,
+                sockets: Vec::new(),
                 timers: BTreeMap::new(),
                 seq: 0,
                 waiter: None,
@@ -116,6 +126,21 @@ impl Bubble {
 
     pub(crate) fn leave_nondurable(&self) {
         self.st.lock().nondurable -= 1;
+    }
+
+    /// A member parks in a socket wait with a deadline (before it switches
+    /// out): `(fd, poll events)`. Returns the key for
+    /// [`leave_socket_wait`](Bubble::leave_socket_wait).
+    pub(crate) fn enter_socket_wait(&self, (fd, events): (i32, i16)) -> u64 {
+        let mut st = self.st.lock();
+        st.seq += 1;
+        let key = st.seq;
+        st.sockets.push((key, fd, events));
+        key
+    }
+
+    pub(crate) fn leave_socket_wait(&self, key: u64) {
+        self.st.lock().sockets.retain(|&(k, _, _)| k != key);
     }
 
     /// The running member yielded: it joins `ready` and the baton moves.
@@ -161,6 +186,13 @@ impl Bubble {
         loop {
             let mut st = self.st.lock();
             if st.running || !st.ready.is_empty() || st.nondurable > 0 || st.members == 0 {
+                return;
+            }
+            if st
+                .sockets
+                .iter()
+                .any(|&(_, fd, events)| has_something(fd, events))
+            {
                 return;
             }
             if let Some(w) = st.waiter.take() {
@@ -244,4 +276,19 @@ fn run(task: Arc<Task>) {
     } else {
         scheduler::schedule_woken_direct(task);
     }
+}
+
+/// Whether a zero-timeout `poll(2)` says `fd` has `events` (or an error or
+/// hang-up, which also wake its waiter) now. An error of `poll` itself
+/// counts as "something": the bubble then waits instead of jumping ahead.
+fn has_something(fd: i32, events: i16) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd and the count is 1; a zero timeout
+    // never blocks. An fd closed meanwhile yields POLLNVAL, not UB.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n != 0
 }

@@ -12,8 +12,10 @@
 //!   this one inside a bubble: `goro::sleep`, `park_deadline` /
 //!   `park_timeout`, `chan::after` / `tick`, `Timer` / `Ticker`, the
 //!   `*_timeout` / `*_deadline` operations of channels, `select!` timeouts,
-//!   the timed waits of `goro::sync`, [`alarm`](crate::alarm)s, and
-//!   `Context` deadlines. Outside a bubble [`now`] is `Instant::now()`.
+//!   the timed waits of `goro::sync`, [`alarm`](crate::alarm)s,
+//!   `Context` deadlines, and socket timeouts (`set_read_timeout`, the
+//!   `*_ctx` socket calls, `reactor` waits). Outside a bubble [`now`] is
+//!   `Instant::now()`.
 //! - Scheduling is deterministic: one member runs at a time, and the next
 //!   one to run is chosen by a seeded generator among the runnable ones.
 //!   The seed is `GORO_TEST_SEED` (a `u64`, default 0) or the argument of
@@ -28,9 +30,17 @@
 //! a channel operation or `select!`, a `goro::sync` lock, condition,
 //! semaphore, wait group, barrier or once, a `join`, `goro::sleep`, a
 //! timer, a context's `done()`, or a plain `park` (with or without a
-//! deadline). A member parked waiting for a socket (`net read`, `write`,
-//! `accept`, `connect`) or for the blocking pool is *not*: while one is,
-//! the clock does not move (an event from outside may wake it). A member
+//! deadline). A member parked waiting for the blocking pool, or for a
+//! socket (`net read`, `write`, `accept`, `connect`) *without* a deadline,
+//! is *not*: while one is, the clock does not move (an event from outside
+//! may wake it), as in Go. A member waiting for a socket *with* a deadline
+//! (a read or write timeout, a context with a deadline) is durably blocked
+//! while a zero-timeout `poll(2)` says its socket has nothing for it, so a
+//! socket timeout in a bubble fires at its virtual instant when its peer
+//! is a silent member; data a member wrote before blocking is always seen
+//! first. A peer outside the bubble (a thread, another process) is not
+//! seen: the clock may jump past the moment its data would have come. A
+//! member
 //! blocked in a system call that does not go through goro (a
 //! `std::sync::Mutex`, `std::thread::sleep`, a file read) is, to goro,
 //! running: nothing else of the bubble runs meanwhile.
