@@ -335,7 +335,7 @@ impl Task {
         // A socket wait with a deadline is durable while its socket has
         // nothing for it (bubble.rs invariant 3); other IO waits are not.
         let socket = timer.and(kind.socket_poll());
-        let nondurable = socket.is_none() && kind.is_nondurable();
+        let nondurable = socket.is_none() && kind.is_external();
         if nondurable {
             b.enter_nondurable();
         }

@@ -119,20 +119,6 @@ pub enum WaitKind {
 }
 
 impl WaitKind {
-    /// Whether a coroutine waiting this way may be woken by the world
-    /// outside goro (a socket, a blocking-pool job): such a wait is not
-    /// *durably blocked* in a testing bubble (`goro::testing`).
-    pub(crate) fn is_nondurable(self) -> bool {
-        matches!(
-            self,
-            WaitKind::NetRead { .. }
-                | WaitKind::NetWrite { .. }
-                | WaitKind::NetAccept { .. }
-                | WaitKind::NetConnect { .. }
-                | WaitKind::Blocking
-        )
-    }
-
     /// For a socket wait: the fd and the `poll(2)` events it waits for,
     /// so that a testing bubble can tell whether the socket has anything
     /// for it now.
@@ -229,7 +215,8 @@ impl WaitKind {
 
     /// Whether something outside goro's primitives (the network, a
     /// blocking-pool thread) may end this wait: such a wait never counts
-    /// towards a deadlock.
+    /// towards a deadlock, nor (but for a socket wait with a deadline) as
+    /// *durably blocked* in a testing bubble (`goro::testing`).
     pub fn is_external(self) -> bool {
         matches!(
             self,
