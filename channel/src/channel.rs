@@ -29,8 +29,8 @@ use crate::timer::{At, Poll, Sched, Tick};
 /// nothing up front.
 ///
 /// ```
-/// let (tx, rx) = goro_channel::bounded::<&str>(0);
-/// let h = goro_runtime::go!(move || tx.send("ping").unwrap());
+/// let (tx, rx) = goro::chan::bounded::<&str>(0);
+/// let h = goro::go!(move || tx.send("ping").unwrap());
 /// assert_eq!(rx.recv(), Ok("ping"));
 /// h.join().unwrap();
 /// ```
@@ -61,7 +61,7 @@ pub fn bounded_waiting_as<T>(cap: usize, kind: goro_runtime::WaitKind) -> (Sende
 /// Creates a channel with no capacity limit: `send` never waits.
 ///
 /// ```
-/// let (tx, rx) = goro_channel::unbounded();
+/// let (tx, rx) = goro::chan::unbounded();
 /// for i in 0..1000 {
 ///     tx.send(i).unwrap();
 /// }
@@ -84,7 +84,7 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 /// arm on it is never chosen, which makes it the way to switch an arm off:
 ///
 /// ```
-/// use goro_channel::{bounded, never, select};
+/// use goro::chan::{bounded, never, select};
 ///
 /// let (tx, rx) = bounded::<i32>(1);
 /// tx.send(1).unwrap();
@@ -112,7 +112,7 @@ pub fn never<T>() -> Receiver<T> {
 /// use std::time::{Duration, Instant};
 ///
 /// let start = Instant::now();
-/// let fired = goro_channel::after(Duration::from_millis(5)).recv().unwrap();
+/// let fired = goro::chan::after(Duration::from_millis(5)).recv().unwrap();
 /// assert!(fired >= start + Duration::from_millis(5));
 /// ```
 pub fn after(duration: Duration) -> Receiver<Instant> {
@@ -126,7 +126,7 @@ pub fn after(duration: Duration) -> Receiver<Instant> {
 /// use std::time::{Duration, Instant};
 ///
 /// let when = Instant::now() + Duration::from_millis(2);
-/// assert_eq!(goro_channel::at(when).recv(), Ok(when));
+/// assert_eq!(goro::chan::at(when).recv(), Ok(when));
 /// ```
 pub fn at(when: Instant) -> Receiver<Instant> {
     at_opt(Some(when))
@@ -149,7 +149,7 @@ fn at_opt(due: Option<Instant>) -> Receiver<Instant> {
 /// ```
 /// use std::time::Duration;
 ///
-/// let ticker = goro_channel::tick(Duration::from_millis(1));
+/// let ticker = goro::chan::tick(Duration::from_millis(1));
 /// let a = ticker.recv().unwrap();
 /// let b = ticker.recv().unwrap();
 /// assert!(b >= a + Duration::from_millis(1));
@@ -167,7 +167,7 @@ pub fn tick(duration: Duration) -> Receiver<Instant> {
 /// `Sync` when `T: Send`.
 ///
 /// ```
-/// let (tx, rx) = goro_channel::bounded(4);
+/// let (tx, rx) = goro::chan::bounded(4);
 /// let tx2 = tx.clone();
 /// tx.send(1).unwrap();
 /// tx2.send(2).unwrap();
@@ -195,7 +195,7 @@ pub(crate) enum Flavor<T> {
 /// `Err`. `Receiver<T>` is `Send` and `Sync` when `T: Send`.
 ///
 /// ```
-/// let (tx, rx) = goro_channel::unbounded();
+/// let (tx, rx) = goro::chan::unbounded();
 /// let rx2 = rx.clone();
 /// tx.send("a").unwrap();
 /// tx.send("b").unwrap();
@@ -217,7 +217,7 @@ impl<T> Sender<T> {
     /// receiver is gone, including when that happens while waiting.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded(1);
+    /// let (tx, rx) = goro::chan::bounded(1);
     /// tx.send(5).unwrap();
     /// drop(rx);
     /// assert_eq!(tx.send(6).unwrap_err().into_inner(), 6);
@@ -238,9 +238,9 @@ impl<T> Sender<T> {
     /// hold the message.
     ///
     /// ```
-    /// use goro_channel::TrySendError;
+    /// use goro::chan::TrySendError;
     ///
-    /// let (tx, _rx) = goro_channel::bounded(1);
+    /// let (tx, _rx) = goro::chan::bounded(1);
     /// assert_eq!(tx.try_send(1), Ok(()));
     /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
     /// ```
@@ -262,7 +262,7 @@ impl<T> Sender<T> {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let (tx, _rx) = goro_channel::bounded(0);
+    /// let (tx, _rx) = goro::chan::bounded(0);
     /// let err = tx.send_timeout("late", Duration::from_millis(1)).unwrap_err();
     /// assert!(err.is_timeout());
     /// ```
@@ -280,7 +280,7 @@ impl<T> Sender<T> {
     /// ```
     /// use std::time::{Duration, Instant};
     ///
-    /// let (tx, rx) = goro_channel::bounded(1);
+    /// let (tx, rx) = goro::chan::bounded(1);
     /// tx.send_deadline(1, Instant::now() + Duration::from_secs(1)).unwrap();
     /// assert_eq!(rx.recv(), Ok(1));
     /// ```
@@ -296,7 +296,7 @@ impl<T> Sender<T> {
     /// closed (then nothing changes).
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded(2);
+    /// let (tx, rx) = goro::chan::bounded(2);
     /// tx.send(1).unwrap();
     /// assert!(tx.close());
     /// assert!(!tx.close());
@@ -313,7 +313,7 @@ impl<T> Sender<T> {
     /// is gone.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<()>(1);
+    /// let (tx, rx) = goro::chan::bounded::<()>(1);
     /// assert!(!tx.is_closed());
     /// drop(rx);
     /// assert!(tx.is_closed());
@@ -325,7 +325,7 @@ impl<T> Sender<T> {
     /// Messages in the buffer (0 for an unbuffered channel).
     ///
     /// ```
-    /// let (tx, _rx) = goro_channel::bounded(3);
+    /// let (tx, _rx) = goro::chan::bounded(3);
     /// tx.send(()).unwrap();
     /// assert_eq!(tx.len(), 1);
     /// ```
@@ -336,7 +336,7 @@ impl<T> Sender<T> {
     /// Whether the buffer is empty (always true for an unbuffered channel).
     ///
     /// ```
-    /// let (tx, _rx) = goro_channel::bounded::<u8>(3);
+    /// let (tx, _rx) = goro::chan::bounded::<u8>(3);
     /// assert!(tx.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -347,7 +347,7 @@ impl<T> Sender<T> {
     /// unbuffered channel, never for an unbounded one).
     ///
     /// ```
-    /// let (tx, _rx) = goro_channel::bounded(1);
+    /// let (tx, _rx) = goro::chan::bounded(1);
     /// tx.send(0).unwrap();
     /// assert!(tx.is_full());
     /// ```
@@ -358,8 +358,8 @@ impl<T> Sender<T> {
     /// The buffer capacity: `Some(0)` unbuffered, `None` unbounded.
     ///
     /// ```
-    /// assert_eq!(goro_channel::bounded::<u8>(7).0.capacity(), Some(7));
-    /// assert_eq!(goro_channel::unbounded::<u8>().0.capacity(), None);
+    /// assert_eq!(goro::chan::bounded::<u8>(7).0.capacity(), Some(7));
+    /// assert_eq!(goro::chan::unbounded::<u8>().0.capacity(), None);
     /// ```
     pub fn capacity(&self) -> Option<usize> {
         self.chan.capacity()
@@ -368,7 +368,7 @@ impl<T> Sender<T> {
     /// Whether both senders belong to the same channel.
     ///
     /// ```
-    /// let (tx, _rx) = goro_channel::bounded::<u8>(0);
+    /// let (tx, _rx) = goro::chan::bounded::<u8>(0);
     /// assert!(tx.same_channel(&tx.clone()));
     /// ```
     pub fn same_channel(&self, other: &Sender<T>) -> bool {
@@ -485,7 +485,7 @@ impl<T> Receiver<T> {
     /// [`RecvError`] once the channel is closed and drained.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded(0);
+    /// let (tx, rx) = goro::chan::bounded(0);
     /// std::thread::spawn(move || tx.send(42).unwrap());
     /// assert_eq!(rx.recv(), Ok(42));
     /// assert!(rx.recv().is_err()); // the sender is gone
@@ -504,9 +504,9 @@ impl<T> Receiver<T> {
     /// waiting), [`TryRecvError::Closed`] once closed and drained.
     ///
     /// ```
-    /// use goro_channel::TryRecvError;
+    /// use goro::chan::TryRecvError;
     ///
-    /// let (tx, rx) = goro_channel::bounded(1);
+    /// let (tx, rx) = goro::chan::bounded(1);
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     /// tx.send(3).unwrap();
     /// assert_eq!(rx.try_recv(), Ok(3));
@@ -528,9 +528,9 @@ impl<T> Receiver<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use goro_channel::RecvTimeoutError;
+    /// use goro::chan::RecvTimeoutError;
     ///
-    /// let (_tx, rx) = goro_channel::bounded::<u8>(0);
+    /// let (_tx, rx) = goro::chan::bounded::<u8>(0);
     /// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
     /// ```
     #[track_caller]
@@ -547,7 +547,7 @@ impl<T> Receiver<T> {
     /// ```
     /// use std::time::{Duration, Instant};
     ///
-    /// let (tx, rx) = goro_channel::bounded(1);
+    /// let (tx, rx) = goro::chan::bounded(1);
     /// tx.send('x').unwrap();
     /// assert_eq!(rx.recv_deadline(Instant::now() + Duration::from_secs(1)), Ok('x'));
     /// ```
@@ -560,8 +560,8 @@ impl<T> Receiver<T> {
     /// and drained.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded(0);
-    /// goro_runtime::go!(move || {
+    /// let (tx, rx) = goro::chan::bounded(0);
+    /// goro::go!(move || {
     ///     for i in 1..=3 {
     ///         tx.send(i).unwrap();
     ///     }
@@ -575,7 +575,7 @@ impl<T> Receiver<T> {
     /// A non-blocking iterator: yields the messages ready now.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::unbounded();
+    /// let (tx, rx) = goro::chan::unbounded();
     /// tx.send(1).unwrap();
     /// tx.send(2).unwrap();
     /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
@@ -589,7 +589,7 @@ impl<T> Receiver<T> {
     /// and `never` receivers are never closed.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded(1);
+    /// let (tx, rx) = goro::chan::bounded(1);
     /// tx.send(1).unwrap();
     /// drop(tx);
     /// assert!(rx.is_closed());
@@ -606,7 +606,7 @@ impl<T> Receiver<T> {
     /// channel; 0 or 1 for a timer).
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::unbounded();
+    /// let (tx, rx) = goro::chan::unbounded();
     /// tx.send(()).unwrap();
     /// assert_eq!(rx.len(), 1);
     /// ```
@@ -623,7 +623,7 @@ impl<T> Receiver<T> {
     /// Whether [`len`](Receiver::len) is 0.
     ///
     /// ```
-    /// assert!(goro_channel::never::<u8>().is_empty());
+    /// assert!(goro::chan::never::<u8>().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -633,7 +633,7 @@ impl<T> Receiver<T> {
     /// for a timer: a message is pending).
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded(1);
+    /// let (tx, rx) = goro::chan::bounded(1);
     /// tx.send(1).unwrap();
     /// assert!(rx.is_full());
     /// ```
@@ -649,8 +649,8 @@ impl<T> Receiver<T> {
     /// for unbounded, `Some(1)` for timers.
     ///
     /// ```
-    /// assert_eq!(goro_channel::bounded::<u8>(3).1.capacity(), Some(3));
-    /// assert_eq!(goro_channel::never::<u8>().capacity(), Some(0));
+    /// assert_eq!(goro::chan::bounded::<u8>(3).1.capacity(), Some(3));
+    /// assert_eq!(goro::chan::never::<u8>().capacity(), Some(0));
     /// ```
     pub fn capacity(&self) -> Option<usize> {
         match &self.flavor {
@@ -664,7 +664,7 @@ impl<T> Receiver<T> {
     /// all the same nil channel).
     ///
     /// ```
-    /// let (_tx, rx) = goro_channel::bounded::<u8>(0);
+    /// let (_tx, rx) = goro::chan::bounded::<u8>(0);
     /// assert!(rx.same_channel(&rx.clone()));
     /// ```
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {

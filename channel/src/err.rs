@@ -12,7 +12,7 @@ use std::fmt;
 /// closed (or every receiver is gone). Holds the message that was not sent.
 ///
 /// ```
-/// use goro_channel::{bounded, SendError};
+/// use goro::chan::{bounded, SendError};
 ///
 /// let (tx, rx) = bounded::<i32>(1);
 /// drop(rx);
@@ -31,7 +31,7 @@ impl<T> SendError<T> {
 /// The error of [`Sender::try_send`](crate::Sender::try_send).
 ///
 /// ```
-/// use goro_channel::{bounded, TrySendError};
+/// use goro::chan::{bounded, TrySendError};
 ///
 /// let (tx, rx) = bounded::<i32>(1);
 /// tx.try_send(1).unwrap();
@@ -72,7 +72,7 @@ impl<T> TrySendError<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use goro_channel::{bounded, SendTimeoutError};
+/// use goro::chan::{bounded, SendTimeoutError};
 ///
 /// let (tx, _rx) = bounded::<i32>(0);
 /// let r = tx.send_timeout(5, Duration::from_millis(1));
@@ -110,7 +110,7 @@ impl<T> SendTimeoutError<T> {
 /// closed and its buffer is drained.
 ///
 /// ```
-/// use goro_channel::{bounded, RecvError};
+/// use goro::chan::{bounded, RecvError};
 ///
 /// let (tx, rx) = bounded::<i32>(1);
 /// tx.send(1).unwrap();
@@ -124,7 +124,7 @@ pub struct RecvError;
 /// The error of [`Receiver::try_recv`](crate::Receiver::try_recv).
 ///
 /// ```
-/// use goro_channel::{bounded, TryRecvError};
+/// use goro::chan::{bounded, TryRecvError};
 ///
 /// let (tx, rx) = bounded::<i32>(1);
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
@@ -156,7 +156,7 @@ impl TryRecvError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use goro_channel::{bounded, RecvTimeoutError};
+/// use goro::chan::{bounded, RecvTimeoutError};
 ///
 /// let (_tx, rx) = bounded::<i32>(1);
 /// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));

@@ -219,9 +219,9 @@ impl<T> Sender<T> {
     /// nothing behind.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<&str>(0);
-    /// let h = goro_runtime::go!(move || rx.recv());
-    /// goro_runtime::block_on(tx.send_async("hi")).unwrap();
+    /// let (tx, rx) = goro::chan::bounded::<&str>(0);
+    /// let h = goro::go!(move || rx.recv());
+    /// goro::block_on(tx.send_async("hi")).unwrap();
     /// assert_eq!(h.join().unwrap(), Ok("hi"));
     /// ```
     pub fn send_async(&self, msg: T) -> SendFuture<'_, T> {
@@ -244,9 +244,9 @@ impl<T> Receiver<T> {
     /// work too, woken by goro's timers.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<u32>(0);
-    /// goro_runtime::go!(move || tx.send(5).unwrap());
-    /// assert_eq!(goro_runtime::block_on(rx.recv_async()), Ok(5));
+    /// let (tx, rx) = goro::chan::bounded::<u32>(0);
+    /// goro::go!(move || tx.send(5).unwrap());
+    /// assert_eq!(goro::block_on(rx.recv_async()), Ok(5));
     /// ```
     pub fn recv_async(&self) -> RecvFuture<'_, T> {
         RecvFuture {

@@ -3,14 +3,14 @@
 //! Most users reach this crate as `goro::chan` and `goro::select!`.
 //!
 //! ```
-//! use goro_channel::{bounded, select, after};
+//! use goro::chan::{bounded, select, after};
 //! use std::time::Duration;
 //!
 //! let (jobs_tx, jobs_rx) = bounded::<u32>(16);
 //! let (results_tx, results_rx) = bounded::<u32>(16);
 //! for _ in 0..4 {
 //!     let (jobs, results) = (jobs_rx.clone(), results_tx.clone());
-//!     goro_runtime::go!(move || {
+//!     goro::go!(move || {
 //!         for j in &jobs {
 //!             results.send(j * 2).unwrap();
 //!         }

@@ -1065,7 +1065,7 @@ impl CaseSet for DynCases<'_, '_> {
 /// like Go's `select {}` (`select_timeout` returns after its timeout).
 ///
 /// ```
-/// use goro_channel::{bounded, Select};
+/// use goro::chan::{bounded, Select};
 ///
 /// let (tx1, rx1) = bounded::<i32>(1);
 /// let (tx2, rx2) = bounded::<&str>(1);
@@ -1101,7 +1101,7 @@ impl<'a> Select<'a> {
     /// An empty select.
     ///
     /// ```
-    /// let sel = goro_channel::Select::new();
+    /// let sel = goro::chan::Select::new();
     /// # drop(sel);
     /// ```
     pub fn new() -> Select<'a> {
@@ -1117,11 +1117,11 @@ impl<'a> Select<'a> {
     /// others). As crossbeam's `Select::new_biased`.
     ///
     /// ```
-    /// let (tx1, rx1) = goro_channel::bounded::<u8>(1);
-    /// let (tx2, rx2) = goro_channel::bounded::<u8>(1);
+    /// let (tx1, rx1) = goro::chan::bounded::<u8>(1);
+    /// let (tx2, rx2) = goro::chan::bounded::<u8>(1);
     /// tx1.send(1).unwrap();
     /// tx2.send(2).unwrap();
-    /// let mut sel = goro_channel::Select::new_biased();
+    /// let mut sel = goro::chan::Select::new_biased();
     /// let high = sel.recv(&rx1);
     /// sel.recv(&rx2);
     /// let op = sel.select();
@@ -1138,8 +1138,8 @@ impl<'a> Select<'a> {
     /// Adds a receive operation on `r`; returns its index.
     ///
     /// ```
-    /// let (_tx, rx) = goro_channel::bounded::<u8>(0);
-    /// let mut sel = goro_channel::Select::new();
+    /// let (_tx, rx) = goro::chan::bounded::<u8>(0);
+    /// let mut sel = goro::chan::Select::new();
     /// assert_eq!(sel.recv(&rx), 0);
     /// ```
     pub fn recv<T: Send + 'a>(&mut self, r: &'a Receiver<T>) -> usize {
@@ -1152,8 +1152,8 @@ impl<'a> Select<'a> {
     /// [`SelectedOperation::send`].
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
-    /// let mut sel = goro_channel::Select::new();
+    /// let (tx, rx) = goro::chan::bounded::<u8>(1);
+    /// let mut sel = goro::chan::Select::new();
     /// let i = sel.send(&tx);
     /// let op = sel.select();
     /// assert_eq!(op.index(), i);
@@ -1172,10 +1172,10 @@ impl<'a> Select<'a> {
     /// If there is no such operation (never added, or already removed).
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// let (tx, rx) = goro::chan::bounded::<u8>(1);
     /// tx.send(1).unwrap();
-    /// let (_tx2, rx2) = goro_channel::bounded::<u8>(1);
-    /// let mut sel = goro_channel::Select::new();
+    /// let (_tx2, rx2) = goro::chan::bounded::<u8>(1);
+    /// let mut sel = goro::chan::Select::new();
     /// let a = sel.recv(&rx);
     /// let b = sel.recv(&rx2);
     /// sel.remove(a);
@@ -1212,8 +1212,8 @@ impl<'a> Select<'a> {
     /// [`TrySelectError`] if none is ready.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
-    /// let mut sel = goro_channel::Select::new();
+    /// let (tx, rx) = goro::chan::bounded::<u8>(1);
+    /// let mut sel = goro::chan::Select::new();
     /// sel.recv(&rx);
     /// assert!(sel.try_select().is_err());
     /// tx.send(1).unwrap();
@@ -1227,9 +1227,9 @@ impl<'a> Select<'a> {
     /// operations, blocks forever (Go's `select {}`).
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<u8>(0);
-    /// goro_runtime::go!(move || tx.send(9).unwrap());
-    /// let mut sel = goro_channel::Select::new();
+    /// let (tx, rx) = goro::chan::bounded::<u8>(0);
+    /// goro::go!(move || tx.send(9).unwrap());
+    /// let mut sel = goro::chan::Select::new();
     /// sel.recv(&rx);
     /// assert_eq!(sel.select().recv(&rx), Ok(9));
     /// ```
@@ -1248,8 +1248,8 @@ impl<'a> Select<'a> {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let (_tx, rx) = goro_channel::bounded::<u8>(0);
-    /// let mut sel = goro_channel::Select::new();
+    /// let (_tx, rx) = goro::chan::bounded::<u8>(0);
+    /// let mut sel = goro::chan::Select::new();
     /// sel.recv(&rx);
     /// assert!(sel.select_timeout(Duration::from_millis(1)).is_err());
     /// ```
@@ -1270,8 +1270,8 @@ impl<'a> Select<'a> {
     /// ```
     /// use std::time::{Duration, Instant};
     ///
-    /// let t = goro_channel::after(Duration::from_millis(1));
-    /// let mut sel = goro_channel::Select::new();
+    /// let t = goro::chan::after(Duration::from_millis(1));
+    /// let mut sel = goro::chan::Select::new();
     /// sel.recv(&t);
     /// let op = sel.select_deadline(Instant::now() + Duration::from_secs(5)).unwrap();
     /// assert!(op.recv(&t).is_ok());
@@ -1351,9 +1351,9 @@ impl<'a> Select<'a> {
     /// performing it. With no operations, blocks forever.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
-    /// goro_runtime::go!(move || tx.send(1).unwrap());
-    /// let mut sel = goro_channel::Select::new();
+    /// let (tx, rx) = goro::chan::bounded::<u8>(1);
+    /// goro::go!(move || tx.send(1).unwrap());
+    /// let mut sel = goro::chan::Select::new();
     /// let i = sel.recv(&rx);
     /// assert_eq!(sel.ready(), i);
     /// assert_eq!(rx.try_recv(), Ok(1));
@@ -1371,8 +1371,8 @@ impl<'a> Select<'a> {
     /// [`TryReadyError`] if none is ready.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
-    /// let mut sel = goro_channel::Select::new();
+    /// let (tx, rx) = goro::chan::bounded::<u8>(1);
+    /// let mut sel = goro::chan::Select::new();
     /// sel.recv(&rx);
     /// assert!(sel.try_ready().is_err());
     /// tx.send(1).unwrap();
@@ -1389,8 +1389,8 @@ impl<'a> Select<'a> {
     /// [`ReadyTimeoutError`] if none became ready in time.
     ///
     /// ```
-    /// let (_tx, rx) = goro_channel::bounded::<u8>(1);
-    /// let mut sel = goro_channel::Select::new();
+    /// let (_tx, rx) = goro::chan::bounded::<u8>(1);
+    /// let mut sel = goro::chan::Select::new();
     /// sel.recv(&rx);
     /// assert!(sel.ready_timeout(std::time::Duration::from_millis(1)).is_err());
     /// ```
@@ -1409,8 +1409,8 @@ impl<'a> Select<'a> {
     /// ```
     /// use std::time::{Duration, Instant};
     ///
-    /// let (tx, _rx) = goro_channel::bounded::<u8>(1);
-    /// let mut sel = goro_channel::Select::new();
+    /// let (tx, _rx) = goro::chan::bounded::<u8>(1);
+    /// let mut sel = goro::chan::Select::new();
     /// sel.send(&tx);
     /// assert_eq!(sel.ready_deadline(Instant::now() + Duration::from_secs(1)), Ok(0));
     /// ```
@@ -1470,9 +1470,9 @@ impl<'a> SelectedOperation<'a> {
     /// the chosen operation.
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// let (tx, rx) = goro::chan::bounded::<u8>(1);
     /// tx.send(0).unwrap();
-    /// let mut sel = goro_channel::Select::new();
+    /// let mut sel = goro::chan::Select::new();
     /// let i = sel.recv(&rx);
     /// let op = sel.select();
     /// assert_eq!(op.index(), i);
@@ -1494,9 +1494,9 @@ impl<'a> SelectedOperation<'a> {
     /// the same channel is fine).
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<u8>(1);
+    /// let (tx, rx) = goro::chan::bounded::<u8>(1);
     /// drop(tx);
-    /// let mut sel = goro_channel::Select::new();
+    /// let mut sel = goro::chan::Select::new();
     /// sel.recv(&rx);
     /// assert!(sel.select().recv(&rx).is_err());
     /// ```
@@ -1528,9 +1528,9 @@ impl<'a> SelectedOperation<'a> {
     /// same channel is fine).
     ///
     /// ```
-    /// let (tx, rx) = goro_channel::bounded::<&str>(0);
-    /// let h = goro_runtime::go!(move || rx.recv().unwrap());
-    /// let mut sel = goro_channel::Select::new();
+    /// let (tx, rx) = goro::chan::bounded::<&str>(0);
+    /// let h = goro::go!(move || rx.recv().unwrap());
+    /// let mut sel = goro::chan::Select::new();
     /// sel.send(&tx);
     /// sel.select().send(&tx, "hi").unwrap();
     /// assert_eq!(h.join().unwrap(), "hi");

@@ -48,7 +48,7 @@
 /// [`Timer`](crate::Timer) or [`Ticker`](crate::Ticker).
 ///
 /// ```
-/// use goro_channel::{bounded, select};
+/// use goro::chan::{bounded, select};
 ///
 /// // Go: `var out chan int; if ready { out = ch }; select { case out <- v: ... }`
 /// let (tx, rx) = bounded::<i32>(1);
@@ -90,11 +90,11 @@
 ///
 /// ```
 /// use std::time::Duration;
-/// use goro_channel::{after, bounded, select};
+/// use goro::chan::{after, bounded, select};
 ///
 /// let (tx, rx) = bounded::<i32>(0);
 /// let (done_tx, done_rx) = bounded::<()>(0);
-/// let h = goro_runtime::go!(move || {
+/// let h = goro::go!(move || {
 ///     for i in 0..3 {
 ///         tx.send(i).unwrap();
 ///     }
@@ -117,7 +117,7 @@
 ///
 /// ```
 /// use std::time::Duration;
-/// use goro_channel::{bounded, select};
+/// use goro::chan::{bounded, select};
 ///
 /// let (tx, _rx) = bounded::<String>(0); // nobody receives
 /// let outcome = select! {
@@ -140,7 +140,7 @@ macro_rules! select {
 /// like.
 ///
 /// ```
-/// use goro_channel::{bounded, select_biased};
+/// use goro::chan::{bounded, select_biased};
 ///
 /// let (quit_tx, quit) = bounded::<()>(1);
 /// let (work_tx, work) = bounded::<u32>(1);

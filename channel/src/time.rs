@@ -52,7 +52,7 @@ use crate::timer::Sched;
 ///
 /// ```
 /// use std::time::Duration;
-/// use goro_channel::{Timer, bounded, select};
+/// use goro::chan::{Timer, bounded, select};
 ///
 /// let (tx, rx) = bounded::<u32>(1);
 /// let idle = Timer::new(Duration::from_secs(3600));
@@ -81,7 +81,7 @@ impl Timer {
     /// use std::time::{Duration, Instant};
     ///
     /// let start = Instant::now();
-    /// let t = goro_channel::Timer::new(Duration::from_millis(2));
+    /// let t = goro::chan::Timer::new(Duration::from_millis(2));
     /// assert!(t.recv().unwrap() >= start + Duration::from_millis(2));
     /// ```
     pub fn new(d: Duration) -> Timer {
@@ -94,7 +94,7 @@ impl Timer {
     /// use std::time::Instant;
     ///
     /// let when = Instant::now();
-    /// assert_eq!(goro_channel::Timer::at(when).recv(), Ok(when));
+    /// assert_eq!(goro::chan::Timer::at(when).recv(), Ok(when));
     /// ```
     pub fn at(when: Instant) -> Timer {
         Timer::with_due(Some(when))
@@ -114,7 +114,7 @@ impl Timer {
     /// timer.
     ///
     /// ```
-    /// let t = goro_channel::Timer::new(std::time::Duration::ZERO);
+    /// let t = goro::chan::Timer::new(std::time::Duration::ZERO);
     /// assert!(t.receiver().recv().is_ok());
     /// ```
     pub fn receiver(&self) -> &Receiver<Instant> {
@@ -129,7 +129,7 @@ impl Timer {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let t = goro_channel::Timer::new(Duration::ZERO);
+    /// let t = goro::chan::Timer::new(Duration::ZERO);
     /// std::thread::sleep(Duration::from_millis(1));
     /// assert!(t.stop()); // fired but unread: no stale value is left
     /// assert!(t.try_recv().is_err());
@@ -145,7 +145,7 @@ impl Timer {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let t = goro_channel::Timer::new(Duration::ZERO);
+    /// let t = goro::chan::Timer::new(Duration::ZERO);
     /// assert!(t.recv().is_ok());
     /// assert!(!t.reset(Duration::ZERO)); // it had been received
     /// assert!(t.recv().is_ok()); // and fires again
@@ -160,7 +160,7 @@ impl Timer {
     /// ```
     /// use std::time::Instant;
     ///
-    /// let t = goro_channel::Timer::new(std::time::Duration::from_secs(3600));
+    /// let t = goro::chan::Timer::new(std::time::Duration::from_secs(3600));
     /// let now = Instant::now();
     /// assert!(t.reset_at(now));
     /// assert_eq!(t.recv(), Ok(now));
@@ -193,7 +193,7 @@ impl fmt::Debug for Timer {
 /// ```
 /// use std::time::Duration;
 ///
-/// let ticker = goro_channel::Ticker::new(Duration::from_millis(1));
+/// let ticker = goro::chan::Ticker::new(Duration::from_millis(1));
 /// let a = ticker.recv().unwrap();
 /// let b = ticker.recv().unwrap();
 /// assert!(b >= a + Duration::from_millis(1));
@@ -209,7 +209,7 @@ impl Ticker {
     /// A ticker whose first tick is due `period` from now.
     ///
     /// ```
-    /// let t = goro_channel::Ticker::new(std::time::Duration::from_millis(1));
+    /// let t = goro::chan::Ticker::new(std::time::Duration::from_millis(1));
     /// assert!(t.recv().is_ok());
     /// ```
     pub fn new(period: Duration) -> Ticker {
@@ -225,7 +225,7 @@ impl Ticker {
     /// The ticker's channel (Go's `t.C`).
     ///
     /// ```
-    /// let t = goro_channel::Ticker::new(std::time::Duration::ZERO);
+    /// let t = goro::chan::Ticker::new(std::time::Duration::ZERO);
     /// assert!(t.receiver().try_recv().is_ok());
     /// ```
     pub fn receiver(&self) -> &Receiver<Instant> {
@@ -236,7 +236,7 @@ impl Ticker {
     /// [`reset`](Ticker::reset).
     ///
     /// ```
-    /// let t = goro_channel::Ticker::new(std::time::Duration::ZERO);
+    /// let t = goro::chan::Ticker::new(std::time::Duration::ZERO);
     /// t.stop();
     /// assert!(t.try_recv().is_err());
     /// ```
@@ -251,7 +251,7 @@ impl Ticker {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let t = goro_channel::Ticker::new(Duration::from_secs(3600));
+    /// let t = goro::chan::Ticker::new(Duration::from_secs(3600));
     /// t.reset(Duration::from_millis(1));
     /// assert!(t.recv_timeout(Duration::from_secs(10)).is_ok());
     /// ```

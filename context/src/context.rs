@@ -3,13 +3,13 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use goro_context::context::{Context, ContextError};
+//! use goro::context::{Context, ContextError};
 //!
 //! let root = Context::background();
 //! let (ctx, cancel) = Context::with_timeout(&root, Duration::from_secs(5));
 //! let (job, _job_cancel) = Context::with_cancel(&ctx);
 //!
-//! let worker = goro_runtime::go!(move || {
+//! let worker = goro::go!(move || {
 //!     let done = job.done();
 //!     // Work until told to stop: a receive on `done` succeeds (with Err)
 //!     // once `job` is cancelled, directly or through an ancestor.
@@ -131,7 +131,7 @@ use parking_lot::Mutex;
 /// `context.DeadlineExceeded`.
 ///
 /// ```
-/// use goro_context::context::{Context, ContextError};
+/// use goro::context::{Context, ContextError};
 ///
 /// let (ctx, cancel) = Context::with_cancel(&Context::background());
 /// assert_eq!(ctx.err(), None);
@@ -177,13 +177,13 @@ fn decode(e: u8) -> Option<ContextError> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use goro_context::context::{Context, ContextError};
+/// use goro::context::{Context, ContextError};
 ///
 /// let (ctx, _cancel) = Context::with_timeout(&Context::background(), Duration::from_millis(20));
 /// let done = ctx.done();
-/// let got = goro_channel::select! {
+/// let got = goro::chan::select! {
 ///     recv(done) -> _ => ctx.err(),
-///     recv(goro_channel::after(Duration::from_secs(10))) -> _ => None,
+///     recv(goro::chan::after(Duration::from_secs(10))) -> _ => None,
 /// };
 /// assert_eq!(got, Some(ContextError::DeadlineExceeded));
 /// ```
@@ -475,7 +475,7 @@ impl Context {
     /// `context.Background()`.
     ///
     /// ```
-    /// let bg = goro_context::context::Context::background();
+    /// let bg = goro::context::Context::background();
     /// assert!(!bg.is_done());
     /// assert_eq!(bg.deadline(), None);
     /// ```
@@ -487,7 +487,7 @@ impl Context {
     /// so (or its last clone is dropped), or when `parent` is done.
     ///
     /// ```
-    /// use goro_context::context::Context;
+    /// use goro::context::Context;
     ///
     /// let (parent, cancel_parent) = Context::with_cancel(&Context::background());
     /// let (child, _cancel_child) = Context::with_cancel(&parent);
@@ -512,7 +512,7 @@ impl Context {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use goro_context::context::{Context, ContextError};
+    /// use goro::context::{Context, ContextError};
     ///
     /// let soon = Instant::now() + Duration::from_secs(1);
     /// let (parent, _c1) = Context::with_deadline(&Context::background(), soon);
@@ -555,7 +555,7 @@ impl Context {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use goro_context::context::{Context, ContextError};
+    /// use goro::context::{Context, ContextError};
     ///
     /// let (ctx, _cancel) = Context::with_timeout(&Context::background(), Duration::from_millis(5));
     /// let _ = ctx.done().recv(); // closed when the deadline passes
@@ -596,7 +596,7 @@ impl Context {
     /// once, before the loop.
     ///
     /// ```
-    /// use goro_context::context::Context;
+    /// use goro::context::Context;
     ///
     /// let (ctx, cancel) = Context::with_cancel(&Context::background());
     /// let done = ctx.done();
@@ -619,7 +619,7 @@ impl Context {
     /// `ctx.Err()`.
     ///
     /// ```
-    /// use goro_context::context::{Context, ContextError};
+    /// use goro::context::{Context, ContextError};
     ///
     /// let (ctx, cancel) = Context::with_cancel(&Context::background());
     /// assert_eq!(ctx.err(), None);
@@ -635,7 +635,7 @@ impl Context {
     /// Whether this context is done (`err().is_some()`).
     ///
     /// ```
-    /// assert!(!goro_context::context::Context::background().is_done());
+    /// assert!(!goro::context::Context::background().is_done());
     /// ```
     pub fn is_done(&self) -> bool {
         self.err().is_some()
@@ -646,7 +646,7 @@ impl Context {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use goro_context::context::Context;
+    /// use goro::context::Context;
     ///
     /// let t = Instant::now() + Duration::from_secs(30);
     /// let (ctx, _cancel) = Context::with_deadline(&Context::background(), t);
@@ -672,7 +672,7 @@ impl Context {
     /// ```
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use goro_context::context::Context;
+    /// use goro::context::Context;
     ///
     /// let (ctx, cancel) = Context::with_cancel(&Context::background());
     /// let fired = Arc::new(AtomicBool::new(false));
@@ -713,10 +713,10 @@ impl Context {
     /// registered.
     ///
     /// ```
-    /// use goro_context::context::Context;
+    /// use goro::context::Context;
     ///
     /// let (ctx, cancel) = Context::with_cancel(&Context::background());
-    /// let (tx, rx) = goro_channel::bounded(1);
+    /// let (tx, rx) = goro::chan::bounded(1);
     /// ctx.after_func(move || tx.send("cleaned up").unwrap()).detach();
     /// cancel.cancel();
     /// assert_eq!(rx.recv(), Ok("cleaned up"));
@@ -747,7 +747,7 @@ impl Cancel {
     /// change nothing.
     ///
     /// ```
-    /// use goro_context::context::{Context, ContextError};
+    /// use goro::context::{Context, ContextError};
     ///
     /// let (ctx, cancel) = Context::with_cancel(&Context::background());
     /// cancel.cancel();

@@ -3,7 +3,7 @@
 //! `golang.org/x/sync/errgroup`.
 //!
 //! ```
-//! use goro_context::Group;
+//! use goro::Group;
 //!
 //! let g = Group::<String>::new();
 //! for i in 0..4 {
@@ -181,7 +181,7 @@ impl<E: Send + 'static> Group<E> {
     /// A group without a context and without a limit.
     ///
     /// ```
-    /// let g = goro_context::Group::<std::io::Error>::new();
+    /// let g = goro::Group::<std::io::Error>::new();
     /// g.go(|| Ok(()));
     /// assert!(g.wait().is_ok());
     /// ```
@@ -194,7 +194,7 @@ impl<E: Send + 'static> Group<E> {
     /// `errgroup.WithContext`.
     ///
     /// ```
-    /// use goro_context::{Group, context::Context};
+    /// use goro::{Group, context::Context};
     ///
     /// let (g, ctx) = Group::<&str>::with_context(&Context::background());
     /// let c = ctx.clone();
@@ -233,7 +233,7 @@ impl<E: Send + 'static> Group<E> {
     /// If `limit` is 0 (no member could ever start).
     ///
     /// ```
-    /// let g = goro_context::Group::<()>::new().with_limit(2);
+    /// let g = goro::Group::<()>::new().with_limit(2);
     /// for _ in 0..10 {
     ///     g.go(|| Ok(())); // waits while two are running
     /// }
@@ -291,8 +291,8 @@ impl<E: Send + 'static> Group<E> {
     /// returns whether it did. Go's `TryGo`.
     ///
     /// ```
-    /// let g = goro_context::Group::<()>::new().with_limit(1);
-    /// let (tx, rx) = goro_channel::bounded::<()>(0);
+    /// let g = goro::Group::<()>::new().with_limit(1);
+    /// let (tx, rx) = goro::chan::bounded::<()>(0);
     /// assert!(g.try_go(move || { let _ = rx.recv(); Ok(()) }));
     /// assert!(!g.try_go(|| Ok(()))); // the first one is still running
     /// drop(tx);
@@ -336,7 +336,7 @@ impl<E: Send + 'static> Group<E> {
     /// The first member's error or panic, as a [`GroupError`].
     ///
     /// ```
-    /// let g = goro_context::Group::<u8>::new();
+    /// let g = goro::Group::<u8>::new();
     /// g.go(|| panic!("member down"));
     /// let e = g.wait().unwrap_err();
     /// assert_eq!(e.panic_message(), Some("member down"));

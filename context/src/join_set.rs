@@ -3,12 +3,12 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use goro_context::JoinSet;
+//! use goro::JoinSet;
 //!
 //! let mut set = JoinSet::new();
 //! for ms in [30u64, 10, 20] {
 //!     set.spawn(move || {
-//!         goro_runtime::sleep(Duration::from_millis(ms));
+//!         goro::sleep(Duration::from_millis(ms));
 //!         ms
 //!     });
 //! }
@@ -101,7 +101,7 @@ impl<T: Send + 'static> JoinSet<T> {
     /// the panic payload if it panicked), or `None` if no member is left.
     ///
     /// ```
-    /// let mut set = goro_context::JoinSet::new();
+    /// let mut set = goro::JoinSet::new();
     /// set.spawn(|| 1);
     /// set.spawn(|| -> i32 { panic!("member down") });
     /// let mut ok = 0;

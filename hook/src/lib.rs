@@ -26,13 +26,13 @@
 //! let addr = listener.local_addr().unwrap();
 //! // A server coroutine and a client coroutine, both written with std::net:
 //! // with the hook they share one worker instead of blocking it.
-//! let server = goro_runtime::go!(move || {
+//! let server = goro::go!(move || {
 //!     let (mut c, _) = listener.accept().unwrap();
 //!     let mut b = [0; 5];
 //!     c.read_exact(&mut b).unwrap();
 //!     c.write_all(&b).unwrap();
 //! });
-//! let client = goro_runtime::go!(move || {
+//! let client = goro::go!(move || {
 //!     let mut s = std::net::TcpStream::connect(addr).unwrap();
 //!     s.write_all(b"hello").unwrap();
 //!     let mut b = [0; 5];
@@ -41,7 +41,7 @@
 //! });
 //! assert_eq!(&client.join().unwrap(), b"hello");
 //! server.join().unwrap();
-//! assert!(goro_hook::enabled());
+//! assert!(goro::hook::enabled());
 //! ```
 //!
 //! # Linking: why the crate must be named

@@ -23,12 +23,12 @@ use std::net::{self, IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, Socke
 /// slice).
 ///
 /// ```
-/// use goro_net::TcpListener;
+/// use goro::net::TcpListener;
 ///
 /// let a = TcpListener::bind("127.0.0.1:0").unwrap();
 /// let b = TcpListener::bind(("127.0.0.1", 0)).unwrap();
 /// let addr = a.local_addr().unwrap();
-/// let c = goro_net::TcpStream::connect(addr).unwrap();
+/// let c = goro::net::TcpStream::connect(addr).unwrap();
 /// # drop((b, c));
 /// ```
 pub trait ToSocketAddrs: sealed::Sealed {}
@@ -155,7 +155,7 @@ fn lookup(a: impl net::ToSocketAddrs + Send) -> io::Result<Vec<SocketAddr>> {
 /// not `host:port`.
 ///
 /// ```
-/// let h = goro_runtime::go!(|| goro_net::lookup_host("localhost:80"));
+/// let h = goro::go!(|| goro::net::lookup_host("localhost:80"));
 /// let addrs = h.join().unwrap().unwrap();
 /// assert!(addrs.iter().all(|a| a.port() == 80 && a.ip().is_loopback()));
 /// ```

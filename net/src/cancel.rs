@@ -69,8 +69,8 @@ pub(crate) fn ctx_io_error(e: ContextError) -> io::Error {
 /// `None` for any other error. Go's `errors.Is(err, context.Canceled)`.
 ///
 /// ```
-/// use goro_context::context::{Context, ContextError};
-/// use goro_net::{TcpListener, context_error};
+/// use goro::context::{Context, ContextError};
+/// use goro::net::{TcpListener, context_error};
 ///
 /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 /// let (ctx, cancel) = Context::with_cancel(&Context::background());

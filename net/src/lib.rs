@@ -9,15 +9,15 @@
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! use goro_net::{TcpListener, TcpStream};
+//! use goro::net::{TcpListener, TcpStream};
 //!
 //! // An echo server: a coroutine per connection, written as blocking code.
 //! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 //! let addr = listener.local_addr().unwrap();
-//! goro_runtime::go!(move || {
+//! goro::go!(move || {
 //!     for conn in listener.incoming() {
 //!         let mut conn = conn.unwrap();
-//!         goro_runtime::go!(move || {
+//!         goro::go!(move || {
 //!             let mut buf = [0; 1024];
 //!             while let Ok(n @ 1..) = conn.read(&mut buf) {
 //!                 if conn.write_all(&buf[..n]).is_err() {
@@ -31,7 +31,7 @@
 //! // Clients: the same calls work in coroutines and on plain threads.
 //! let clients: Vec<_> = (0..10u8)
 //!     .map(|i| {
-//!         goro_runtime::go!(move || {
+//!         goro::go!(move || {
 //!             let mut c = TcpStream::connect(addr).unwrap();
 //!             c.write_all(&[i; 3]).unwrap();
 //!             let mut back = [0; 3];

@@ -82,11 +82,11 @@ pub(crate) fn accept_loop<T>(mut attempt: impl FnMut() -> io::Result<T>) -> io::
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use goro_net::{TcpListener, TcpStream};
+/// use goro::net::{TcpListener, TcpStream};
 ///
 /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 /// let addr = listener.local_addr().unwrap();
-/// let server = goro_runtime::go!(move || {
+/// let server = goro::go!(move || {
 ///     let (mut conn, _peer) = listener.accept().unwrap();
 ///     let mut buf = [0; 5];
 ///     conn.read_exact(&mut buf).unwrap();
@@ -155,12 +155,12 @@ impl TcpListener {
     /// context is not done.
     ///
     /// ```
-    /// use goro_context::context::{Context, ContextError};
-    /// use goro_net::{TcpListener, context_error};
+    /// use goro::context::{Context, ContextError};
+    /// use goro::net::{TcpListener, context_error};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     /// let (ctx, cancel) = Context::with_cancel(&Context::background());
-    /// let server = goro_runtime::go!(move || {
+    /// let server = goro::go!(move || {
     ///     let mut served = 0;
     ///     loop {
     ///         match listener.accept_ctx(&ctx) {
@@ -181,8 +181,8 @@ impl TcpListener {
     /// `ctx` is done; other errors are yielded as `Some(Err(..))`.
     ///
     /// ```
-    /// use goro_context::context::Context;
-    /// use goro_net::TcpListener;
+    /// use goro::context::Context;
+    /// use goro::net::TcpListener;
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     /// let (ctx, cancel) = Context::with_cancel(&Context::background());
@@ -356,11 +356,11 @@ impl Iterator for IncomingCtx<'_> {
 ///
 /// ```
 /// use std::io::{BufRead, BufReader, Write};
-/// use goro_net::{TcpListener, TcpStream};
+/// use goro::net::{TcpListener, TcpStream};
 ///
 /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 /// let addr = listener.local_addr().unwrap();
-/// goro_runtime::go!(move || {
+/// goro::go!(move || {
 ///     // Echo lines back upper-cased.
 ///     let (conn, _peer) = listener.accept().unwrap();
 ///     let mut out = &conn;
@@ -371,7 +371,7 @@ impl Iterator for IncomingCtx<'_> {
 /// let conn = TcpStream::connect(addr).unwrap();
 /// // Full duplex: a coroutine writes while this thread reads.
 /// let mut writer = conn.try_clone().unwrap();
-/// let w = goro_runtime::go!(move || {
+/// let w = goro::go!(move || {
 ///     for word in ["ping", "pong"] {
 ///         writer.write_all(format!("{word}\n").as_bytes()).unwrap();
 ///     }
@@ -403,8 +403,8 @@ impl TcpStream {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use goro_context::context::Context;
-    /// use goro_net::{TcpListener, TcpStream};
+    /// use goro::context::Context;
+    /// use goro::net::{TcpListener, TcpStream};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     /// let (ctx, _cancel) = Context::with_timeout(&Context::background(), Duration::from_secs(5));
@@ -424,8 +424,8 @@ impl TcpStream {
     ///
     /// ```
     /// use std::io::Write;
-    /// use goro_context::context::{Context, ContextError};
-    /// use goro_net::{TcpListener, TcpStream, context_error};
+    /// use goro::context::{Context, ContextError};
+    /// use goro::net::{TcpListener, TcpStream, context_error};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     /// let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -434,7 +434,7 @@ impl TcpStream {
     /// c.write_all(b"hi").unwrap();
     /// let mut buf = [0; 8];
     /// assert_eq!(s.read_ctx(&mut buf, &ctx).unwrap(), 2);
-    /// let h = goro_runtime::go!(move || {
+    /// let h = goro::go!(move || {
     ///     let mut buf = [0; 8];
     ///     s.read_ctx(&mut buf, &ctx) // nothing more comes: waits
     /// });
@@ -450,8 +450,8 @@ impl TcpStream {
     /// gives up once `ctx` is done, with the context's error.
     ///
     /// ```
-    /// use goro_context::context::Context;
-    /// use goro_net::{TcpListener, TcpStream};
+    /// use goro::context::Context;
+    /// use goro::net::{TcpListener, TcpStream};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     /// let c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -472,8 +472,8 @@ impl TcpStream {
     /// ```
     /// use std::io::{BufRead, BufReader, Write};
     /// use std::time::Duration;
-    /// use goro_context::context::Context;
-    /// use goro_net::{TcpListener, TcpStream};
+    /// use goro::context::Context;
+    /// use goro::net::{TcpListener, TcpStream};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     /// let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -757,8 +757,8 @@ impl<'a> WithContext<'a> {
     ///
     /// ```
     /// use std::io::{BufReader, Write};
-    /// use goro_context::context::Context;
-    /// use goro_net::{TcpListener, TcpStream};
+    /// use goro::context::Context;
+    /// use goro::net::{TcpListener, TcpStream};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     /// let _c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();

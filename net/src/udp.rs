@@ -18,12 +18,12 @@ use crate::tcp::shared_error;
 /// wait (and block a plain thread, as std does).
 ///
 /// ```
-/// use goro_net::UdpSocket;
+/// use goro::net::UdpSocket;
 ///
 /// let a = UdpSocket::bind("127.0.0.1:0").unwrap();
 /// let b = UdpSocket::bind("127.0.0.1:0").unwrap();
 /// let b_addr = b.local_addr().unwrap();
-/// let h = goro_runtime::go!(move || {
+/// let h = goro::go!(move || {
 ///     let mut buf = [0; 16];
 ///     let (n, from) = b.recv_from(&mut buf).unwrap();
 ///     b.send_to(&buf[..n], from).unwrap();

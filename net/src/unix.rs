@@ -34,12 +34,12 @@ const LISTEN_BACKLOG: i32 = i32::MAX;
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use goro_net::{UnixListener, UnixStream};
+/// use goro::net::{UnixListener, UnixStream};
 ///
 /// let path = std::env::temp_dir().join(format!("goro-doc-{}.sock", std::process::id()));
 /// let _ = std::fs::remove_file(&path);
 /// let listener = UnixListener::bind(&path).unwrap();
-/// let server = goro_runtime::go!(move || {
+/// let server = goro::go!(move || {
 ///     let (mut conn, _) = listener.accept().unwrap();
 ///     conn.write_all(b"hi").unwrap();
 /// });
@@ -162,8 +162,8 @@ impl Iterator for Incoming<'_> {
 /// ```
 /// use std::io::{Read, Write};
 ///
-/// let (a, mut b) = goro_net::UnixStream::pair().unwrap();
-/// let h = goro_runtime::go!(move || {
+/// let (a, mut b) = goro::net::UnixStream::pair().unwrap();
+/// let h = goro::go!(move || {
 ///     let mut a = a;
 ///     a.write_all(b"over the socket pair").unwrap();
 /// });
@@ -360,8 +360,8 @@ impl Write for UnixStream {
 /// sends and receives park only the calling coroutine.
 ///
 /// ```
-/// let (a, b) = goro_net::UnixDatagram::pair().unwrap();
-/// let h = goro_runtime::go!(move || {
+/// let (a, b) = goro::net::UnixDatagram::pair().unwrap();
+/// let h = goro::go!(move || {
 ///     let mut buf = [0; 8];
 ///     let n = b.recv(&mut buf).unwrap();
 ///     buf[..n].to_vec()

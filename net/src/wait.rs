@@ -136,13 +136,13 @@ const MAX_CHECK: Duration = Duration::from_secs(10);
 ///
 /// let (mut a, mut b) = UnixStream::pair().unwrap();
 /// b.set_nonblocking(true).unwrap();
-/// let h = goro_runtime::go!(move || {
+/// let h = goro::go!(move || {
 ///     let mut buf = [0; 4];
 ///     loop {
 ///         match b.read(&mut buf) {
 ///             Ok(n) => return buf[..n].to_vec(),
 ///             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-///                 goro_net::wait_readable(&b, None).unwrap();
+///                 goro::net::wait_readable(&b, None).unwrap();
 ///             }
 ///             Err(e) => panic!("{e}"),
 ///         }

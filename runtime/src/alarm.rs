@@ -55,8 +55,8 @@ pub trait Fire: Send + Sync + 'static {
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::time::{Duration, Instant};
-/// use goro_runtime::alarm::{Alarm, Fire};
-/// use goro_runtime::park::{self, Unparker};
+/// use goro::alarm::{Alarm, Fire};
+/// use goro::park::{self, Unparker};
 ///
 /// struct Wake(AtomicBool, Unparker);
 /// impl Fire for Wake {

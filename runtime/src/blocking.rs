@@ -162,8 +162,8 @@ unsafe impl<T: Send> Sync for Slot<T> {}
 /// [`Builder::private_stack`](crate::Builder::private_stack).
 ///
 /// ```
-/// let h = goro_runtime::spawn(|| {
-///     goro_runtime::blocking(|| std::fs::read_to_string("/proc/self/status").map(|s| s.len()))
+/// let h = goro::spawn(|| {
+///     goro::blocking(|| std::fs::read_to_string("/proc/self/status").map(|s| s.len()))
 /// });
 /// assert!(h.join().unwrap().unwrap() > 0);
 /// ```

@@ -51,9 +51,9 @@ impl Unparker {
     /// A [`Waker`] that unparks this coroutine or thread.
     ///
     /// ```
-    /// let waker = goro_runtime::park::current().into_waker();
+    /// let waker = goro::park::current().into_waker();
     /// waker.wake_by_ref(); // leaves the token: the next park returns at once
-    /// goro_runtime::park::park();
+    /// goro::park::park();
     /// ```
     pub fn into_waker(self) -> Waker {
         Waker::from(Arc::new(self))
@@ -121,11 +121,11 @@ fn drive<F: Future>(mut future: std::pin::Pin<&mut F>, waker: &Waker) -> F::Outp
 /// A future that is ready at once costs one poll and no allocation.
 ///
 /// ```
-/// use goro_runtime::block_on;
+/// use goro::block_on;
 ///
 /// // A future woken from another thread, awaited in a coroutine.
 /// let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
-/// let h = goro_runtime::go!(move || {
+/// let h = goro::go!(move || {
 ///     let mut woken = false;
 ///     block_on(std::future::poll_fn(|cx| {
 ///         if woken {

@@ -26,7 +26,7 @@ pub const MAX_WORKERS: usize = 1024;
 ///
 /// ```
 /// // In main, before anything spawns:
-/// let _ = goro_runtime::Config::new().workers(2).stack_size(128 << 10).apply();
+/// let _ = goro::Config::new().workers(2).stack_size(128 << 10).apply();
 /// ```
 ///
 /// | setting | method | environment | default |
@@ -188,7 +188,7 @@ impl Config {
     ///
     /// ```
     /// // In main, before anything spawns: ten million idle coroutines fit.
-    /// let _ = goro_runtime::Config::new().shared_stacks(true).apply();
+    /// let _ = goro::Config::new().shared_stacks(true).apply();
     /// ```
     pub fn shared_stacks(mut self, on: bool) -> Config {
         self.shared_stacks = Some(on);
@@ -222,7 +222,7 @@ impl Config {
     /// ```
     /// use std::time::Duration;
     /// // Stricter, for a latency-sensitive service:
-    /// let _ = goro_runtime::Config::new()
+    /// let _ = goro::Config::new()
     ///     .blocked_worker_threshold(Duration::from_millis(100))
     ///     .apply();
     /// ```
@@ -240,7 +240,7 @@ impl Config {
     /// worker is reported. A panic in it is caught and printed.
     ///
     /// ```
-    /// let _ = goro_runtime::Config::new()
+    /// let _ = goro::Config::new()
     ///     .on_blocked_worker(|b| eprintln!("[warn] {b}"))
     ///     .apply();
     /// ```
@@ -258,8 +258,8 @@ impl Config {
     /// `GORO_DEADLOCK` overrides the default, this overrides both.
     ///
     /// ```
-    /// let _ = goro_runtime::Config::new()
-    ///     .on_deadlock(goro_runtime::DeadlockAction::Abort)
+    /// let _ = goro::Config::new()
+    ///     .on_deadlock(goro::DeadlockAction::Abort)
     ///     .apply();
     /// ```
     pub fn on_deadlock(mut self, action: crate::DeadlockAction) -> Config {
@@ -274,7 +274,7 @@ impl Config {
     /// `apply` fail with `InvalidSignal`.
     ///
     /// ```
-    /// let _ = goro_runtime::Config::new().dump_signal(Some(libc::SIGUSR1)).apply();
+    /// let _ = goro::Config::new().dump_signal(Some(libc::SIGUSR1)).apply();
     /// ```
     pub fn dump_signal(mut self, signal: Option<i32>) -> Config {
         self.dump_signal = Some(signal);
@@ -289,8 +289,8 @@ impl Config {
     /// runs.
     ///
     /// ```
-    /// use goro_runtime::reactor::IoBackend;
-    /// let _ = goro_runtime::Config::new().io(IoBackend::Epoll).apply();
+    /// use goro::reactor::IoBackend;
+    /// let _ = goro::Config::new().io(IoBackend::Epoll).apply();
     /// ```
     pub fn io(mut self, backend: IoBackend) -> Config {
         self.io = Some(backend);

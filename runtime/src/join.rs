@@ -246,7 +246,7 @@ impl<T> JoinHandle<T> {
     /// `join` returns.
     ///
     /// ```
-    /// let h = goro_runtime::spawn(|| 6 * 7);
+    /// let h = goro::spawn(|| 6 * 7);
     /// assert_eq!(h.join().unwrap(), 42);
     /// ```
     #[track_caller]

@@ -6,7 +6,7 @@
 //! on the `goro` facade, which re-exports all of this.
 //!
 //! ```
-//! let handles: Vec<_> = (0..10u64).map(|i| goro_runtime::go!(move || i * i)).collect();
+//! let handles: Vec<_> = (0..10u64).map(|i| goro::go!(move || i * i)).collect();
 //! let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
 //! assert_eq!(sum, 285);
 //! ```

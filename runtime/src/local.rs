@@ -149,10 +149,10 @@ impl<T: 'static> LocalKey<T> {
     /// if the value has been destroyed or is being destroyed.
     ///
     /// ```
-    /// goro_runtime::coroutine_local! {
+    /// goro::coroutine_local! {
     ///     static DEPTH: std::cell::Cell<u32> = std::cell::Cell::new(1);
     /// }
-    /// let h = goro_runtime::spawn(|| DEPTH.try_with(|d| d.get()));
+    /// let h = goro::spawn(|| DEPTH.try_with(|d| d.get()));
     /// assert_eq!(h.join().unwrap(), Ok(1));
     /// ```
     ///
@@ -267,16 +267,16 @@ pub(crate) fn drop_quietly(payload: Box<dyn Any + Send>) {
 ///
 /// ```
 /// use std::cell::Cell;
-/// goro_runtime::coroutine_local! {
+/// goro::coroutine_local! {
 ///     static REQUEST_ID: Cell<u64> = Cell::new(0);
 /// }
-/// let h = goro_runtime::spawn(|| {
+/// let h = goro::spawn(|| {
 ///     REQUEST_ID.with(|id| id.set(7));
 ///     REQUEST_ID.with(|id| id.get())
 /// });
 /// assert_eq!(h.join().unwrap(), 7);
 /// // Each coroutine starts from the initializer.
-/// assert_eq!(goro_runtime::spawn(|| REQUEST_ID.with(|id| id.get())).join().unwrap(), 0);
+/// assert_eq!(goro::spawn(|| REQUEST_ID.with(|id| id.get())).join().unwrap(), 0);
 /// ```
 #[macro_export]
 macro_rules! coroutine_local {

@@ -18,7 +18,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicBool, Ordering};
-//! use goro_runtime::park;
+//! use goro::park;
 //!
 //! let ready = Arc::new(AtomicBool::new(false));
 //! let waker = park::current();
@@ -119,7 +119,7 @@ impl Unparker {
     /// the task is polled again by its executor.
     ///
     /// ```
-    /// let u = goro_runtime::park::Unparker::from_waker(std::task::Waker::noop().clone());
+    /// let u = goro::park::Unparker::from_waker(std::task::Waker::noop().clone());
     /// u.unpark();
     /// assert!(!u.is_coroutine());
     /// ```
@@ -196,7 +196,7 @@ pub fn park() {
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicBool, Ordering};
-/// use goro_runtime::park::{self, WaitKind};
+/// use goro::park::{self, WaitKind};
 ///
 /// let ready = Arc::new(AtomicBool::new(false));
 /// let (flag, waker) = (ready.clone(), park::current());

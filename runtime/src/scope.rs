@@ -79,7 +79,7 @@ impl<T> ScopedJoinHandle<'_, T> {
 /// ```
 /// let mut counts = vec![0u32; 4];
 /// let label = String::from("shared");
-/// goro_runtime::scope(|s| {
+/// goro::scope(|s| {
 ///     for c in counts.iter_mut() {
 ///         s.spawn(|| {
 ///             *c += label.len() as u32;

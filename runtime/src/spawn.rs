@@ -38,7 +38,7 @@ fn next_id() -> u64 {
 /// Configures a coroutine before spawning it: name and stack size.
 ///
 /// ```
-/// let h = goro_runtime::Builder::new()
+/// let h = goro::Builder::new()
 ///     .name("worker-7")
 ///     .stack_size(128 << 10)
 ///     .spawn(|| 1 + 1)
@@ -103,7 +103,7 @@ impl Builder {
     /// stack that is copied away): `scope` panics with a message saying so.
     ///
     /// ```
-    /// let h = goro_runtime::Builder::new()
+    /// let h = goro::Builder::new()
     ///     .shared_stack()
     ///     .spawn(|| 6 * 7)
     ///     .unwrap();
@@ -148,9 +148,9 @@ impl Builder {
     ///
     /// ```
     /// // SAFETY: the closure holds no thread-bound state across parks.
-    /// let h = unsafe { goro_runtime::Builder::new().migratable() }
+    /// let h = unsafe { goro::Builder::new().migratable() }
     ///     .spawn(|| {
-    ///         goro_runtime::sleep(std::time::Duration::from_millis(1));
+    ///         goro::sleep(std::time::Duration::from_millis(1));
     ///         7
     ///     })
     ///     .unwrap();
@@ -194,7 +194,7 @@ impl Builder {
     ///
     /// ```
     /// // SAFETY: the closure uses a few hundred bytes of its 64 KiB stack.
-    /// let h = unsafe { goro_runtime::Builder::new().allow_unguarded_stack() }
+    /// let h = unsafe { goro::Builder::new().allow_unguarded_stack() }
     ///     .spawn(|| 6 * 7)
     ///     .unwrap();
     /// assert_eq!(h.join().unwrap(), 42);
@@ -343,7 +343,7 @@ impl Builder {
 /// live coroutines.
 ///
 /// ```
-/// let h = goro_runtime::spawn(|| "hello from a coroutine");
+/// let h = goro::spawn(|| "hello from a coroutine");
 /// assert_eq!(h.join().unwrap(), "hello from a coroutine");
 /// ```
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
@@ -359,7 +359,7 @@ where
 /// Spawns a coroutine: `go!(closure)` is [`spawn`]`(closure)`.
 ///
 /// ```
-/// let h = goro_runtime::go!(move || 40 + 2);
+/// let h = goro::go!(move || 40 + 2);
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
 #[macro_export]

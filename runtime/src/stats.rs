@@ -111,11 +111,11 @@ pub struct Stats {
 /// kept and how exact a reading is.
 ///
 /// ```
-/// let s = goro_runtime::stats();
+/// let s = goro::stats();
 /// assert_eq!(s.per_worker.len(), s.workers);
 /// let polls: u64 = s.per_worker.iter().map(|w| w.polls).sum();
-/// goro_runtime::spawn(|| ()).join().unwrap();
-/// let after: u64 = goro_runtime::stats().per_worker.iter().map(|w| w.polls).sum();
+/// goro::spawn(|| ()).join().unwrap();
+/// let after: u64 = goro::stats().per_worker.iter().map(|w| w.polls).sum();
 /// assert!(after > polls);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -178,7 +178,7 @@ pub struct WorkerStats {
 /// sums can be off by the work in flight.
 ///
 /// ```
-/// let s = goro_runtime::stats();
+/// let s = goro::stats();
 /// assert!(s.workers >= 1);
 /// ```
 pub fn stats() -> Stats {

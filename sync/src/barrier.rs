@@ -33,13 +33,13 @@ struct State {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use goro_sync::Barrier;
+/// use goro::sync::Barrier;
 ///
 /// let barrier = Arc::new(Barrier::new(4));
 /// let hs: Vec<_> = (0..4)
 ///     .map(|_| {
 ///         let b = barrier.clone();
-///         goro_runtime::go!(move || b.wait().is_leader())
+///         goro::go!(move || b.wait().is_leader())
 ///     })
 ///     .collect();
 /// let leaders = hs.into_iter().map(|h| h.join().unwrap()).filter(|&l| l).count();
@@ -82,7 +82,7 @@ impl Barrier {
     /// this round, then returns; the last to arrive is the round's leader.
     ///
     /// ```
-    /// let b = goro_sync::Barrier::new(1);
+    /// let b = goro::sync::Barrier::new(1);
     /// assert!(b.wait().is_leader());
     /// assert!(b.wait().is_leader()); // a new round
     /// ```

@@ -51,11 +51,11 @@ const NOTIFIED: usize = 1;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use goro_sync::{Condvar, Mutex};
+/// use goro::sync::{Condvar, Mutex};
 ///
 /// let pair = Arc::new((Mutex::new(false), Condvar::new()));
 /// let pair2 = Arc::clone(&pair);
-/// goro_runtime::go!(move || {
+/// goro::go!(move || {
 ///     let (ready, cv) = &*pair2;
 ///     *ready.lock() = true;
 ///     cv.notify_one();
@@ -99,7 +99,7 @@ impl Condvar {
     /// Creates a condition variable with no waiters.
     ///
     /// ```
-    /// static CV: goro_sync::Condvar = goro_sync::Condvar::new();
+    /// static CV: goro::sync::Condvar = goro::sync::Condvar::new();
     /// assert_eq!(CV.notify_all(), 0); // nobody waits: does nothing
     /// ```
     pub const fn new() -> Condvar {
@@ -119,11 +119,11 @@ impl Condvar {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use goro_sync::{Condvar, Mutex};
+    /// use goro::sync::{Condvar, Mutex};
     ///
     /// let state = Arc::new((Mutex::new(0), Condvar::new()));
     /// let s = Arc::clone(&state);
-    /// let h = goro_runtime::go!(move || {
+    /// let h = goro::go!(move || {
     ///     let (count, cv) = &*s;
     ///     let mut n = count.lock();
     ///     while *n < 3 {
@@ -154,7 +154,7 @@ impl Condvar {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use goro_sync::{Condvar, Mutex};
+    /// use goro::sync::{Condvar, Mutex};
     ///
     /// let m = Mutex::new(());
     /// let cv = Condvar::new();
@@ -181,11 +181,11 @@ impl Condvar {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use goro_sync::{Condvar, Mutex};
+    /// use goro::sync::{Condvar, Mutex};
     ///
     /// let queue = Arc::new((Mutex::new(Vec::<u32>::new()), Condvar::new()));
     /// let q = Arc::clone(&queue);
-    /// goro_runtime::go!(move || {
+    /// goro::go!(move || {
     ///     q.0.lock().push(7);
     ///     q.1.notify_one();
     /// });
@@ -209,7 +209,7 @@ impl Condvar {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use goro_sync::{Condvar, Mutex};
+    /// use goro::sync::{Condvar, Mutex};
     ///
     /// let m = Mutex::new(0);
     /// let cv = Condvar::new();
@@ -247,7 +247,7 @@ impl Condvar {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use goro_sync::{Condvar, Mutex};
+    /// use goro::sync::{Condvar, Mutex};
     ///
     /// let m = Mutex::new(false);
     /// let cv = Condvar::new();
@@ -274,7 +274,7 @@ impl Condvar {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use goro_sync::{Condvar, Mutex};
+    /// use goro::sync::{Condvar, Mutex};
     ///
     /// let m = Mutex::new(());
     /// let cv = Condvar::new();
@@ -295,7 +295,7 @@ impl Condvar {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use goro_sync::{Condvar, Mutex};
+    /// use goro::sync::{Condvar, Mutex};
     ///
     /// let m = Mutex::new(0);
     /// let cv = Condvar::new();
@@ -327,7 +327,7 @@ impl Condvar {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use goro_sync::{Condvar, Mutex};
+    /// use goro::sync::{Condvar, Mutex};
     ///
     /// let m = Mutex::new(1);
     /// let cv = Condvar::new();
@@ -354,7 +354,7 @@ impl Condvar {
     /// its wait as notified, even if its deadline passes meanwhile.
     ///
     /// ```
-    /// let cv = goro_sync::Condvar::new();
+    /// let cv = goro::sync::Condvar::new();
     /// // No waiter: nothing happens, nothing is remembered.
     /// assert!(!cv.notify_one());
     /// ```
@@ -379,7 +379,7 @@ impl Condvar {
     /// that was (parking_lot's `notify_all -> usize`).
     ///
     /// ```
-    /// let cv = goro_sync::Condvar::new();
+    /// let cv = goro::sync::Condvar::new();
     /// assert_eq!(cv.notify_all(), 0);
     /// ```
     #[track_caller]

@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use goro_sync::{Mutex, WaitGroup};
+//! use goro::sync::{Mutex, WaitGroup};
 //!
 //! let total = Arc::new(Mutex::new(0u64));
 //! let wg = WaitGroup::new();

@@ -461,13 +461,13 @@ impl RawMutex {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use goro_sync::Mutex;
+/// use goro::sync::Mutex;
 ///
 /// let counter = Arc::new(Mutex::new(0u64));
 /// let handles: Vec<_> = (0..8)
 ///     .map(|_| {
 ///         let counter = Arc::clone(&counter);
-///         goro_runtime::go!(move || {
+///         goro::go!(move || {
 ///             for _ in 0..1000 {
 ///                 *counter.lock() += 1;
 ///             }
@@ -483,7 +483,7 @@ impl RawMutex {
 /// A `static` lock (the constructor is `const`):
 ///
 /// ```
-/// use goro_sync::Mutex;
+/// use goro::sync::Mutex;
 ///
 /// static NAMES: Mutex<Vec<&str>> = Mutex::new(Vec::new());
 /// NAMES.lock().push("gopher");
@@ -510,7 +510,7 @@ impl<T> Mutex<T> {
         /// Creates an unlocked mutex holding `value`.
         ///
         /// ```
-        /// let m = goro_sync::Mutex::new(5);
+        /// let m = goro::sync::Mutex::new(5);
         /// assert_eq!(*m.lock(), 5);
         /// ```
         pub fn new(value: T) -> Mutex<T> {
@@ -526,7 +526,7 @@ impl<T> Mutex<T> {
     /// the mutex proves nobody else can hold it.
     ///
     /// ```
-    /// let m = goro_sync::Mutex::new(String::from("go"));
+    /// let m = goro::sync::Mutex::new(String::from("go"));
     /// m.lock().push_str("ro");
     /// assert_eq!(m.into_inner(), "goro");
     /// ```
@@ -542,7 +542,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Taking a lock the caller already holds deadlocks, as in Go.
     ///
     /// ```
-    /// let m = goro_sync::Mutex::new(vec![1, 2]);
+    /// let m = goro::sync::Mutex::new(vec![1, 2]);
     /// m.lock().push(3);
     /// assert_eq!(*m.lock(), [1, 2, 3]);
     /// ```
@@ -560,7 +560,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Takes the lock if it is free right now; never waits.
     ///
     /// ```
-    /// let m = goro_sync::Mutex::new(1);
+    /// let m = goro::sync::Mutex::new(1);
     /// let g = m.lock();
     /// assert!(m.try_lock().is_none());
     /// drop(g);
@@ -580,7 +580,7 @@ impl<T: ?Sized> Mutex<T> {
     /// exclusive borrow proves nobody else can hold it.
     ///
     /// ```
-    /// let mut m = goro_sync::Mutex::new(0);
+    /// let mut m = goro::sync::Mutex::new(0);
     /// *m.get_mut() = 10;
     /// assert_eq!(*m.lock(), 10);
     /// ```
@@ -649,7 +649,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// If `f` panics the guard is dropped and the lock released.
     ///
     /// ```
-    /// use goro_sync::{MappedMutexGuard, Mutex, MutexGuard};
+    /// use goro::sync::{MappedMutexGuard, Mutex, MutexGuard};
     ///
     /// struct Server {
     ///     name: String,
@@ -685,7 +685,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// `MutexGuard::try_map`).
     ///
     /// ```
-    /// use goro_sync::{Mutex, MutexGuard};
+    /// use goro::sync::{Mutex, MutexGuard};
     ///
     /// let m = Mutex::new(vec![1, 2]);
     /// let first = MutexGuard::try_map(m.lock(), |v| v.first_mut());
@@ -718,7 +718,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// (a send, a socket write) in the middle of a critical section.
     ///
     /// ```
-    /// use goro_sync::{Mutex, MutexGuard};
+    /// use goro::sync::{Mutex, MutexGuard};
     ///
     /// let m = Mutex::new(0);
     /// let mut g = m.lock();
@@ -792,7 +792,7 @@ impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
 /// Not `Send`, like [`MutexGuard`]; `Sync` when `T` is.
 ///
 /// ```
-/// use goro_sync::{MappedMutexGuard, Mutex, MutexGuard};
+/// use goro::sync::{MappedMutexGuard, Mutex, MutexGuard};
 ///
 /// let m = Mutex::new((String::from("a"), 1));
 /// let mut name: MappedMutexGuard<'_, String> = MutexGuard::map(m.lock(), |t| &mut t.0);
@@ -818,7 +818,7 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
     /// Narrows the guard further, like [`MutexGuard::map`].
     ///
     /// ```
-    /// use goro_sync::{MappedMutexGuard, Mutex, MutexGuard};
+    /// use goro::sync::{MappedMutexGuard, Mutex, MutexGuard};
     ///
     /// let m = Mutex::new(((1, 2), 3));
     /// let inner = MutexGuard::map(m.lock(), |t| &mut t.0);
@@ -848,7 +848,7 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
     /// guard comes back in `Err`.
     ///
     /// ```
-    /// use goro_sync::{MappedMutexGuard, Mutex, MutexGuard};
+    /// use goro::sync::{MappedMutexGuard, Mutex, MutexGuard};
     ///
     /// let m = Mutex::new((vec![5], 0));
     /// let v = MutexGuard::map(m.lock(), |t| &mut t.0);

@@ -53,14 +53,14 @@ const FINISHED: usize = 1;
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use goro_sync::Once;
+/// use goro::sync::Once;
 ///
 /// static INIT: Once = Once::new();
 /// static CALLS: AtomicUsize = AtomicUsize::new(0);
 ///
 /// let hs: Vec<_> = (0..8)
 ///     .map(|_| {
-///         goro_runtime::go!(|| INIT.call_once(|| {
+///         goro::go!(|| INIT.call_once(|| {
 ///             CALLS.fetch_add(1, Ordering::SeqCst);
 ///         }))
 ///     })
@@ -118,7 +118,7 @@ impl Once {
     /// Propagates a panic of `f`; the `Once` then stays incomplete.
     ///
     /// ```
-    /// let once = goro_sync::Once::new();
+    /// let once = goro::sync::Once::new();
     /// let mut runs = 0;
     /// once.call_once(|| runs += 1);
     /// once.call_once(|| runs += 1);
@@ -136,7 +136,7 @@ impl Once {
     /// Whether some `call_once` has completed.
     ///
     /// ```
-    /// let once = goro_sync::Once::new();
+    /// let once = goro::sync::Once::new();
     /// assert!(!once.is_completed());
     /// once.call_once(|| {});
     /// assert!(once.is_completed());

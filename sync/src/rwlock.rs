@@ -596,13 +596,13 @@ impl RawRwLock {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use goro_sync::RwLock;
+/// use goro::sync::RwLock;
 ///
 /// let config = Arc::new(RwLock::new(String::from("v1")));
 /// let readers: Vec<_> = (0..4)
 ///     .map(|_| {
 ///         let config = Arc::clone(&config);
-///         goro_runtime::go!(move || config.read().len())
+///         goro::go!(move || config.read().len())
 ///     })
 ///     .collect();
 /// config.write().push_str(".1");
@@ -631,7 +631,7 @@ impl<T> RwLock<T> {
         /// Creates an unlocked lock holding `value`.
         ///
         /// ```
-        /// static TABLE: goro_sync::RwLock<Vec<u8>> = goro_sync::RwLock::new(Vec::new());
+        /// static TABLE: goro::sync::RwLock<Vec<u8>> = goro::sync::RwLock::new(Vec::new());
         /// TABLE.write().push(1);
         /// assert_eq!(TABLE.read().len(), 1);
         /// ```
@@ -647,7 +647,7 @@ impl<T> RwLock<T> {
     /// Consumes the lock and returns the data.
     ///
     /// ```
-    /// let l = goro_sync::RwLock::new(3);
+    /// let l = goro::sync::RwLock::new(3);
     /// assert_eq!(l.into_inner(), 3);
     /// ```
     pub fn into_inner(self) -> T {
@@ -660,7 +660,7 @@ impl<T: ?Sized> RwLock<T> {
     /// waits for it.
     ///
     /// ```
-    /// let l = goro_sync::RwLock::new(1);
+    /// let l = goro::sync::RwLock::new(1);
     /// let (a, b) = (l.read(), l.read());
     /// assert_eq!(*a + *b, 2);
     /// ```
@@ -679,7 +679,7 @@ impl<T: ?Sized> RwLock<T> {
     /// or waits for the lock); never waits.
     ///
     /// ```
-    /// let l = goro_sync::RwLock::new(1);
+    /// let l = goro::sync::RwLock::new(1);
     /// let w = l.write();
     /// assert!(l.try_read().is_none());
     /// drop(w);
@@ -703,7 +703,7 @@ impl<T: ?Sized> RwLock<T> {
     /// the lock, or a writer waits for it.
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockUpgradableReadGuard};
+    /// use goro::sync::{RwLock, RwLockUpgradableReadGuard};
     ///
     /// let cache = RwLock::new(vec![1, 2]);
     /// let r = cache.upgradable_read();
@@ -729,7 +729,7 @@ impl<T: ?Sized> RwLock<T> {
     /// waits.
     ///
     /// ```
-    /// let l = goro_sync::RwLock::new(0);
+    /// let l = goro::sync::RwLock::new(0);
     /// let u = l.upgradable_read();
     /// assert!(l.try_upgradable_read().is_none(), "one upgradable reader at a time");
     /// drop(u);
@@ -751,7 +751,7 @@ impl<T: ?Sized> RwLock<T> {
     /// holds it. While it waits, new readers wait behind it.
     ///
     /// ```
-    /// let l = goro_sync::RwLock::new(vec![1]);
+    /// let l = goro::sync::RwLock::new(vec![1]);
     /// l.write().push(2);
     /// assert_eq!(*l.read(), [1, 2]);
     /// ```
@@ -769,7 +769,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Takes the write lock if it is free right now; never waits.
     ///
     /// ```
-    /// let l = goro_sync::RwLock::new(1);
+    /// let l = goro::sync::RwLock::new(1);
     /// let r = l.read();
     /// assert!(l.try_write().is_none());
     /// drop(r);
@@ -790,7 +790,7 @@ impl<T: ?Sized> RwLock<T> {
     /// lock right now; a snapshot, for assertions and diagnostics.
     ///
     /// ```
-    /// let l = goro_sync::RwLock::new(());
+    /// let l = goro::sync::RwLock::new(());
     /// assert!(!l.is_locked());
     /// let _r = l.read();
     /// assert!(l.is_locked() && !l.is_locked_exclusive());
@@ -803,7 +803,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Whether a writer holds the lock right now (a snapshot).
     ///
     /// ```
-    /// let l = goro_sync::RwLock::new(());
+    /// let l = goro::sync::RwLock::new(());
     /// let _w = l.write();
     /// assert!(l.is_locked_exclusive());
     /// ```
@@ -815,7 +815,7 @@ impl<T: ?Sized> RwLock<T> {
     /// no guard exists.
     ///
     /// ```
-    /// let mut l = goro_sync::RwLock::new(0);
+    /// let mut l = goro::sync::RwLock::new(0);
     /// *l.get_mut() = 5;
     /// assert_eq!(*l.read(), 5);
     /// ```
@@ -865,7 +865,7 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
     /// [`MappedRwLockReadGuard`] drops. If `f` panics the lock is released.
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockReadGuard};
+    /// use goro::sync::{RwLock, RwLockReadGuard};
     ///
     /// let l = RwLock::new((String::from("name"), 7));
     /// let n = RwLockReadGuard::map(l.read(), |t| &t.1);
@@ -891,7 +891,7 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
     /// comes back in `Err`.
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockReadGuard};
+    /// use goro::sync::{RwLock, RwLockReadGuard};
     ///
     /// let l = RwLock::new(vec![1]);
     /// assert!(RwLockReadGuard::try_map(l.read(), |v| v.get(5)).is_err());
@@ -965,7 +965,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// (parking_lot's `RwLockWriteGuard::downgrade`).
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockWriteGuard};
+    /// use goro::sync::{RwLock, RwLockWriteGuard};
     ///
     /// let l = RwLock::new(1);
     /// let mut w = l.write();
@@ -991,7 +991,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// (parking_lot's `RwLockWriteGuard::downgrade_to_upgradable`).
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
+    /// use goro::sync::{RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
     ///
     /// let l = RwLock::new(1);
     /// let u = RwLockWriteGuard::downgrade_to_upgradable(l.write());
@@ -1017,7 +1017,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// released.
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockWriteGuard};
+    /// use goro::sync::{RwLock, RwLockWriteGuard};
     ///
     /// let l = RwLock::new((0, vec![1]));
     /// let mut v = RwLockWriteGuard::map(l.write(), |t| &mut t.1);
@@ -1046,7 +1046,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// comes back in `Err`.
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockWriteGuard};
+    /// use goro::sync::{RwLock, RwLockWriteGuard};
     ///
     /// let l = RwLock::new(vec![1]);
     /// let w = RwLockWriteGuard::try_map(l.write(), |v| v.get_mut(9)).err().unwrap();
@@ -1131,7 +1131,7 @@ impl<'a, T: ?Sized> RwLockUpgradableReadGuard<'a, T> {
     /// writer gets in between (it could not: it waits for this lock).
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockUpgradableReadGuard};
+    /// use goro::sync::{RwLock, RwLockUpgradableReadGuard};
     ///
     /// let l = RwLock::new(0);
     /// let u = l.upgradable_read();
@@ -1159,7 +1159,7 @@ impl<'a, T: ?Sized> RwLockUpgradableReadGuard<'a, T> {
     /// `Err`. Never waits.
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockUpgradableReadGuard};
+    /// use goro::sync::{RwLock, RwLockUpgradableReadGuard};
     ///
     /// let l = RwLock::new(0);
     /// let u = l.upgradable_read();
@@ -1188,7 +1188,7 @@ impl<'a, T: ?Sized> RwLockUpgradableReadGuard<'a, T> {
     /// next upgradable reader in.
     ///
     /// ```
-    /// use goro_sync::{RwLock, RwLockUpgradableReadGuard};
+    /// use goro::sync::{RwLock, RwLockUpgradableReadGuard};
     ///
     /// let l = RwLock::new(5);
     /// let r = RwLockUpgradableReadGuard::downgrade(l.upgradable_read());
@@ -1242,7 +1242,7 @@ impl<T: ?Sized + fmt::Display> fmt::Display for RwLockUpgradableReadGuard<'_, T>
 /// [`RwLockReadGuard::map`]; parking_lot's type of the same name.
 ///
 /// ```
-/// use goro_sync::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
+/// use goro::sync::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 ///
 /// let l = RwLock::new(((1, 2), 3));
 /// let inner = RwLockReadGuard::map(l.read(), |t| &t.0);
@@ -1265,7 +1265,7 @@ impl<'a, T: ?Sized> MappedRwLockReadGuard<'a, T> {
     /// Narrows the guard further, like [`RwLockReadGuard::map`].
     ///
     /// ```
-    /// use goro_sync::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
+    /// use goro::sync::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
     ///
     /// let l = RwLock::new(vec![vec![4]]);
     /// let row = RwLockReadGuard::map(l.read(), |v| &v[0]);
@@ -1290,7 +1290,7 @@ impl<'a, T: ?Sized> MappedRwLockReadGuard<'a, T> {
     /// Like [`map`](MappedRwLockReadGuard::map), but `f` may decline.
     ///
     /// ```
-    /// use goro_sync::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
+    /// use goro::sync::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
     ///
     /// let l = RwLock::new((vec![1], 0));
     /// let v = RwLockReadGuard::map(l.read(), |t| &t.0);
@@ -1344,7 +1344,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for MappedRwLockReadGuard<'_, T> {
 /// [`RwLockWriteGuard::map`]; parking_lot's type of the same name.
 ///
 /// ```
-/// use goro_sync::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
+/// use goro::sync::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
 ///
 /// let l = RwLock::new((0, 0));
 /// let mut second: MappedRwLockWriteGuard<'_, i32> = RwLockWriteGuard::map(l.write(), |t| &mut t.1);
@@ -1368,7 +1368,7 @@ impl<'a, T: ?Sized> MappedRwLockWriteGuard<'a, T> {
     /// Narrows the guard further, like [`RwLockWriteGuard::map`].
     ///
     /// ```
-    /// use goro_sync::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
+    /// use goro::sync::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
     ///
     /// let l = RwLock::new(((0, 0), 0));
     /// let inner = RwLockWriteGuard::map(l.write(), |t| &mut t.0);
@@ -1394,7 +1394,7 @@ impl<'a, T: ?Sized> MappedRwLockWriteGuard<'a, T> {
     /// Like [`map`](MappedRwLockWriteGuard::map), but `f` may decline.
     ///
     /// ```
-    /// use goro_sync::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
+    /// use goro::sync::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
     ///
     /// let l = RwLock::new((vec![1], 0));
     /// let v = RwLockWriteGuard::map(l.write(), |t| &mut t.0);

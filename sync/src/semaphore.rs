@@ -55,17 +55,17 @@ const GRANTED: usize = 1;
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use goro_sync::Semaphore;
+/// use goro::sync::Semaphore;
 ///
 /// let sem = Arc::new(Semaphore::new(3));
 /// let inside = Arc::new(AtomicUsize::new(0));
 /// let hs: Vec<_> = (0..10)
 ///     .map(|_| {
 ///         let (sem, inside) = (sem.clone(), inside.clone());
-///         goro_runtime::go!(move || {
+///         goro::go!(move || {
 ///             let _permit = sem.acquire();
 ///             assert!(inside.fetch_add(1, Ordering::SeqCst) < 3);
-///             goro_runtime::yield_now();
+///             goro::yield_now();
 ///             inside.fetch_sub(1, Ordering::SeqCst);
 ///         })
 ///     })
@@ -93,7 +93,7 @@ impl Semaphore {
     /// If `permits` exceeds [`Semaphore::MAX_PERMITS`].
     ///
     /// ```
-    /// static POOL: goro_sync::Semaphore = goro_sync::Semaphore::new(4);
+    /// static POOL: goro::sync::Semaphore = goro::sync::Semaphore::new(4);
     /// assert_eq!(POOL.available_permits(), 4);
     /// ```
     pub const fn new(permits: usize) -> Semaphore {
@@ -112,7 +112,7 @@ impl Semaphore {
     /// back when the returned guard is dropped.
     ///
     /// ```
-    /// let sem = goro_sync::Semaphore::new(1);
+    /// let sem = goro::sync::Semaphore::new(1);
     /// let p = sem.acquire();
     /// assert_eq!(sem.available_permits(), 0);
     /// drop(p);
@@ -131,7 +131,7 @@ impl Semaphore {
     /// queued for it); never waits.
     ///
     /// ```
-    /// let sem = goro_sync::Semaphore::new(1);
+    /// let sem = goro::sync::Semaphore::new(1);
     /// let p = sem.try_acquire().unwrap();
     /// assert!(sem.try_acquire().is_none());
     /// drop(p);
@@ -152,7 +152,7 @@ impl Semaphore {
     /// If the count would exceed [`Semaphore::MAX_PERMITS`].
     ///
     /// ```
-    /// let sem = goro_sync::Semaphore::new(0);
+    /// let sem = goro::sync::Semaphore::new(0);
     /// assert!(sem.try_acquire().is_none());
     /// sem.add_permits(2);
     /// assert_eq!(sem.available_permits(), 2);
@@ -180,7 +180,7 @@ impl Semaphore {
     /// The number of permits that could be taken right now.
     ///
     /// ```
-    /// let sem = goro_sync::Semaphore::new(2);
+    /// let sem = goro::sync::Semaphore::new(2);
     /// let _p = sem.acquire();
     /// assert_eq!(sem.available_permits(), 1);
     /// ```
@@ -303,7 +303,7 @@ impl SemaphorePermit<'_> {
     /// from now on.
     ///
     /// ```
-    /// let sem = goro_sync::Semaphore::new(2);
+    /// let sem = goro::sync::Semaphore::new(2);
     /// sem.acquire().forget();
     /// assert_eq!(sem.available_permits(), 1);
     /// ```

@@ -63,14 +63,14 @@ struct Inner {
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use goro_sync::WaitGroup;
+/// use goro::sync::WaitGroup;
 ///
 /// let wg = WaitGroup::new();
 /// let hits = Arc::new(AtomicUsize::new(0));
 /// for _ in 0..10 {
 ///     wg.add(1);
 ///     let (wg, hits) = (wg.clone(), hits.clone());
-///     goro_runtime::go!(move || {
+///     goro::go!(move || {
 ///         hits.fetch_add(1, Ordering::Relaxed);
 ///         wg.done();
 ///     });
@@ -104,7 +104,7 @@ impl WaitGroup {
     /// If the counter would overflow.
     ///
     /// ```
-    /// let wg = goro_sync::WaitGroup::new();
+    /// let wg = goro::sync::WaitGroup::new();
     /// wg.add(2);
     /// wg.done();
     /// wg.done();
@@ -144,7 +144,7 @@ impl WaitGroup {
     /// "negative WaitGroup counter"); the counter stays at zero.
     ///
     /// ```should_panic
-    /// let wg = goro_sync::WaitGroup::new();
+    /// let wg = goro::sync::WaitGroup::new();
     /// wg.done(); // panics: nothing was added
     /// ```
     #[track_caller]
@@ -169,11 +169,11 @@ impl WaitGroup {
     /// Parks until the counter is zero. Returns at once if it is zero now.
     ///
     /// ```
-    /// let wg = goro_sync::WaitGroup::new();
+    /// let wg = goro::sync::WaitGroup::new();
     /// wg.wait(); // nothing to wait for
     /// wg.add(1);
     /// let wg2 = wg.clone();
-    /// goro_runtime::go!(move || wg2.done());
+    /// goro::go!(move || wg2.done());
     /// wg.wait();
     /// ```
     #[track_caller]
@@ -213,7 +213,7 @@ impl WaitGroup {
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     ///
-    /// let wg = goro_sync::WaitGroup::new();
+    /// let wg = goro::sync::WaitGroup::new();
     /// let n = Arc::new(AtomicUsize::new(0));
     /// for _ in 0..5 {
     ///     let n = n.clone();

@@ -80,8 +80,8 @@ pub const DEADLOCK_MESSAGE: &str = "goro: all coroutines are asleep - deadlock!"
 /// `GORO_DEADLOCK=panic|abort|report|off`.
 ///
 /// ```
-/// let _ = goro_runtime::Config::new()
-///     .on_deadlock(goro_runtime::DeadlockAction::Report)
+/// let _ = goro::Config::new()
+///     .on_deadlock(goro::DeadlockAction::Report)
 ///     .apply();
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

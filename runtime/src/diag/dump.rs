@@ -85,7 +85,7 @@ pub(crate) fn snapshot() -> Vec<Entry> {
 /// call) to stderr; see [`dump_to`] for the format.
 ///
 /// ```
-/// goro_runtime::dump();
+/// goro::dump();
 /// ```
 pub fn dump() {
     let mut text = Vec::new();
@@ -117,7 +117,7 @@ pub fn dump() {
 ///
 /// ```
 /// let mut out = Vec::new();
-/// goro_runtime::dump_to(&mut out).unwrap();
+/// goro::dump_to(&mut out).unwrap();
 /// assert!(String::from_utf8(out).unwrap().starts_with("goro: "));
 /// ```
 pub fn dump_to(mut w: impl io::Write) -> io::Result<()> {

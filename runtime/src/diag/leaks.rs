@@ -64,7 +64,7 @@ impl fmt::Display for Leak {
 /// quiescent.
 ///
 /// ```
-/// assert!(goro_runtime::leaks().is_empty());
+/// assert!(goro::leaks().is_empty());
 /// ```
 pub fn leaks() -> Vec<Leak> {
     if scheduler::try_get().is_none() || !super::deadlock::is_settled() {

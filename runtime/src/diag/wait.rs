@@ -50,7 +50,7 @@ use parking_lot::Mutex;
 /// [`coroutines`](crate::coroutines) in [`WaitInfo`].
 ///
 /// ```
-/// use goro_runtime::WaitKind;
+/// use goro::WaitKind;
 /// assert_eq!(WaitKind::ChanRecv.to_string(), "chan receive");
 /// assert_eq!(WaitKind::Select { arms: 3 }.to_string(), "select (3 arms)");
 /// ```
@@ -265,12 +265,12 @@ impl fmt::Display for WaitKind {
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicBool, Ordering};
-/// use goro_runtime::park::{self, WaitKind};
+/// use goro::park::{self, WaitKind};
 ///
 /// let go = Arc::new(AtomicBool::new(false));
 /// let g = go.clone();
 /// let (unparker_tx, unparker_rx) = std::sync::mpsc::channel();
-/// let h = goro_runtime::go!(move || {
+/// let h = goro::go!(move || {
 ///     unparker_tx.send(park::current()).unwrap();
 ///     while !g.load(Ordering::Acquire) {
 ///         park::park_with(WaitKind::Park);
@@ -278,7 +278,7 @@ impl fmt::Display for WaitKind {
 /// });
 /// let id = h.id();
 /// let parked = || {
-///     goro_runtime::coroutines().into_iter().find(|c| c.id == id && c.wait.is_some())
+///     goro::coroutines().into_iter().find(|c| c.id == id && c.wait.is_some())
 /// };
 /// let info = loop {
 ///     match parked() {

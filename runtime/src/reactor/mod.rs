@@ -97,8 +97,8 @@ mod uring;
 /// hook's).
 ///
 /// ```
-/// assert!(!goro_runtime::reactor::in_coroutine());
-/// assert!(goro_runtime::go!(goro_runtime::reactor::in_coroutine).join().unwrap());
+/// assert!(!goro::reactor::in_coroutine());
+/// assert!(goro::go!(goro::reactor::in_coroutine).join().unwrap());
 /// ```
 #[inline(always)]
 pub fn in_coroutine() -> bool {
@@ -738,9 +738,9 @@ impl Registration {
     /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// a.set_nonblocking(true).unwrap();
     /// // SAFETY: `a` outlives the registration.
-    /// let reg = unsafe { goro_runtime::reactor::Registration::new(a.as_raw_fd()) }.unwrap();
+    /// let reg = unsafe { goro::reactor::Registration::new(a.as_raw_fd()) }.unwrap();
     /// b.write_all(b"hi").unwrap();
-    /// let got = goro_runtime::go!(move || {
+    /// let got = goro::go!(move || {
     ///     let mut buf = [0; 8];
     ///     let n = reg.recv(&mut buf, None).unwrap();
     ///     buf[..n].to_vec()
@@ -810,8 +810,8 @@ impl Registration {
     /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// a.set_nonblocking(true).unwrap();
     /// // SAFETY: `a` outlives the registration.
-    /// let reg = unsafe { goro_runtime::reactor::Registration::new(a.as_raw_fd()) }.unwrap();
-    /// let n = goro_runtime::go!(move || reg.send(b"hi", None).unwrap()).join().unwrap();
+    /// let reg = unsafe { goro::reactor::Registration::new(a.as_raw_fd()) }.unwrap();
+    /// let n = goro::go!(move || reg.send(b"hi", None).unwrap()).join().unwrap();
     /// let mut got = [0; 2];
     /// b.read_exact(&mut got[..n]).unwrap();
     /// assert_eq!(&got, b"hi");
@@ -866,8 +866,8 @@ impl Registration {
     /// l.set_nonblocking(true).unwrap();
     /// let addr = l.local_addr().unwrap();
     /// // SAFETY: `l` outlives the registration.
-    /// let reg = unsafe { goro_runtime::reactor::Registration::new(l.as_raw_fd()) }.unwrap();
-    /// let h = goro_runtime::go!(move || reg.accept(None).map(|(_, peer)| peer.is_some()));
+    /// let reg = unsafe { goro::reactor::Registration::new(l.as_raw_fd()) }.unwrap();
+    /// let h = goro::go!(move || reg.accept(None).map(|(_, peer)| peer.is_some()));
     /// let _c = std::net::TcpStream::connect(addr).unwrap();
     /// assert!(h.join().unwrap().unwrap());
     /// ```

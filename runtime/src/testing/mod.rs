@@ -80,11 +80,11 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use goro_runtime::testing;
+//! use goro::testing;
 //!
 //! let slept = testing::bubble(|| {
 //!     let t0 = testing::now();
-//!     goro_runtime::sleep(Duration::from_secs(3600)); // returns at once
+//!     goro::sleep(Duration::from_secs(3600)); // returns at once
 //!     testing::now() - t0
 //! });
 //! assert_eq!(slept, Duration::from_secs(3600));
@@ -130,7 +130,7 @@ pub(crate) fn current() -> Option<&'static Arc<Bubble>> {
 ///
 /// ```
 /// let before = std::time::Instant::now();
-/// assert!(goro_runtime::testing::now() >= before); // outside a bubble
+/// assert!(goro::testing::now() >= before); // outside a bubble
 /// ```
 #[inline]
 pub fn now() -> Instant {
@@ -143,8 +143,8 @@ pub fn now() -> Instant {
 /// Whether the caller is a coroutine inside a bubble.
 ///
 /// ```
-/// assert!(!goro_runtime::testing::in_bubble());
-/// assert!(goro_runtime::testing::bubble(goro_runtime::testing::in_bubble));
+/// assert!(!goro::testing::in_bubble());
+/// assert!(goro::testing::bubble(goro::testing::in_bubble));
 /// ```
 pub fn in_bubble() -> bool {
     current().is_some()
@@ -227,11 +227,11 @@ fn env_seed() -> u64 {
 ///
 /// ```
 /// use std::time::Duration;
-/// use goro_runtime::testing;
+/// use goro::testing;
 ///
 /// let n = testing::bubble(|| {
-///     let h = goro_runtime::spawn(|| {
-///         goro_runtime::sleep(Duration::from_secs(5));
+///     let h = goro::spawn(|| {
+///         goro::sleep(Duration::from_secs(5));
 ///         40
 ///     });
 ///     h.join().unwrap() + 2
@@ -250,13 +250,13 @@ where
 /// [`bubble`] with an explicit seed for the scheduling order.
 ///
 /// ```
-/// use goro_runtime::testing;
+/// use goro::testing;
 ///
 /// let order = |seed| testing::bubble_with_seed(seed, || {
 ///     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
 ///     let hs: Vec<_> = (0..4).map(|i| {
 ///         let log = log.clone();
-///         goro_runtime::spawn(move || log.lock().unwrap().push(i))
+///         goro::spawn(move || log.lock().unwrap().push(i))
 ///     }).collect();
 ///     hs.into_iter().for_each(|h| h.join().unwrap());
 ///     std::sync::Arc::try_unwrap(log).unwrap().into_inner().unwrap()
@@ -325,12 +325,12 @@ where
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicBool, Ordering};
-/// use goro_runtime::testing;
+/// use goro::testing;
 ///
 /// testing::bubble(|| {
 ///     let done = Arc::new(AtomicBool::new(false));
 ///     let d = done.clone();
-///     let _h = goro_runtime::spawn(move || d.store(true, Ordering::SeqCst));
+///     let _h = goro::spawn(move || d.store(true, Ordering::SeqCst));
 ///     testing::wait(); // the child has run (and finished)
 ///     assert!(done.load(Ordering::SeqCst));
 /// });
