@@ -90,9 +90,8 @@ pub mod alarm {
     pub use goro_runtime::alarm::*;
 }
 
-/// Go's `context`: cancellation and deadlines that reach every
-/// descendant at once. See [`Context`](context::Context).
 pub mod context {
+    #![doc = include_str!("docs/context.md")]
     #[doc(inline)]
     pub use goro_context::context::*;
 }
@@ -120,26 +119,8 @@ pub mod reactor {
     pub use goro_runtime::reactor::*;
 }
 
-/// Channels: `bounded` (0 = unbuffered), `unbounded`, `never`, `after`,
-/// `tick`, stoppable `Timer` and `Ticker`, dynamic `Select`, and async
-/// `send_async`/`recv_async`.
-///
-/// ```
-/// use std::time::Duration;
-/// use goro::chan::{self, Timer};
-///
-/// let (tx, rx) = chan::bounded::<&str>(1);
-/// let idle = Timer::new(Duration::from_secs(3600));
-/// tx.send("work").unwrap();
-/// let off: Option<&chan::Sender<&str>> = None; // Go's nil channel
-/// goro::select! {
-///     recv(rx) -> msg => { assert_eq!(msg, Ok("work")); idle.reset(Duration::from_secs(3600)); }
-///     recv(idle) -> _ => unreachable!(),
-///     send(off, "never sent") -> _ => unreachable!(),
-/// }
-/// assert!(idle.stop());
-/// ```
 pub mod chan {
+    #![doc = include_str!("docs/chan.md")]
     #[doc(inline)]
     pub use goro_channel::*;
 }
@@ -147,33 +128,29 @@ pub mod chan {
 #[doc(inline)]
 pub use goro_channel::{select, select_biased};
 
-/// Coroutine-aware locks and signals.
 pub mod sync {
+    #![doc = include_str!("docs/sync.md")]
     #[doc(inline)]
     pub use goro_sync::*;
 }
 
-/// Sockets that park only the coroutine.
 pub mod net {
+    #![doc = include_str!("docs/net.md")]
     #[doc(inline)]
     pub use goro_net::*;
 }
 
-/// The `hook` feature: unmodified blocking code (`std::net`,
-/// `std::thread::sleep`, sync clients such as `redis` or libcurl) parks the
-/// coroutine instead of its worker.
-///
-/// Enable it with `goro = { version = "...", features = ["hook"] }`; the
-/// crate docs of `goro-hook` list what is covered, what is not (futex
-/// waits such as `std::sync::Mutex`, CPU loops, calls inside libc) and the
-/// caveats (`fork`, signal handlers, `errno`).
-///
-/// The hooks are libc's function names defined in the `goro-hook` rlib.
-/// The linker uses them only if that rlib is part of the link, which it
-/// is when some linked code names the crate: this module's [`enabled`](hook::enabled)
-/// does, so with the feature on every binary that uses goro gets them.
-/// Call [`enabled`](hook::enabled) to check.
 pub mod hook {
+    #![doc = include_str!("docs/hook.md")]
+    //!
+    //! # Linking
+    //!
+    //! The hooks are libc's function names defined in the `goro-hook` rlib.
+    //! The linker uses them only if that rlib is part of the link, which it
+    //! is when some linked code names the crate: this module's [`enabled`]
+    //! does, so with the feature on every binary that uses goro gets them.
+    //! Call [`enabled`] to check.
+
     /// Whether the hooks are in effect in this process: the `hook`
     /// feature is on and the process's `recv` resolves to goro's.
     pub fn enabled() -> bool {

@@ -1,77 +1,9 @@
 //! goro-channel: Go's channels for goro coroutines and plain threads.
 //!
-//! Most users reach this crate as `goro::chan` and `goro::select!`.
-//!
-//! ```
-//! use goro::chan::{bounded, select, after};
-//! use std::time::Duration;
-//!
-//! let (jobs_tx, jobs_rx) = bounded::<u32>(16);
-//! let (results_tx, results_rx) = bounded::<u32>(16);
-//! for _ in 0..4 {
-//!     let (jobs, results) = (jobs_rx.clone(), results_tx.clone());
-//!     goro::go!(move || {
-//!         for j in &jobs {
-//!             results.send(j * 2).unwrap();
-//!         }
-//!     });
-//! }
-//! drop((jobs_rx, results_tx));
-//! for j in 0..10 {
-//!     jobs_tx.send(j).unwrap();
-//! }
-//! drop(jobs_tx); // closes `jobs`: the workers' loops end
-//!
-//! let deadline = after(Duration::from_secs(10));
-//! let mut sum = 0;
-//! loop {
-//!     select! {
-//!         recv(results_rx) -> r => match r {
-//!             Ok(v) => sum += v,
-//!             Err(_) => break, // every worker is done
-//!         },
-//!         recv(deadline) -> _ => panic!("workers stalled"),
-//!     }
-//! }
-//! assert_eq!(sum, 90);
-//! ```
-//!
-//! # What is here
-//!
-//! - Channels: [`bounded`] (`bounded(0)` is an unbuffered rendezvous, like
-//!   Go's `make(chan T)`), [`unbounded`], [`never()`] (Go's nil channel).
-//! - Timers as channels: [`after`], [`at`] (one message: the instant they
-//!   fired) and [`tick`] (like Go's `Ticker`: at most one pending tick);
-//!   [`Timer`] and [`Ticker`] when they must be stopped or reset (Go
-//!   1.23's `time.Timer` and `time.Ticker`: no stale value after `stop`
-//!   or `reset`).
-//! - [`select!`]: wait on several operations, exactly one completes
-//!   ([`select_biased!`]: the first ready arm wins); and [`Select`] for a
-//!   set of operations built at run time, with crossbeam's readiness API
-//!   ([`Select::ready`] and friends).
-//! - Async operations: [`Sender::send_async`], [`Receiver::recv_async`],
-//!   for futures under `block_on` or another executor (tokio).
-//! - Typed errors that hand back unsent messages: [`SendError`],
-//!   [`TrySendError`], [`SendTimeoutError`], [`RecvError`],
-//!   [`TryRecvError`], [`RecvTimeoutError`].
-//!
-//! # Semantics
-//!
-//! Channels are multi-producer multi-consumer; [`Sender`] and [`Receiver`]
-//! are `Clone`, and `Send + Sync` when `T: Send`. Every message is received
-//! exactly once, and messages from one sender arrive in the order sent.
-//!
-//! A channel is closed by [`Sender::close`] on any sender, or when the last
-//! sender is dropped. Receivers then drain what is buffered, then get `Err`
-//! every time. A send on a closed channel, or after the last receiver was
-//! dropped, returns the message in `Err`; a sender blocked when that
-//! happens wakes with its own message in `Err`. A second `close` returns
-//! `false` and changes nothing. (Go panics on a send to a closed channel
-//! and on a double close; goro returns errors instead.)
-//!
-//! Every blocking operation parks the coroutine when called in one and
-//! blocks the thread otherwise, so coroutines and threads can meet on the
-//! same channel in every direction, unbuffered ones included.
+//! The user guide (what is here, the mapping from Go, the semantics,
+//! examples) is the `goro::chan` page of the `goro` crate:
+//! <https://docs.rs/goro/latest/goro/chan/>. This page is about how the
+//! crate is built.
 //!
 //! # How it works
 //!

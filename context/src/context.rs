@@ -1,88 +1,10 @@
 //! Go's `context` in Rust terms: cancellation and deadlines that flow
 //! from a parent to every descendant.
 //!
-//! ```
-//! use std::time::Duration;
-//! use goro::context::{Context, ContextError};
-//!
-//! let root = Context::background();
-//! let (ctx, cancel) = Context::with_timeout(&root, Duration::from_secs(5));
-//! let (job, _job_cancel) = Context::with_cancel(&ctx);
-//!
-//! let worker = goro::go!(move || {
-//!     let done = job.done();
-//!     // Work until told to stop: a receive on `done` succeeds (with Err)
-//!     // once `job` is cancelled, directly or through an ancestor.
-//!     let _ = done.recv();
-//!     job.err()
-//! });
-//! cancel.cancel(); // cancels `ctx` and, at once, `job`
-//! assert_eq!(worker.join().unwrap(), Some(ContextError::Canceled));
-//! ```
-//!
-//! # Go to goro
-//!
-//! | Go | goro |
-//! |---|---|
-//! | `context.Background()`, `context.TODO()` | [`Context::background()`] |
-//! | `ctx, cancel := context.WithCancel(parent)` | `let (ctx, cancel) = Context::with_cancel(&parent);` |
-//! | `context.WithTimeout(parent, d)` | [`Context::with_timeout`]`(&parent, d)` |
-//! | `context.WithDeadline(parent, t)` | [`Context::with_deadline`]`(&parent, t)` |
-//! | `cancel()` | [`Cancel::cancel`]`()`, or drop the last [`Cancel`] |
-//! | `defer cancel()` | keep the `Cancel` in a named binding (`_cancel`); its drop cancels |
-//! | `<-ctx.Done()` in a `select` | `recv(done) -> _ => ..` with `let done = ctx.done();` |
-//! | `ctx.Err()` (`nil`, `Canceled`, `DeadlineExceeded`) | [`Context::err`] (`None`, `Some(ContextError::..)`) |
-//! | `ctx.Deadline()` | [`Context::deadline`] |
-//! | `context.AfterFunc(ctx, f)` | [`Context::after_func`] (a coroutine), [`Context::on_done`] (inline) |
-//! | `ctx.Value(key)`, `WithValue` | not provided: see below |
-//!
-//! # Semantics
-//!
-//! - A context is *done* once it is cancelled: by its [`Cancel`], by the
-//!   drop of its last `Cancel`, by its deadline, or because its parent
-//!   became done. Done is forever. [`Context::err`] says why:
-//!   [`ContextError::DeadlineExceeded`] if the context's deadline had
-//!   passed when it became done, [`ContextError::Canceled`] otherwise.
-//!   A child cancelled through its parent reports the parent's reason
-//!   (unless its own, earlier deadline had passed by then); a child made
-//!   under a parent that is already done is born done with the parent's
-//!   reason.
-//! - Cancelling a context cancels every descendant before `cancel`
-//!   returns, from a coroutine or a plain thread alike. When the `done`
-//!   channel of any context of the tree wakes a waiter, or an `on_done`
-//!   callback runs, every context of the cancelled subtree already
-//!   reports `err()`.
-//! - A child's deadline is never later than its parent's: a child asked
-//!   for a later one gets the parent's (`deadline()` says so).
-//! - Deadlines are exact for `err()`, `is_done()` and `done()`: each
-//!   checks the clock, so a context whose deadline has passed is done even
-//!   if its timer has not fired yet. The timer (an alarm on goro's timing
-//!   wheel, no timer thread) closes `done` for those who wait; it fires at
-//!   most about a millisecond late.
-//! - `Context` is `Clone + Send + Sync`; clones are the same context. A
-//!   `Context` does not keep its tree alive for cancellation's sake: a
-//!   context that is cancelled leaves its parent's list of children, and
-//!   its timer (if any) is cancelled, so creating and cancelling any
-//!   number of contexts under a long-lived parent leaves nothing behind.
-//!
-//! # Dropping `Cancel` cancels
-//!
-//! Go's `go vet` warns when a `cancel` function is not called, because an
-//! uncalled cancel leaks the child until the parent is done. Here the
-//! last [`Cancel`] cancels when it is dropped, so that leak cannot
-//! happen. The flip side: `let (ctx, _) = Context::with_cancel(&p);`
-//! drops the `Cancel` at once and `ctx` is born cancelled. Bind it:
-//! `let (ctx, _cancel) = ...`.
-//!
-//! # Why no values
-//!
-//! Go's `WithValue` is a dynamically typed map threaded through every
-//! call because Go has neither generics for it (historically) nor
-//! goroutine-local storage. In Rust, a typed argument says what a function
-//! needs and the compiler checks it, and state that belongs to one
-//! coroutine lives in a typed `coroutine_local!`. A string-keyed `Any` bag
-//! would give up both for no gain, so contexts carry cancellation and
-//! deadlines only.
+//! The user guide (the mapping from Go, the semantics, examples) is the
+//! `goro::context` page of the `goro` crate:
+//! <https://docs.rs/goro/latest/goro/context/>. This page is about how the
+//! module is built.
 //!
 //! # How it works (invariants)
 //!

@@ -1,17 +1,9 @@
 //! goro-context: Go's `context` and structured concurrency for goro.
 //!
-//! Most users reach this crate through the `goro` facade as
-//! `goro::context`, `goro::Group` and `goro::JoinSet`.
-//!
-//! - [`context`]: [`Context`](context::Context), its [`Cancel`](context::Cancel)
-//!   and [`ContextError`](context::ContextError): cancellation and
-//!   deadlines that reach every descendant at once, from a coroutine or a
-//!   thread, with a `done()` channel for `select!`.
-//! - [`Group`]: Go's errgroup. Members run in coroutines; the first
-//!   failure (an `Err` or a panic, as [`GroupError`]) is what
-//!   [`Group::wait`] returns, and it cancels the group's context;
-//!   [`Group::with_limit`] bounds how many run at once.
-//! - [`JoinSet`]: a set of coroutines joined in completion order.
+//! The user guide (what is here, the mapping from Go, the semantics,
+//! examples) is the `goro::context` page of the `goro` crate:
+//! <https://docs.rs/goro/latest/goro/context/>. This page is about how the
+//! crate is built.
 //!
 //! # Why a crate of its own
 //!

@@ -1,48 +1,9 @@
 //! goro-hook: unmodified blocking code parks the coroutine, not the worker.
 //!
-//! Most users reach this crate through the `goro` facade's `hook` feature
-//! (`goro = { version = "...", features = ["hook"] }`) and check it with
-//! `goro::hook::enabled()`. It defines libc's blocking socket and sleep
-//! functions (`recv`, `connect`, `poll`, `nanosleep`, ...) under their C
-//! names. Because the final binary defines them, the linker binds every
-//! call to them (std's, and C shared libraries' such as libcurl's) to
-//! these definitions instead of libc's. Each one looks at who calls it:
-//!
-//! - **outside a coroutine** (plain threads, the runtime's own code, before
-//!   `main`) it calls libc's function and returns its result untouched;
-//! - **inside a coroutine**, on a socket the program treats as blocking, it
-//!   makes the socket non-blocking underneath, tries the call, and when the
-//!   call would block it parks the coroutine on goro's reactor until the
-//!   socket is ready or the socket's timeout passes, then returns what the
-//!   blocking call would have returned, `errno` included.
-//!
-//! So `std::net::TcpStream`, `std::thread::sleep`, the sync `redis` crate,
-//! `ureq`, libcurl and the like run thousands of coroutines on a few
-//! workers without a line changed.
-//!
-//! ```
-//! use std::io::{Read, Write};
-//! let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-//! let addr = listener.local_addr().unwrap();
-//! // A server coroutine and a client coroutine, both written with std::net:
-//! // with the hook they share one worker instead of blocking it.
-//! let server = goro::go!(move || {
-//!     let (mut c, _) = listener.accept().unwrap();
-//!     let mut b = [0; 5];
-//!     c.read_exact(&mut b).unwrap();
-//!     c.write_all(&b).unwrap();
-//! });
-//! let client = goro::go!(move || {
-//!     let mut s = std::net::TcpStream::connect(addr).unwrap();
-//!     s.write_all(b"hello").unwrap();
-//!     let mut b = [0; 5];
-//!     s.read_exact(&mut b).unwrap();
-//!     b
-//! });
-//! assert_eq!(&client.join().unwrap(), b"hello");
-//! server.join().unwrap();
-//! assert!(goro::hook::enabled());
-//! ```
+//! The user guide (what is here, the mapping from Go, the semantics,
+//! examples) is the `goro::hook` page of the `goro` crate:
+//! <https://docs.rs/goro/latest/goro/hook/>. This page is about how the
+//! crate is built.
 //!
 //! # Linking: why the crate must be named
 //!
@@ -54,6 +15,7 @@
 //! binary that uses goro. `enabled()` tells whether it worked: it checks
 //! that the process resolves `recv` to this crate's definition, which is
 //! what std and C libraries call.
+//!
 //!
 //! # Invariants
 //!
@@ -89,79 +51,6 @@
 //!    returns (or returns the count sent when the timeout or an error cuts
 //!    it short), as the kernel does; `MSG_DONTWAIT` is honoured per call;
 //!    `connect` completes or fails with the real error (`SO_ERROR`).
-//!
-//! # What is covered, and what is not
-//!
-//! Covered (in coroutines): `socket`, `socketpair`, `connect`, `accept`,
-//! `accept4`, `read`, `readv`, `write`, `writev`, `recv`, `recvfrom`,
-//! `recvmsg`, `send`, `sendto`, `sendmsg` on sockets; `poll`, `ppoll`,
-//! `select`, `epoll_wait`, `epoll_pwait` on any fds; `nanosleep`,
-//! `clock_nanosleep`, `usleep`, `sleep`; `getaddrinfo`, `gethostbyname`,
-//! `gethostbyname2`, `gethostbyname_r`, `gethostbyname2_r` (run on the
-//! blocking pool). Kept consistent: `close`, `dup`, `dup2`, `dup3`,
-//! `fcntl`/`fcntl64` (`F_GETFL`/`F_SETFL`/`F_DUPFD*`), `ioctl(FIONBIO)`,
-//! `setsockopt` (`SO_RCVTIMEO`/`SO_SNDTIMEO`; they are also set in the
-//! kernel, so `getsockopt` reads them back without a hook).
-//!
-//! Not made cooperative, and so still blocking the worker (goro's
-//! blocked-worker watchdog reports them):
-//!
-//! - **`std::sync::Mutex`, `Condvar`, `RwLock`, `std::thread::JoinHandle::join`,
-//!   `std::sync::mpsc` and every other futex wait**: there is no libc
-//!   function to hook (std calls the `futex` system call directly). Use
-//!   `goro::sync` and goro's channels in coroutines.
-//! - **CPU-bound loops**: nothing to interpose; split them with
-//!   `goro::yield_now` or move them to `goro::blocking`.
-//! - **Calls libc makes internally** (glibc's own `__recv` inside
-//!   `getaddrinfo`, `fclose`'s close, `system`): they do not go through
-//!   the exported symbols. DNS runs on the blocking pool for that reason.
-//!   Raw `syscall(SYS_read, ...)` is not seen either.
-//! - **Regular files, pipes, ttys and fds the hook never saw created**
-//!   pass straight through `read`/`write` (the kernel never says `EAGAIN`
-//!   for files; a pipe read blocks the worker). `poll`/`select`/
-//!   `epoll_wait` do park for every kind of fd.
-//! - **`ppoll`/`epoll_pwait` with a signal mask** pass straight through:
-//!   the mask cannot be applied to a parked coroutine.
-//! - **Clocks other than realtime, monotonic and boottime** in
-//!   `clock_nanosleep` pass straight through.
-//!
-//! Caveats a blocking program may notice:
-//!
-//! - **`fork`**: the child has no runtime threads. A `pthread_atfork`
-//!   handler turns every hook into a pass-through in the child; sockets
-//!   the hook made non-blocking stay non-blocking in the kernel (the flag
-//!   belongs to the open file, shared with the parent), and the child's
-//!   calls on them block by `poll(2)`, as on any plain thread. A child
-//!   that `exec`s passes those fds on with `O_NONBLOCK` set; `vfork` and
-//!   `posix_spawn` run no handlers, so their child must only `exec`.
-//! - **Signal handlers**: pass-through hooks are async-signal-safe (atomic
-//!   loads, a thread-local read). A handler must not make a blocking call
-//!   on a blocking socket while it interrupts a coroutine: the hook would
-//!   park the interrupted coroutine from inside the handler.
-//! - **`EINTR`**: a parked coroutine is not interrupted by signals (they
-//!   go to whatever the worker runs), so a hooked call never fails with
-//!   `EINTR` while parked, as if `SA_RESTART` were set; `EINTR` from the
-//!   system call itself is returned as it is. Hooked sleeps never return
-//!   early (`rem` is zeroed).
-//! - **Thread-local `errno`**: coroutines on one worker share the
-//!   thread's `errno`. Read it right after the failing call (as C code
-//!   does), before anything that may park.
-//! - **Locks held across a hooked call**: a hooked call that parks keeps
-//!   whatever `std::sync` lock its caller holds. std holds its environment
-//!   read lock around `getaddrinfo`, so a `std::env::set_var` in another
-//!   coroutine while a lookup is parked blocks its worker until the
-//!   lookup's coroutine resumes and lets go, which never happens if that
-//!   coroutine lives on the same worker.
-//! - **Vectored writes** (`writev`, `sendmsg`) may return a short count on a
-//!   blocking stream socket, as POSIX allows; `write`/`send`/`sendto` send
-//!   everything.
-//! - **`dup`**: the copy gets the original's blocking flag and timeouts at
-//!   the time of the `dup`; changing them later through one number does
-//!   not change the other's view (the kernel shares them).
-//! - **Closing a socket another coroutine is blocked on** (impossible in
-//!   safe Rust, possible in C): the blocked call keeps waiting, as on
-//!   Linux, and fails with `EBADF` once the socket becomes ready; the
-//!   number stays in use until then.
 
 #![cfg_attr(
     not(all(

@@ -1,49 +1,10 @@
 //! goro-net: sockets that read like blocking std code but park only the
 //! coroutine.
 //!
-//! Most users reach this crate as `goro::net`. Its types have std's names,
-//! signatures and error kinds: [`TcpListener`], [`TcpStream`],
-//! [`UdpSocket`], [`UnixListener`], [`UnixStream`], [`UnixDatagram`], plus
-//! [`lookup_host`] for DNS and [`wait_readable`]/[`wait_writable`] for file
-//! descriptors owned by other code.
-//!
-//! ```
-//! use std::io::{Read, Write};
-//! use goro::net::{TcpListener, TcpStream};
-//!
-//! // An echo server: a coroutine per connection, written as blocking code.
-//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-//! let addr = listener.local_addr().unwrap();
-//! goro::go!(move || {
-//!     for conn in listener.incoming() {
-//!         let mut conn = conn.unwrap();
-//!         goro::go!(move || {
-//!             let mut buf = [0; 1024];
-//!             while let Ok(n @ 1..) = conn.read(&mut buf) {
-//!                 if conn.write_all(&buf[..n]).is_err() {
-//!                     break;
-//!                 }
-//!             }
-//!         });
-//!     }
-//! });
-//!
-//! // Clients: the same calls work in coroutines and on plain threads.
-//! let clients: Vec<_> = (0..10u8)
-//!     .map(|i| {
-//!         goro::go!(move || {
-//!             let mut c = TcpStream::connect(addr).unwrap();
-//!             c.write_all(&[i; 3]).unwrap();
-//!             let mut back = [0; 3];
-//!             c.read_exact(&mut back).unwrap();
-//!             back == [i; 3]
-//!         })
-//!     })
-//!     .collect();
-//! assert!(clients.into_iter().all(|h| h.join().unwrap()));
-//! let mut c = TcpStream::connect(addr).unwrap(); // from this thread
-//! c.write_all(b"hi").unwrap();
-//! ```
+//! The user guide (what is here, the mapping from Go, the semantics,
+//! examples) is the `goro::net` page of the `goro` crate:
+//! <https://docs.rs/goro/latest/goro/net/>. This page is about how the
+//! crate is built.
 //!
 //! # How a call waits (Go's netpoll, in goro)
 //!
@@ -96,25 +57,6 @@
 //!    connections reset before they were accepted; stream writes use
 //!    `MSG_NOSIGNAL`, so a write to a closed peer is a `BrokenPipe` error,
 //!    never a `SIGPIPE` that kills the process.
-//!
-//! # Differences from std
-//!
-//! - `connect`, `bind` and `send_to` take goro's [`ToSocketAddrs`], which
-//!   std's address types implement, so call sites are unchanged; it is
-//!   sealed (see its docs for why).
-//! - `try_clone` cannot fail and returns a handle to the same fd (std
-//!   `dup`s it); as with `dup`, the handles share the socket, its options
-//!   and its timeouts.
-//! - There is no `set_nonblocking`: every call is blocking for its caller
-//!   and parks only the coroutine.
-//!
-//! # Limits
-//!
-//! Each socket costs one fd, one reactor registration and a shared handle
-//! state (a few hundred bytes of user-space memory in all, plus the
-//! kernel's socket buffers). How many
-//! connections a process can hold is set by the system, not by goro; see
-//! this crate's README for the limits to raise on the way to a million.
 
 mod addr;
 mod cancel;
