@@ -53,7 +53,8 @@
 //!    in the profile), CPU that the clients on the same cores needed.
 //!
 //! Rejected: a dedicated timer/IO thread (an extra context switch on every
-//! timer and every readiness event, which DESIGN.md rules out); waking all
+//! timer and every readiness event: timers and IO are the workers' own
+//! business, `timer/` and `reactor/`); waking all
 //! sleepers on every spawn (a thundering herd on spawn loops); sleeping at
 //! once with no search (measured: a futex wake per few spawns, ~400 ns per
 //! spawn from a thread).
