@@ -196,19 +196,32 @@ if command -v perf > /dev/null 2>&1 \
     PERF_OK=1
 fi
 
+# Whether <peer> runs workload <label> at all (built, and a peer of it).
+runs_here() { # runs_here <peer> <workload label>
+    local peer=$1 label=$2
+    [ -n "${BIN[$peer]:-}" ] || return 1
+    if [ "$label" = idle_1m ]; then
+        [[ "$IDLE_1M_PEERS" == *" $peer "* ]] || return 1
+    elif [ -n "${SHARED_ARGS[$label]:-}" ]; then
+        [ "$peer" = goro ] || return 1
+    fi
+    return 0
+}
+
+DONE_RUNS=0
 run_one() { # run_one <round> <peer> <workload label>
     local round=$1 peer=$2 label=$3 args envs=()
+    runs_here "$peer" "$label" || return 0
     if [ "$label" = idle_1m ]; then
-        [[ "$IDLE_1M_PEERS" == *" $peer "* ]] || return 0
         args=$IDLE_1M_ARGS
     elif [ -n "${SHARED_ARGS[$label]:-}" ]; then
-        [ "$peer" = goro ] || return 0
         args=${SHARED_ARGS[$label]}
         envs=(GORO_SHARED_STACKS=1)
     else
         args=$label
     fi
-    [ -n "${BIN[$peer]:-}" ] || return 0
+    DONE_RUNS=$((DONE_RUNS + 1))
+    log "[$DONE_RUNS/$TOTAL_RUNS] round $round: $label on $peer ..."
     local extra=()
     [ $QUICK = 1 ] && extra=(--quick)
     local out=$WORK/out err=$WORK/err rc
@@ -246,6 +259,14 @@ run_one() { # run_one <round> <peer> <workload label>
 START_TS=$(date '+%F %T %z')
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 n_peers=${#PEERS[@]}
+TOTAL_RUNS=0
+for w in "${WORKLOADS[@]}"; do
+    for p in "${PEERS[@]}"; do
+        if runs_here "$p" "$w"; then TOTAL_RUNS=$((TOTAL_RUNS + 1)); fi
+    done
+done
+TOTAL_RUNS=$((TOTAL_RUNS * ROUNDS))
+log "$TOTAL_RUNS runs: ${#WORKLOADS[@]} workloads, ${#PEERS[@]} peers, $ROUNDS round(s)"
 for ((round = 1; round <= ROUNDS; round++)); do
     rot=$(( (round - 1) % n_peers ))
     order=("${PEERS[@]:rot}" "${PEERS[@]:0:rot}")
@@ -279,6 +300,9 @@ cpu=$(lscpu 2>/dev/null | awk -F: '/^Model name/ { sub(/^[ \t]+/, "", $2); print
 
 table_args=(--peers "$(IFS=,; echo "${PEERS[*]}")" --rounds "$ROUNDS")
 [ $QUICK = 1 ] && table_args+=(--quick)
+# The chart of the full runs (results/chart.svg, shown by BENCHMARKS.md
+# and the README); a --quick run leaves it alone.
+[ $QUICK = 1 ] || table_args+=(--svg "$HERE/results/chart.svg")
 python3 "$HERE/table.py" "$RAW" "${table_args[@]}" > "$WORK/table.txt"
 status=$?
 

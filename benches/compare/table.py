@@ -129,12 +129,81 @@ def substitution_notes(meta, peers):
     return out
 
 
+COLORS = {"go": "#00add8", "may": "#9b59b6", "tokio": "#e67e22", "threads": "#7f8c8d",
+          "goro": "#c0392b"}
+
+
+def esc(t):
+    return str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_svg(path, chart, title):
+    """The chart: per workload, each peer's figure divided by the best other
+    peer's (1.00x = the best peer; goro's bar in bold), lower-is-better and
+    higher-is-better rows in panels of their own. SVG by hand, standard
+    library only."""
+    cap = 4.0
+    left, bar_w, row_gap, bar_h = 190, 560, 8, 11
+    y = 56
+    parts = []
+
+    def panel(name, rows):
+        nonlocal y
+        if not rows:
+            return
+        parts.append(f'<text x="10" y="{y}" class="h">{esc(name)}</text>')
+        y += 12
+        top = y
+        for label, unit, vals, best, ratio in rows:
+            peers_here = [p for p in PEERS if p in vals]
+            h = len(peers_here) * (bar_h + 2) + row_gap
+            parts.append(f'<text x="10" y="{y + 12}" class="l">{esc(label)}</text>')
+            parts.append(f'<text x="10" y="{y + 25}" class="u">{esc(unit)}</text>')
+            for i, p in enumerate(peers_here):
+                r = vals[p] / best if best > 0 else 0.0
+                w = min(r, cap) / cap * bar_w
+                by = y + i * (bar_h + 2)
+                cls = "g" if p == "goro" else "b"
+                parts.append(f'<rect x="{left}" y="{by}" width="{w:.1f}" height="{bar_h}" '
+                             f'fill="{COLORS.get(p, "#555")}" class="{cls}"/>')
+                more = " ›" if r > cap else ""
+                parts.append(f'<text x="{left + w + 4:.1f}" y="{by + bar_h - 1}" class="v{cls}">'
+                             f'{esc(p)} {r:.2f}x ({esc(fmt(vals[p]))}){more}</text>')
+            y += h
+        x1 = left + bar_w / cap
+        parts.append(f'<line x1="{x1:.1f}" y1="{top - 4}" x2="{x1:.1f}" y2="{y - row_gap + 2}" class="one"/>')
+        parts.append(f'<text x="{x1 - 12:.1f}" y="{y + 8}" class="u">1.00x</text>')
+        y += 30
+
+    lower = [r for r in chart if r[0] == "lower"]
+    higher = [r for r in chart if r[0] == "higher"]
+    panel("Lower is better: each figure / the best other peer's (below 1.00x: beats it)",
+          [r[1:] for r in lower])
+    panel("Higher is better: each figure / the best other peer's (above 1.00x: beats it)",
+          [r[1:] for r in higher])
+    height = y + 10
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="960" height="{height}" '
+            f'viewBox="0 0 960 {height}" font-family="sans-serif">'
+            '<style>.h{font-size:13px;font-weight:bold}.l{font-size:12px}.u{font-size:10px;fill:#666}'
+            '.vb{font-size:10px;fill:#333}.vg{font-size:10px;font-weight:bold;fill:#000}'
+            '.g{stroke:#000;stroke-width:1}.one{stroke:#000;stroke-dasharray:3,3}</style>'
+            '<rect width="100%" height="100%" fill="#fff"/>'
+            f'<text x="10" y="24" class="h">{esc(title)}</text>'
+            f'<text x="10" y="40" class="u">bars capped at {cap:.0f}x (›: beyond); '
+            'figures in parentheses are the medians in the row\'s unit; peers that ran '
+            'a smaller size or lost messages are left out</text>')
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + "".join(parts) + "</svg>\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("raw")
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--svg", help="also write the chart (SVG) to this path")
+    ap.add_argument("--title", default="goro and its peers, benches/compare/run.sh")
     opts = ap.parse_args()
     peers = [p for p in PEERS if p in opts.peers.split(",")]
 
@@ -235,6 +304,7 @@ def main():
     # Table.
     hdr = ["workload", "unit", "better"] + peers + ["best peer", "goro/best"]
     rows = []
+    chart = []  # (better, label, unit, {peer: median}, best median, goro ratio)
     for label, wl, metric, better, unit in ROWS:
         if wl not in seen_labels:
             continue
@@ -255,6 +325,14 @@ def main():
         if best and g and g[1] is not None and best[0] > 0:
             ratio = g[1] / best[0]
             row.append(f"{ratio:.2f}x")
+            # Peers that ran another size, or lost messages, are left out
+            # of the chart as they are of the choice of the best.
+            vals = {p: cells[(label, p)][1] for p in peers
+                    if (label, p) in cells and cells[(label, p)][1] is not None
+                    and not cells[(label, p)][2]
+                    and (p == "goro" or (meta.get((p, wl), {}).get("n"),
+                                         meta.get((p, wl), {}).get("values")) == same[wl])}
+            chart.append((better, label, unit, vals, best[0], ratio))
         else:
             row.append("n/a")
         rows.append(row)
@@ -281,6 +359,8 @@ def main():
               "timed_out = stopped at its time limit; per-op figures are comparable across sizes):")
         for n in notes:
             print(f"  - {n}")
+    if opts.svg:
+        write_svg(opts.svg, chart, opts.title)
     if opts.quick:
         print()
         if problems:
