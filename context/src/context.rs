@@ -93,7 +93,9 @@ fn decode(e: u8) -> Option<ContextError> {
 }
 
 /// A cancellation scope: done when cancelled, when its deadline passes,
-/// or when its parent is done. See the [module docs](self).
+/// or when its parent is done. The Go-to-goro table and the semantics
+/// are on the [`goro::context`](https://docs.rs/goro/latest/goro/context/)
+/// page.
 ///
 /// Cheap to clone (a reference count); `Send + Sync`.
 ///
@@ -242,8 +244,8 @@ impl Node {
             .is_some_and(|d| goro_runtime::testing::now() >= d)
     }
 
-    /// Cancels this node if its deadline has passed (the exact-deadline
-    /// rule of the module docs).
+    /// Cancels this node if its deadline has passed (deadlines are exact:
+    /// see "Semantics" on the `goro::context` page).
     #[inline]
     fn check_deadline(&self) {
         if self.deadline.is_some() && self.err.load(Ordering::Acquire) == LIVE && self.expired() {

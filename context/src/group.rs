@@ -1,53 +1,6 @@
-//! An errgroup: coroutines that work on parts of one task, the first
-//! failure of which fails (and cancels) the whole. Go's
-//! `golang.org/x/sync/errgroup`.
-//!
-//! ```
-//! use goro::Group;
-//!
-//! let g = Group::<String>::new();
-//! for i in 0..4 {
-//!     g.go(move || if i == 2 { Err(format!("part {i} failed")) } else { Ok(()) });
-//! }
-//! let err = g.wait().unwrap_err();
-//! assert_eq!(err.failed(), Some(&"part 2 failed".to_string()));
-//! ```
-//!
-//! # Go to goro
-//!
-//! | Go | goro |
-//! |---|---|
-//! | `var g errgroup.Group` | `let g = Group::<E>::new();` |
-//! | `g, ctx := errgroup.WithContext(parent)` | `let (g, ctx) = Group::with_context(&parent);` |
-//! | `g.Go(func() error {..})` | `g.go(move \|\| { ..; Ok(()) })` |
-//! | `g.TryGo(f)` | [`Group::try_go`] |
-//! | `g.SetLimit(n)` | [`Group::set_limit`]`(n)` or `Group::new().with_limit(n)` |
-//! | `err := g.Wait()` | `g.wait()` -> `Result<(), GroupError<E>>` |
-//! | a panic in a member crashes the program | the panic becomes [`GroupError::Panicked`] |
-//!
-//! # Semantics
-//!
-//! - [`go`](Group::go) starts `f` in a new coroutine. With a limit, it
-//!   first waits (parks the caller) until fewer than `limit` members run;
-//!   [`try_go`](Group::try_go) does not wait and says whether it started
-//!   `f`.
-//! - The first member to fail (return `Err` or panic) records its error;
-//!   later errors are dropped. With [`with_context`](Group::with_context),
-//!   that first failure cancels the group's context at once, so the other
-//!   members can see `ctx.done()` and stop early.
-//! - [`wait`](Group::wait) parks until every member started so far has
-//!   finished (members may start more members; `wait` waits for those too),
-//!   then returns the first error and cancels the group's context, as Go's
-//!   `Wait` does. The group may be used again afterwards; a later `wait`
-//!   reports failures that happened after the previous one.
-//! - No member is ever lost: each one runs to its end (stackful coroutines
-//!   cannot be aborted from outside; they stop when they look at the
-//!   context), its panic is caught and reported, and `wait` does not
-//!   return before it ends. Dropping every handle to the group without
-//!   waiting leaves its members running to completion, detached; their
-//!   errors are then dropped.
-//! - `Group` is a cheap handle: clones (for members that start members)
-//!   refer to the same group.
+//! The errgroup. Its user documentation (an example, the Go-to-goro
+//! table, the semantics) is on [`Group`] itself, which the `goro` crate
+//! re-exports as `goro::Group`; this page says how it is built.
 //!
 //! # How it works
 //!
@@ -142,7 +95,56 @@ impl<E: fmt::Display> fmt::Display for GroupError<E> {
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for GroupError<E> {}
 
-/// Go's errgroup: see the [module docs](self).
+/// An errgroup: coroutines that work on parts of one task, the first
+/// failure of which fails (and cancels) the whole. Go's
+/// `golang.org/x/sync/errgroup`.
+///
+/// ```
+/// use goro::Group;
+///
+/// let g = Group::<String>::new();
+/// for i in 0..4 {
+///     g.go(move || if i == 2 { Err(format!("part {i} failed")) } else { Ok(()) });
+/// }
+/// let err = g.wait().unwrap_err();
+/// assert_eq!(err.failed(), Some(&"part 2 failed".to_string()));
+/// ```
+///
+/// # Go to goro
+///
+/// | Go | goro |
+/// |---|---|
+/// | `var g errgroup.Group` | `let g = Group::<E>::new();` |
+/// | `g, ctx := errgroup.WithContext(parent)` | `let (g, ctx) = Group::with_context(&parent);` |
+/// | `g.Go(func() error {..})` | `g.go(move \|\| { ..; Ok(()) })` |
+/// | `g.TryGo(f)` | [`Group::try_go`] |
+/// | `g.SetLimit(n)` | [`Group::set_limit`]`(n)` or `Group::new().with_limit(n)` |
+/// | `err := g.Wait()` | `g.wait()` -> `Result<(), GroupError<E>>` |
+/// | a panic in a member crashes the program | the panic becomes [`GroupError::Panicked`] |
+///
+/// # Semantics
+///
+/// - [`go`](Group::go) starts `f` in a new coroutine. With a limit, it
+///   first waits (parks the caller) until fewer than `limit` members run;
+///   [`try_go`](Group::try_go) does not wait and says whether it started
+///   `f`.
+/// - The first member to fail (return `Err` or panic) records its error;
+///   later errors are dropped. With [`with_context`](Group::with_context),
+///   that first failure cancels the group's context at once, so the other
+///   members can see `ctx.done()` and stop early.
+/// - [`wait`](Group::wait) parks until every member started so far has
+///   finished (members may start more members; `wait` waits for those too),
+///   then returns the first error and cancels the group's context, as Go's
+///   `Wait` does. The group may be used again afterwards; a later `wait`
+///   reports failures that happened after the previous one.
+/// - No member is ever lost: each one runs to its end (stackful coroutines
+///   cannot be aborted from outside; they stop when they look at the
+///   context), its panic is caught and reported, and `wait` does not
+///   return before it ends. Dropping every handle to the group without
+///   waiting leaves its members running to completion, detached; their
+///   errors are then dropped.
+/// - `Group` is a cheap handle: clones (for members that start members)
+///   refer to the same group.
 pub struct Group<E> {
     inner: Arc<Inner<E>>,
 }

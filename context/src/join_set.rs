@@ -1,40 +1,7 @@
-//! A set of coroutines whose results are collected in the order they
-//! finish: tokio's `JoinSet` for stackful coroutines.
-//!
-//! ```
-//! use std::time::Duration;
-//! use goro::JoinSet;
-//!
-//! let mut set = JoinSet::new();
-//! for ms in [30u64, 10, 20] {
-//!     set.spawn(move || {
-//!         goro::sleep(Duration::from_millis(ms));
-//!         ms
-//!     });
-//! }
-//! let mut order = Vec::new();
-//! while let Some(r) = set.join_next() {
-//!     order.push(r.unwrap());
-//! }
-//! assert_eq!(order.len(), 3); // usually [10, 20, 30]: completion order
-//! ```
-//!
-//! # Semantics
-//!
-//! - [`join_next`](JoinSet::join_next) parks until some member has
-//!   finished and returns its result, `Err(payload)` if it panicked (as
-//!   `JoinHandle::join` does), or `None` if the set is empty. Results come
-//!   in the order members finished.
-//! - There is no `abort`. A stackful coroutine cannot be stopped from
-//!   outside at a safe point: its frames may hold locks, half-written data
-//!   or borrowed buffers that only its own code can put right (tokio can
-//!   abort a task only because a future is a state machine that is simply
-//!   not polled again). To stop members early, give them a
-//!   [`Context`](crate::context::Context) and cancel it; they return when
-//!   they look at it.
-//! - Dropping the set (or calling [`detach_all`](JoinSet::detach_all))
-//!   detaches the members: they run to completion and their results are
-//!   dropped, in the member, as they finish. Nothing waits for them.
+//! A set of coroutines joined in completion order. Its user
+//! documentation (an example, the semantics) is on [`JoinSet`] itself,
+//! which the `goro` crate re-exports as `goro::JoinSet`; this page says
+//! how it is built.
 //!
 //! # How it works
 //!
@@ -50,8 +17,43 @@ use std::time::Duration;
 
 use goro_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
 
-/// A set of coroutines, joined in completion order. See the
-/// [module docs](self).
+/// A set of coroutines whose results are collected in the order they
+/// finish: tokio's `JoinSet` for stackful coroutines.
+///
+/// ```
+/// use std::time::Duration;
+/// use goro::JoinSet;
+///
+/// let mut set = JoinSet::new();
+/// for ms in [30u64, 10, 20] {
+///     set.spawn(move || {
+///         goro::sleep(Duration::from_millis(ms));
+///         ms
+///     });
+/// }
+/// let mut order = Vec::new();
+/// while let Some(r) = set.join_next() {
+///     order.push(r.unwrap());
+/// }
+/// assert_eq!(order.len(), 3); // usually [10, 20, 30]: completion order
+/// ```
+///
+/// # Semantics
+///
+/// - [`join_next`](JoinSet::join_next) parks until some member has
+///   finished and returns its result, `Err(payload)` if it panicked (as
+///   `JoinHandle::join` does), or `None` if the set is empty. Results come
+///   in the order members finished.
+/// - There is no `abort`. A stackful coroutine cannot be stopped from
+///   outside at a safe point: its frames may hold locks, half-written data
+///   or borrowed buffers that only its own code can put right (tokio can
+///   abort a task only because a future is a state machine that is simply
+///   not polled again). To stop members early, give them a
+///   [`Context`](crate::context::Context) and cancel it; they return when
+///   they look at it.
+/// - Dropping the set (or calling [`detach_all`](JoinSet::detach_all))
+///   detaches the members: they run to completion and their results are
+///   dropped, in the member, as they finish. Nothing waits for them.
 pub struct JoinSet<T> {
     tx: Option<Sender<std::thread::Result<T>>>,
     rx: Receiver<std::thread::Result<T>>,
