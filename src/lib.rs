@@ -83,9 +83,8 @@ pub use goro_runtime::{
 #[doc(inline)]
 pub use goro_runtime::{coroutine_local, go};
 
-/// Alarms: short callbacks on goro's timers (what contexts and stoppable
-/// timers are built on).
 pub mod alarm {
+    #![doc = include_str!("docs/alarm.md")]
     #[doc(inline)]
     pub use goro_runtime::alarm::*;
 }
@@ -99,22 +98,20 @@ pub mod context {
 #[doc(inline)]
 pub use goro_context::{Group, GroupError, JoinSet};
 
-/// Parking: the one primitive everything in goro waits with. Build your
-/// own coroutine-aware waiting on it.
 pub mod park {
+    #![doc = include_str!("docs/park.md")]
     #[doc(inline)]
     pub use goro_runtime::park::*;
 }
 
-/// Deterministic tests on a virtual clock (Go's `testing/synctest`):
-/// [`testing::bubble`], [`testing::wait`], [`testing::now`].
 pub mod testing {
+    #![doc = include_str!("docs/testing.md")]
     #[doc(inline)]
     pub use goro_runtime::testing::*;
 }
 
-/// Waiting for readiness of raw file descriptors (third-party IO).
 pub mod reactor {
+    #![doc = include_str!("docs/reactor.md")]
     #[doc(inline)]
     pub use goro_runtime::reactor::*;
 }

@@ -1,36 +1,10 @@
 //! Alarms: a short callback run at an instant, on goro's own timers.
 //!
-//! A parked coroutine's deadline is a timer on its worker's timing wheel
-//! whose firing is an `unpark`. An [`Alarm`] is the same timer with a
-//! callback instead: Go's runtime timers with a function (what
-//! `time.AfterFunc`, `context.WithDeadline` and `time.Timer` are built
-//! on). goro's contexts, stoppable timers and tickers, and timer channels
-//! read from async code use it; it is public so that other libraries can
-//! build the same kind of thing without a thread of their own.
-//!
-//! # Invariants
-//!
-//! 1. No timer thread. An alarm sits on one worker's wheel (the caller's
-//!    when it is a worker, any one otherwise) and is fired by whichever
-//!    thread advances that wheel: a busy worker every few scheduling
-//!    ticks, or the idle worker that sleeps in the reactor until the
-//!    earliest deadline of all wheels. It never fires before its deadline;
-//!    it may fire up to about a millisecond late (the wheel's tick), more
-//!    if every worker is busy in code that never switches.
-//! 2. Fires at most once. [`Alarm::cancel`] (or dropping the [`Alarm`])
-//!    removes it from its wheel in O(1); it returns whether the alarm was
-//!    still pending, so exactly one of "cancelled" and "fired" happens,
-//!    and a `false` from `cancel` means [`Fire::fire`] has run or is
-//!    running on another thread. A pending alarm holds its target (an
-//!    `Arc`); a cancelled or fired one holds nothing, so cancelling leaves
-//!    no timer and no memory behind.
-//! 3. The callback runs outside any coroutine and outside the wheel's
-//!    lock, on a worker thread (or the reactor's). So it must be short and
-//!    must not block: no `park`, no blocking channel operation, no lock
-//!    held for long. Waking things (unparking, closing a channel, a
-//!    `try_send`, waking a `Waker`) is what it is for. A panic in it is
-//!    caught, reported on stderr and dropped, so it cannot take down the
-//!    worker.
+//! The user guide (what an alarm is for, what it promises, the rules for
+//! its callback) is the `goro::alarm` page of the `goro` crate:
+//! <https://docs.rs/goro/latest/goro/alarm/>. An alarm is an entry of a
+//! worker's timing wheel (`timer/`) whose firing runs [`Fire::fire`]
+//! instead of an unpark.
 
 use std::fmt;
 use std::sync::Arc;
@@ -41,8 +15,8 @@ use crate::scheduler::{self, TimerHandle};
 /// What an [`Alarm`] calls when its deadline comes.
 ///
 /// Implement it on the shared state the callback needs; the alarm holds
-/// an `Arc` of it until it fires or is cancelled. See the module docs for
-/// what a callback may do (briefly: wake things, never block).
+/// an `Arc` of it until it fires or is cancelled. The `goro::alarm` page
+/// says what a callback may do (briefly: wake things, never block).
 pub trait Fire: Send + Sync + 'static {
     /// Called once, at or shortly after the deadline, on a runtime worker
     /// thread outside any coroutine.

@@ -1,36 +1,9 @@
 //! Parking: the one way anything in goro waits.
 //!
-//! Channels, locks, timers, `join`, the blocking pool and the IO reactor are
-//! all built on this pair: [`park`] (optionally with a deadline) blocks the
-//! caller until an [`Unparker`] for it is used. Inside a coroutine the
-//! coroutine is switched out and its worker runs something else; on a plain
-//! OS thread the thread blocks (through `std::thread::park`). Code written
-//! against this pair therefore works unchanged for both, and a coroutine and
-//! a thread can wait on the same object.
-//!
-//! # Semantics (std::thread::park's token)
-//!
-//! Each coroutine and each thread has one token, initially absent.
-//! `Unparker::unpark` makes it available; `park` consumes it, returning at
-//! once if it was already there. Tokens do not accumulate. `park` may also
-//! return spuriously, so callers always re-check their condition in a loop:
-//!
-//! ```
-//! use std::sync::Arc;
-//! use std::sync::atomic::{AtomicBool, Ordering};
-//! use goro::park;
-//!
-//! let ready = Arc::new(AtomicBool::new(false));
-//! let waker = park::current();
-//! let flag = ready.clone();
-//! std::thread::spawn(move || {
-//!     flag.store(true, Ordering::Release);
-//!     waker.unpark();
-//! });
-//! while !ready.load(Ordering::Acquire) {
-//!     park::park();
-//! }
-//! ```
+//! The user guide (the `park`/`Unparker` pair, its token semantics, an
+//! example) is the `goro::park` page of the `goro` crate:
+//! <https://docs.rs/goro/latest/goro/park/>. This page gives the protocol
+//! that makes it correct.
 //!
 //! # The coroutine protocol (no lost wake-up, no double resume)
 //!

@@ -2,16 +2,18 @@
 //! completions (io_uring), delivered by unparking whoever waits on a file
 //! descriptor.
 //!
+//! The user guide (what a [`Registration`] is for, the backends and how
+//! to choose one) is the `goro::reactor` page of the `goro` crate:
+//! <https://docs.rs/goro/latest/goro/reactor/>.
+//!
 //! # Backends
 //!
-//! Two, chosen once at start-up (`GORO_IO=uring|epoll`, `Config::io`):
-//! io_uring by default where `io_uring_setup` works, epoll otherwise; the
-//! choice is `goro::stats().io_backend`. Both keep the invariants below
-//! (for io_uring, "registered" means known to goro's fd table: the kernel
-//! learns of an fd only through a poll or an operation on it). The
-//! system calls live in `epoll.rs` and `uring.rs`; `uring.rs` also argues
-//! why its operations' buffers are sound across a park, a timeout, a
-//! cancellation and a shared-stack coroutine.
+//! Both backends keep the invariants below (for io_uring, "registered"
+//! means known to goro's fd table: the kernel learns of an fd only through
+//! a poll or an operation on it). The system calls live in `epoll.rs` and
+//! `uring.rs`; `uring.rs` also argues why its operations' buffers are
+//! sound across a park, a timeout, a cancellation and a shared-stack
+//! coroutine.
 //!
 //! # Why raw epoll and not the `polling` crate
 //!

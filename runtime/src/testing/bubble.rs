@@ -20,7 +20,7 @@
 //!    (`nondurable == 0`), and no socket that a member waits on with a
 //!    deadline (`sockets`) has anything for it (a zero-timeout `poll(2)`),
 //!    nothing outside the bubble's timers can wake any of them (see the
-//!    module docs of `testing` for what goro cannot see), and then, in
+//!    `goro::testing` page for what goro cannot see), and then, in
 //!    this order: the member in [`wait`](super::wait) is woken; or the
 //!    clock jumps to the earliest virtual timer, which fires; or, with no
 //!    timer, the bubble is deadlocked and `bubble` panics. A socket that

@@ -1,94 +1,10 @@
 //! Deterministic tests of concurrent, time-dependent code: Go's
 //! `testing/synctest`.
 //!
-//! [`bubble`] runs a closure in a coroutine inside a *bubble*: it and every
-//! coroutine it spawns (transitively) are the bubble's *members*. Inside:
-//!
-//! - Time is virtual. [`now`] starts at a fixed instant (the same for every
-//!   bubble of the process) and moves only when every member is durably
-//!   blocked, jumping straight to the earliest timer of the bubble. So
-//!   `goro::sleep(Duration::from_secs(3600))` returns at once, with `now()`
-//!   exactly one hour later. Everything in goro that reads the clock reads
-//!   this one inside a bubble: `goro::sleep`, `park_deadline` /
-//!   `park_timeout`, `chan::after` / `tick`, `Timer` / `Ticker`, the
-//!   `*_timeout` / `*_deadline` operations of channels, `select!` timeouts,
-//!   the timed waits of `goro::sync`, [`alarm`](crate::alarm)s,
-//!   `Context` deadlines, and socket timeouts (`set_read_timeout`, the
-//!   `*_ctx` socket calls, `reactor` waits). Outside a bubble [`now`] is
-//!   `Instant::now()`.
-//! - Scheduling is deterministic: one member runs at a time, and the next
-//!   one to run is chosen by a seeded generator among the runnable ones.
-//!   The seed is `GORO_TEST_SEED` (a `u64`, default 0) or the argument of
-//!   [`bubble_with_seed`]; the same seed replays the same interleaving, so
-//!   a failure found with one seed can be debugged with it.
-//! - [`wait`] blocks the caller until every other member is durably
-//!   blocked (then runs before the clock moves).
-//!
-//! # Durably blocked
-//!
-//! A member is *durably blocked* when it is parked on a goro primitive:
-//! a channel operation or `select!`, a `goro::sync` lock, condition,
-//! semaphore, wait group, barrier or once, a `join`, `goro::sleep`, a
-//! timer, a context's `done()`, or a plain `park` (with or without a
-//! deadline). A member parked waiting for the blocking pool, or for a
-//! socket (`net read`, `write`, `accept`, `connect`) *without* a deadline,
-//! is *not*: while one is, the clock does not move (an event from outside
-//! may wake it), as in Go. A member waiting for a socket *with* a deadline
-//! (a read or write timeout, a context with a deadline) is durably blocked
-//! while a zero-timeout `poll(2)` says its socket has nothing for it, so a
-//! socket timeout in a bubble fires at its virtual instant when its peer
-//! is a silent member; data a member wrote before blocking is always seen
-//! first. A peer outside the bubble (a thread, another process) is not
-//! seen: the clock may jump past the moment its data would have come. A
-//! member
-//! blocked in a system call that does not go through goro (a
-//! `std::sync::Mutex`, `std::thread::sleep`, a file read) is, to goro,
-//! running: nothing else of the bubble runs meanwhile.
-//!
-//! What goro cannot see (no garbage collector, no per-object ownership):
-//! a member parked on a channel or lock that a thread or coroutine
-//! *outside* the bubble will later use counts as durably blocked, so the
-//! clock may jump past the instant that outside party would have woken it.
-//! Keep everything a bubble waits on inside the bubble (Go forbids it);
-//! objects made outside and waited on inside are not detected.
-//!
-//! When the bubble is idle (every member durably blocked, no timer pending
-//! and nobody in [`wait`]), no member can ever run again: [`bubble`]
-//! panics with "all coroutines in the bubble are durably blocked -
-//! deadlock!". It also panics if the root returns while other members are
-//! left blocked forever. Either message goes on with the dump of the
-//! bubble's members, as [`dump_to`](crate::dump_to) writes it (what each
-//! waits on, where, and its name). A panic of the root closure is re-raised by
-//! [`bubble`]; a panic in another member ends only that member.
-//!
-//! # Ownership
-//!
-//! As in Go, a bubble's channels and locks belong to it: using one from
-//! outside the bubble panics with "... created inside testing bubble N
-//! used from outside it". Channels record their bubble when they are made
-//! and check it on every send, receive, `select!` arm and `close` (one
-//! branch on a field of the channel; dropping a handle is not a use).
-//! `goro::sync`'s types (`Mutex`, `RwLock`, `Semaphore`, `Condvar`,
-//! `WaitGroup`, `Barrier`, `Once`) mostly have `const` constructors, which
-//! cannot ask which bubble they run in, so they record it at their first
-//! use inside a bubble, do nothing while no bubble is alive (one relaxed
-//! load), exempt `static`s, and forget the bubble once it has ended;
-//! goro-sync's `bubble.rs` lists what that cannot see. A completed `Once`
-//! is not checked (reading it changes nothing).
-//!
-//! Bubbles do not nest: calling [`bubble`] from a member panics.
-//!
-//! ```
-//! use std::time::Duration;
-//! use goro::testing;
-//!
-//! let slept = testing::bubble(|| {
-//!     let t0 = testing::now();
-//!     goro::sleep(Duration::from_secs(3600)); // returns at once
-//!     testing::now() - t0
-//! });
-//! assert_eq!(slept, Duration::from_secs(3600));
-//! ```
+//! The user guide (bubbles, the virtual clock, what counts as durably
+//! blocked, ownership, an example) is the `goro::testing` page of the
+//! `goro` crate: <https://docs.rs/goro/latest/goro/testing/>. The bubble's
+//! bookkeeping is in `bubble.rs`.
 
 pub(crate) mod bubble;
 
@@ -221,9 +137,9 @@ fn env_seed() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs `f` in a new bubble (see the module docs) and returns its value,
-/// with the seed from `GORO_TEST_SEED` (default 0). Call it from a thread
-/// or from a coroutine that is not in a bubble.
+/// Runs `f` in a new bubble (the `goro::testing` page says what that is)
+/// and returns its value, with the seed from `GORO_TEST_SEED` (default
+/// 0). Call it from a thread or from a coroutine that is not in a bubble.
 ///
 /// ```
 /// use std::time::Duration;
