@@ -227,6 +227,12 @@ impl<P: ?Sized + Payload> Task<P> {
         self.name.as_deref().map(|n| &**n)
     }
 
+    /// The usable size of the stacks of this task's pool, in bytes (for
+    /// messages).
+    pub(crate) fn stack_size(&self) -> usize {
+        self.pool.size()
+    }
+
     /// Whether the coroutine opted into running on any worker.
     pub(crate) fn migratable(&self) -> bool {
         self.migratable
