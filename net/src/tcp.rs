@@ -1,9 +1,8 @@
 //! TCP: [`TcpListener`], [`TcpStream`], [`Incoming`].
 
-use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use goro_context::context::Context;
@@ -11,7 +10,7 @@ use goro_runtime::reactor::Interest;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::addr::{ToSocketAddrs, resolve};
-use crate::fd::{PollFd, each_addr};
+use crate::fd::{PollFd, each_addr, impl_socket_traits};
 
 /// First pause of `accept` when the process or system is out of file
 /// descriptors or socket memory (Go's `net/http` starts at 5 ms too).
@@ -282,31 +281,6 @@ pub(crate) fn shared_error() -> io::Error {
         io::ErrorKind::ResourceBusy,
         "other handles (try_clone) still share this socket",
     )
-}
-
-impl TryFrom<net::TcpListener> for TcpListener {
-    type Error = io::Error;
-    fn try_from(l: net::TcpListener) -> io::Result<TcpListener> {
-        TcpListener::from_std(l)
-    }
-}
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fd.get().fmt(f)
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
 }
 
 /// An endless iterator of accepted connections, from
@@ -679,31 +653,6 @@ fn connect_addr(
     }
 }
 
-impl TryFrom<net::TcpStream> for TcpStream {
-    type Error = io::Error;
-    fn try_from(s: net::TcpStream) -> io::Result<TcpStream> {
-        TcpStream::from_std(s)
-    }
-}
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fd.get().fmt(f)
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd.recv(buf)
@@ -824,3 +773,8 @@ impl Write for TcpStream {
         Ok(())
     }
 }
+
+impl_socket_traits!(
+    TcpListener => net::TcpListener,
+    TcpStream => net::TcpStream,
+);
