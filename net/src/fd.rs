@@ -319,6 +319,15 @@ impl<S: AsFd> AsRawFd for PollFd<S> {
     }
 }
 
+/// The error of `into_std` on a socket that other handles
+/// (`try_clone`) still share: `PollFd::into_inner` needs the only one.
+pub(crate) fn shared_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "other handles (try_clone) still share this socket",
+    )
+}
+
 /// The trait impls every socket type delegates to its `PollFd` (as std's
 /// `impl_as_raw_fd!` does for its fd wrappers): `$t` wraps a
 /// `PollFd<$std>` in a field named `fd` and has a `from_std`.

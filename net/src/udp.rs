@@ -8,8 +8,7 @@ use goro_runtime::reactor::Interest;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::addr::{ToSocketAddrs, resolve};
-use crate::fd::{PollFd, each_addr, impl_socket_traits};
-use crate::tcp::shared_error;
+use crate::fd::{PollFd, each_addr, impl_socket_traits, shared_error};
 
 /// A UDP socket: std's [`std::net::UdpSocket`], but `recv`, `recv_from`,
 /// `send` and `send_to` park only the calling coroutine when they have to

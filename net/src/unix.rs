@@ -17,14 +17,11 @@ use std::time::Duration;
 use goro_runtime::reactor::Interest;
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
-use crate::fd::{PollFd, impl_socket_traits};
-use crate::tcp::{accept_loop, shared_error};
+use crate::fd::{PollFd, impl_socket_traits, shared_error};
+use crate::listener::{LISTEN_BACKLOG, accept_loop};
 
 /// The address of a Unix socket (std's type).
 pub use std::os::unix::net::SocketAddr;
-
-/// See `tcp::LISTEN_BACKLOG`.
-const LISTEN_BACKLOG: i32 = i32::MAX;
 
 /// A Unix stream socket server: std's
 /// [`std::os::unix::net::UnixListener`], but `accept` parks only the
