@@ -278,3 +278,28 @@ fn conversions_and_debug() {
         assert!(a.peer_addr().is_ok());
     });
 }
+
+#[test]
+fn try_from_std_for_each_unix_type() {
+    support::within("try_from std for the unix types", || {
+        let path = TempPath::new("try-from");
+        let l = UnixListener::try_from(std::os::unix::net::UnixListener::bind(&path.0).unwrap())
+            .unwrap();
+        let c = UnixStream::try_from(std::os::unix::net::UnixStream::connect(&path.0).unwrap())
+            .unwrap();
+        let (mut s, _) = goro::go!(move || l.accept().unwrap()).join().unwrap();
+        s.write_all(b"via").unwrap();
+        let mut buf = [0u8; 3];
+        (&c).read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"via");
+
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let a = UnixDatagram::try_from(a).unwrap();
+        b.send(b"dgram").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(a.recv(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"dgram");
+        assert!(format!("{a:?}").contains("UnixDatagram"));
+        assert!(a.as_raw_fd() >= 0);
+    });
+}

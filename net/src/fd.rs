@@ -319,6 +319,53 @@ impl<S: AsFd> AsRawFd for PollFd<S> {
     }
 }
 
+/// The error of `into_std` on a socket that other handles
+/// (`try_clone`) still share: `PollFd::into_inner` needs the only one.
+pub(crate) fn shared_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "other handles (try_clone) still share this socket",
+    )
+}
+
+/// The trait impls every socket type delegates to its `PollFd` (as std's
+/// `impl_as_raw_fd!` does for its fd wrappers): `$t` wraps a
+/// `PollFd<$std>` in a field named `fd` and has a `from_std`.
+///
+/// - `TryFrom<$std>`: `from_std`, which can fail (non-blocking mode,
+///   registration with the reactor), hence not `From`;
+/// - `Debug`: the std socket's (address and fd);
+/// - `AsFd` and `AsRawFd`: the socket's fd.
+macro_rules! impl_socket_traits {
+    ($($t:ident => $std:ty),+ $(,)?) => {$(
+        impl ::std::convert::TryFrom<$std> for $t {
+            type Error = ::std::io::Error;
+            fn try_from(s: $std) -> ::std::io::Result<$t> {
+                $t::from_std(s)
+            }
+        }
+
+        impl ::std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Debug::fmt(self.fd.get(), f)
+            }
+        }
+
+        impl ::std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
+                ::std::os::fd::AsFd::as_fd(&self.fd)
+            }
+        }
+
+        impl ::std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
+                ::std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+            }
+        }
+    )+};
+}
+pub(crate) use impl_socket_traits;
+
 /// The error std gives when an address list resolves to nothing.
 pub(crate) fn no_addresses() -> io::Error {
     io::Error::new(

@@ -61,6 +61,7 @@
 mod addr;
 mod cancel;
 mod fd;
+mod listener;
 mod tcp;
 mod udp;
 pub mod unix;

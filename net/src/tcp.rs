@@ -1,9 +1,8 @@
 //! TCP: [`TcpListener`], [`TcpStream`], [`Incoming`].
 
-use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use goro_context::context::Context;
@@ -11,70 +10,8 @@ use goro_runtime::reactor::Interest;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::addr::{ToSocketAddrs, resolve};
-use crate::fd::{PollFd, each_addr};
-
-/// First pause of `accept` when the process or system is out of file
-/// descriptors or socket memory (Go's `net/http` starts at 5 ms too).
-const ACCEPT_BACKOFF_START: Duration = Duration::from_millis(5);
-/// Longest pause between two `accept` retries while resources stay
-/// exhausted. Go's `net/http` goes up to 1 s; 100 ms lets a server take
-/// connections again within a tenth of a second of fds being freed, and
-/// ten failing `accept4` calls a second cost nothing measurable.
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(100);
-
-/// The kernel clamps a `listen` backlog to `net.core.somaxconn`, so asking
-/// for the most gives whatever the administrator allowed (std asks for
-/// 128, which drops SYNs when thousands of clients connect at once).
-const LISTEN_BACKLOG: i32 = i32::MAX;
-
-/// Whether an `accept` error means "out of fds or memory right now": the
-/// connection stays in the backlog and the call backs off and retries.
-pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::ENOSPC)
-    )
-}
-
-/// Whether an `accept` error concerns only the one connection being
-/// accepted (the peer reset it while it waited in the backlog, or a
-/// network error hit it: accept(2) says to retry on these as on `EAGAIN`):
-/// the call retries at once, as Go's `accept` does for `ECONNABORTED`. Each
-/// such error consumes its connection, so retrying cannot spin.
-pub(crate) fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::ECONNABORTED
-                | libc::EINTR
-                | libc::EPROTO
-                | libc::ENETDOWN
-                | libc::ENOPROTOOPT
-                | libc::EHOSTDOWN
-                | libc::ENONET
-                | libc::EHOSTUNREACH
-                | libc::ENETUNREACH
-        )
-    )
-}
-
-/// The accept loop shared by TCP and Unix listeners: retries transient
-/// errors at once and resource exhaustion after a growing pause (parking
-/// only the coroutine), so a server keeps running through both.
-pub(crate) fn accept_loop<T>(mut attempt: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    let mut pause = ACCEPT_BACKOFF_START;
-    loop {
-        match attempt() {
-            Ok(t) => return Ok(t),
-            Err(e) if is_transient(&e) => continue,
-            Err(e) if is_exhaustion(&e) => {
-                goro_runtime::sleep(pause);
-                pause = (pause * 2).min(ACCEPT_BACKOFF_MAX);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
+use crate::fd::{PollFd, each_addr, impl_socket_traits, shared_error};
+use crate::listener::{LISTEN_BACKLOG, accept_loop};
 
 /// A TCP socket server, listening for connections: std's
 /// [`std::net::TcpListener`], but `accept` parks only the calling coroutine
@@ -274,38 +211,6 @@ impl TcpListener {
         let l = self.fd.into_inner().map_err(|_| shared_error())?;
         l.set_nonblocking(false)?;
         Ok(l)
-    }
-}
-
-pub(crate) fn shared_error() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ResourceBusy,
-        "other handles (try_clone) still share this socket",
-    )
-}
-
-impl TryFrom<net::TcpListener> for TcpListener {
-    type Error = io::Error;
-    fn try_from(l: net::TcpListener) -> io::Result<TcpListener> {
-        TcpListener::from_std(l)
-    }
-}
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fd.get().fmt(f)
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
     }
 }
 
@@ -679,31 +584,6 @@ fn connect_addr(
     }
 }
 
-impl TryFrom<net::TcpStream> for TcpStream {
-    type Error = io::Error;
-    fn try_from(s: net::TcpStream) -> io::Result<TcpStream> {
-        TcpStream::from_std(s)
-    }
-}
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fd.get().fmt(f)
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd.recv(buf)
@@ -824,3 +704,8 @@ impl Write for TcpStream {
         Ok(())
     }
 }
+
+impl_socket_traits!(
+    TcpListener => net::TcpListener,
+    TcpStream => net::TcpStream,
+);

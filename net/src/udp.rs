@@ -1,17 +1,14 @@
 //! UDP: [`UdpSocket`].
 
-use std::fmt;
 use std::io;
 use std::net::{self, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use goro_runtime::reactor::Interest;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::addr::{ToSocketAddrs, resolve};
-use crate::fd::{PollFd, each_addr};
-use crate::tcp::shared_error;
+use crate::fd::{PollFd, each_addr, impl_socket_traits, shared_error};
 
 /// A UDP socket: std's [`std::net::UdpSocket`], but `recv`, `recv_from`,
 /// `send` and `send_to` park only the calling coroutine when they have to
@@ -205,27 +202,6 @@ impl UdpSocket {
     }
 }
 
-impl TryFrom<net::UdpSocket> for UdpSocket {
-    type Error = io::Error;
-    fn try_from(s: net::UdpSocket) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(s)
-    }
-}
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fd.get().fmt(f)
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
+impl_socket_traits!(
+    UdpSocket => net::UdpSocket,
+);

@@ -7,10 +7,9 @@
 //! so that rare case finishes the connect in blocking mode on the blocking
 //! pool, which is exactly what std's blocking connect does.
 
-use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net as unet;
 use std::path::Path;
 use std::time::Duration;
@@ -18,14 +17,11 @@ use std::time::Duration;
 use goro_runtime::reactor::Interest;
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
-use crate::fd::PollFd;
-use crate::tcp::{accept_loop, shared_error};
+use crate::fd::{PollFd, impl_socket_traits, shared_error};
+use crate::listener::{LISTEN_BACKLOG, accept_loop};
 
 /// The address of a Unix socket (std's type).
 pub use std::os::unix::net::SocketAddr;
-
-/// See `tcp::LISTEN_BACKLOG`.
-const LISTEN_BACKLOG: i32 = i32::MAX;
 
 /// A Unix stream socket server: std's
 /// [`std::os::unix::net::UnixListener`], but `accept` parks only the
@@ -119,24 +115,6 @@ impl UnixListener {
         let l = self.fd.into_inner().map_err(|_| shared_error())?;
         l.set_nonblocking(false)?;
         Ok(l)
-    }
-}
-
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fd.get().fmt(f)
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
     }
 }
 
@@ -284,24 +262,6 @@ impl UnixStream {
         let s = self.fd.into_inner().map_err(|_| shared_error())?;
         s.set_nonblocking(false)?;
         Ok(s)
-    }
-}
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fd.get().fmt(f)
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
     }
 }
 
@@ -511,20 +471,8 @@ impl UnixDatagram {
     }
 }
 
-impl fmt::Debug for UnixDatagram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fd.get().fmt(f)
-    }
-}
-
-impl AsFd for UnixDatagram {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
+impl_socket_traits!(
+    UnixListener => unet::UnixListener,
+    UnixStream => unet::UnixStream,
+    UnixDatagram => unet::UnixDatagram,
+);

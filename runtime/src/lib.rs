@@ -106,6 +106,7 @@ mod diag;
 mod join;
 mod local;
 mod loom;
+mod panic_report;
 pub mod park;
 pub mod reactor;
 mod registry;

@@ -53,7 +53,8 @@ use std::panic::Location;
 use crate::context;
 use crate::diag::wait::{ThreadWait, current_thread};
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
-use crate::task::Task;
+use crate::scheduler;
+use crate::task::{Request, Task};
 
 pub use crate::diag::wait::{WaitInfo, WaitKind};
 
@@ -287,6 +288,103 @@ impl ParkState {
     #[inline]
     pub(crate) fn resumed(&self) {
         self.0.swap(EMPTY, Ordering::Acquire);
+    }
+}
+
+/// The protocol's steps as a coroutine's task takes them (the "coroutine
+/// protocol" above); `ParkState` holds the word, these the task's side: its
+/// timer, its `Arc`, its run queue.
+impl Task {
+    /// Parks this task's coroutine (see `park.rs` for the protocol).
+    pub(crate) fn park(&self, deadline: Option<Instant>) {
+        if self.park_state.try_take_token() {
+            return;
+        }
+        if let Some(b) = &self.bubble {
+            return self.park_in_bubble(b, deadline);
+        }
+        let timer = match deadline {
+            Some(d) => {
+                if d <= Instant::now() {
+                    return;
+                }
+                Some(scheduler::insert_timer(d, self.arc()))
+            }
+            None => None,
+        };
+        self.suspend(Request::Park);
+        if let Some(key) = timer {
+            scheduler::cancel_timer(key);
+        }
+        self.park_state.resumed();
+    }
+
+    /// [`park`](Task::park) for a member of a testing bubble: its deadline
+    /// is a virtual timer, and an IO or blocking wait stops the bubble's
+    /// clock while it lasts (`testing/bubble.rs`).
+    #[cold]
+    fn park_in_bubble(&self, b: &crate::testing::Bubble, deadline: Option<Instant>) {
+        let timer = match deadline {
+            Some(d) => {
+                if d <= b.now() {
+                    return;
+                }
+                Some(b.insert_timer(d, crate::timer::Due::Task(self.arc())))
+            }
+            None => None,
+        };
+        let kind = self.wait.kind();
+        // A socket wait with a deadline is durable while its socket has
+        // nothing for it (bubble.rs invariant 3); other IO waits are not.
+        let socket = timer.and(kind.socket_poll());
+        let nondurable = socket.is_none() && kind.is_external();
+        if nondurable {
+            b.enter_nondurable();
+        }
+        let socket_key = socket.map(|s| b.enter_socket_wait(s));
+        self.suspend(Request::Park);
+        if let Some(k) = socket_key {
+            b.leave_socket_wait(k);
+        }
+        if nondurable {
+            b.leave_nondurable();
+        }
+        if let Some(key) = timer {
+            b.cancel_timer(key);
+        }
+        self.park_state.resumed();
+    }
+
+    /// Runs on the worker after the coroutine suspended with `Park`: marks
+    /// the task parked unless a token arrived. On success the worker's
+    /// reference moves into the parked state (park.rs step 5); otherwise
+    /// the caller must queue the task again and keeps its reference.
+    pub(crate) fn try_mark_parked(self: Arc<Task>) -> Result<(), Arc<Task>> {
+        if self.park_state.try_park() {
+            // The matching `from_raw` is in `unpark`.
+            let _ = Arc::into_raw(self);
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Whether it is parked right now, off its stack, with no wake-up on
+    /// its way (the deadlock check).
+    pub(crate) fn is_parked_now(&self) -> bool {
+        self.park_state.is_parked()
+    }
+
+    /// Makes the token available; schedules the task if it was parked.
+    pub(crate) fn unpark(&self) {
+        if self.park_state.unpark() {
+            // SAFETY: seeing `PARKED` makes us the one taker of the
+            // reference `try_mark_parked` turned into a raw pointer (park.rs
+            // steps 3 and 5); that pointer is `self`'s address, since the
+            // task lives in that `Arc` (invariant 1).
+            let task = unsafe { Arc::from_raw(self as *const Task) };
+            scheduler::schedule_woken(task);
+        }
     }
 }
 

@@ -37,7 +37,6 @@ use std::cell::{Cell, UnsafeCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
 
 use corosensei::Yielder;
 
@@ -135,7 +134,8 @@ impl<T: Send, F: FnOnce() -> T + Send> Payload for Job<T, F> {
 
 /// The shared header of one coroutine, followed by its payload.
 pub(crate) struct Task<P: ?Sized + Payload = dyn Payload> {
-    park_state: ParkState,
+    /// The park token (`park.rs`, which holds the protocol's code too).
+    pub(crate) park_state: ParkState,
     sched_state: AtomicU8,
     home: AtomicU32,
     id: u64,
@@ -227,6 +227,12 @@ impl<P: ?Sized + Payload> Task<P> {
         self.name.as_deref().map(|n| &**n)
     }
 
+    /// The usable size of the stacks of this task's pool, in bytes (for
+    /// messages).
+    pub(crate) fn stack_size(&self) -> usize {
+        self.pool.size()
+    }
+
     /// Whether the coroutine opted into running on any worker.
     pub(crate) fn migratable(&self) -> bool {
         self.migratable
@@ -291,98 +297,6 @@ impl Task {
         // `context::current_task`, which names the running task). The
         // stack pointer is recorded on the way for shared stacks (step 3).
         self.frames.suspend(unsafe { &*y }, req);
-    }
-
-    /// Parks this task's coroutine (see `park.rs` for the protocol).
-    pub(crate) fn park(&self, deadline: Option<Instant>) {
-        if self.park_state.try_take_token() {
-            return;
-        }
-        if let Some(b) = &self.bubble {
-            return self.park_in_bubble(b, deadline);
-        }
-        let timer = match deadline {
-            Some(d) => {
-                if d <= Instant::now() {
-                    return;
-                }
-                Some(scheduler::insert_timer(d, self.arc()))
-            }
-            None => None,
-        };
-        self.suspend(Request::Park);
-        if let Some(key) = timer {
-            scheduler::cancel_timer(key);
-        }
-        self.park_state.resumed();
-    }
-
-    /// [`park`](Task::park) for a member of a testing bubble: its deadline
-    /// is a virtual timer, and an IO or blocking wait stops the bubble's
-    /// clock while it lasts (`testing/bubble.rs`).
-    #[cold]
-    fn park_in_bubble(&self, b: &crate::testing::Bubble, deadline: Option<Instant>) {
-        let timer = match deadline {
-            Some(d) => {
-                if d <= b.now() {
-                    return;
-                }
-                Some(b.insert_timer(d, crate::timer::Due::Task(self.arc())))
-            }
-            None => None,
-        };
-        let kind = self.wait.kind();
-        // A socket wait with a deadline is durable while its socket has
-        // nothing for it (bubble.rs invariant 3); other IO waits are not.
-        let socket = timer.and(kind.socket_poll());
-        let nondurable = socket.is_none() && kind.is_external();
-        if nondurable {
-            b.enter_nondurable();
-        }
-        let socket_key = socket.map(|s| b.enter_socket_wait(s));
-        self.suspend(Request::Park);
-        if let Some(k) = socket_key {
-            b.leave_socket_wait(k);
-        }
-        if nondurable {
-            b.leave_nondurable();
-        }
-        if let Some(key) = timer {
-            b.cancel_timer(key);
-        }
-        self.park_state.resumed();
-    }
-
-    /// Runs on the worker after the coroutine suspended with `Park`: marks
-    /// the task parked unless a token arrived. On success the worker's
-    /// reference moves into the parked state (park.rs step 5); otherwise
-    /// the caller must queue the task again and keeps its reference.
-    pub(crate) fn try_mark_parked(self: Arc<Task>) -> Result<(), Arc<Task>> {
-        if self.park_state.try_park() {
-            // The matching `from_raw` is in `unpark`.
-            let _ = Arc::into_raw(self);
-            Ok(())
-        } else {
-            Err(self)
-        }
-    }
-
-    /// Whether it is parked right now, off its stack, with no wake-up on
-    /// its way (the deadlock check).
-    pub(crate) fn is_parked_now(&self) -> bool {
-        self.park_state.is_parked()
-    }
-
-    /// Makes the token available; schedules the task if it was parked.
-    pub(crate) fn unpark(&self) {
-        if self.park_state.unpark() {
-            // SAFETY: seeing `PARKED` makes us the one taker of the
-            // reference `try_mark_parked` turned into a raw pointer (park.rs
-            // steps 3 and 5); that pointer is `self`'s address, since the
-            // task lives in that `Arc` (invariant 1).
-            let task = unsafe { Arc::from_raw(self as *const Task) };
-            scheduler::schedule_woken(task);
-        }
     }
 }
 

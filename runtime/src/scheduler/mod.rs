@@ -219,7 +219,7 @@ fn start() -> &'static Shared {
         Err(msg) => panic!("goro: cannot start the runtime: {msg}"),
     };
     stack::install_handler();
-    crate::spawn::install_panic_hook();
+    crate::panic_report::install_panic_hook();
     let deques: Vec<Worker<Arc<Task>>> = (0..cfg.workers).map(|_| Worker::new_fifo()).collect();
     let workers = deques
         .iter()

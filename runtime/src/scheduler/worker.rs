@@ -111,6 +111,7 @@ impl WorkerLocal {
             recheck_woke: Cell::new(false),
         }));
         context::set_worker(local);
+        crate::stack::bind_shard(index);
         local.busy_begin();
         #[cfg(target_os = "linux")]
         {

@@ -112,7 +112,8 @@ pub(crate) mod trim;
 
 pub(crate) use overflow::{check_canary, install_handler, prepare_thread};
 pub(crate) use pool::{
-    Pool, RawStack, choose_guards, pool_for, prepare, scavenge, scavenged_bytes, total_stacks,
+    Pool, RawStack, bind_shard, choose_guards, pool_for, prepare, scavenge, scavenged_bytes,
+    total_stacks,
 };
 
 pub(crate) use shared::Frames;
@@ -165,9 +166,4 @@ unsafe impl corosensei::stack::Stack for Stack {
     fn limit(&self) -> StackPointer {
         StackPointer::new(self.guard).expect("stack limit is never null")
     }
-}
-
-/// The usable stack size of a task's pool (for messages).
-pub(crate) fn pool_size_of(task: &crate::task::Task) -> usize {
-    task.pool.size()
 }

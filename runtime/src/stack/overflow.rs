@@ -134,7 +134,7 @@ extern "C" fn on_segv(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         // neighbouring stacks before it faults on a slab's guard page).
         let sp_below = sp < raw.bottom && raw.bottom - sp <= crate::stack::MAX_STACK_SIZE;
         if in_guard || just_below || sp_below {
-            let size = crate::stack::pool_size_of(task);
+            let size = task.stack_size();
             report_and_abort(task, size, "it hit the end of its stack");
         }
     }

@@ -77,7 +77,6 @@ use parking_lot::Mutex;
 
 use super::overflow::CANARY;
 use super::sweep_gate::SweepGate;
-use crate::context;
 
 /// Free-list shards (workers beyond this share them).
 const SHARDS: usize = 16;
@@ -786,8 +785,26 @@ pub(crate) fn scavenged_bytes() -> u64 {
     SCAVENGED_BYTES.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    /// This thread's free-list shard, `usize::MAX` on a thread that is not
+    /// a worker; set once by [`bind_shard`].
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Gives the calling thread, worker `worker`, its free-list shard. Called
+/// once by each worker thread as it starts, so the pool need not know what
+/// a worker is.
+pub(crate) fn bind_shard(worker: usize) {
+    SHARD.with(|s| s.set(worker % SHARDS));
+}
+
+/// Never inlined, like `context::worker`: a migratable coroutine may move
+/// to another thread between two calls, and a thread-local address must
+/// not be cached across that.
+#[inline(never)]
 fn shard_index() -> Option<usize> {
-    context::worker().map(|w| w.index % SHARDS)
+    let s = SHARD.with(std::cell::Cell::get);
+    (s != usize::MAX).then_some(s)
 }
 
 /// Maps `len` bytes of private, lazily committed, non-huge-page memory.
