@@ -33,13 +33,20 @@
 //!   stoppable timers: [`chan::Timer`], [`chan::Ticker`].
 //! - Locks and signals: [`sync`].
 //! - Sockets: [`net`].
-//! - Waiting primitives for your own types: [`park`].
-//! - Settings and introspection: [`Config`], [`stats`], [`coroutines`].
+//! - Waiting primitives for your own types: [`park`]; file descriptors:
+//!   [`reactor`]; callbacks on goro's timers: [`alarm`].
+//! - Settings and introspection: [`Config`], [`stats`], [`coroutines`],
+//!   [`dump`], [`leaks`].
+//! - Deterministic tests on a virtual clock: [`testing`] (Go's
+//!   `testing/synctest`).
 //! - Unmodified blocking code in coroutines (`hook` feature): [`hook`].
 //! - Cancellation and deadlines: [`context`] (Go's `context`).
 //! - Structured concurrency: [`Group`] (Go's errgroup), [`JoinSet`].
 //! - Async Rust: [`block_on`], [`chan::Sender::send_async`],
 //!   [`chan::Receiver::recv_async`] (see below).
+//! - How the runtime behaves: panics in coroutines, coroutine-locals, the
+//!   blocked-worker watchdog, the dump and deadlock reports, configuration
+//!   (all below).
 //!
 //! ## Async Rust
 //!
@@ -68,6 +75,8 @@
 //! sound inside coroutines; it also means a `thread_local!` *value* is
 //! shared by all coroutines on one worker. Use [`coroutine_local!`] for
 //! per-coroutine state.
+//!
+#![doc = include_str!("docs/runtime.md")]
 
 #[doc(inline)]
 pub use goro_runtime::{

@@ -188,7 +188,7 @@ impl fmt::Debug for Timer {
 
 /// A periodic event that can be stopped and reset, like Go's
 /// `time.Ticker`. The message is the instant each tick was due; at most
-/// one tick is pending (see the module docs, invariant 5).
+/// one tick is pending: a slow receiver loses the ticks it missed.
 ///
 /// ```
 /// use std::time::Duration;

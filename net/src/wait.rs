@@ -154,8 +154,8 @@ const MAX_CHECK: Duration = Duration::from_secs(10);
 ///
 /// Any number of coroutines and threads may wait on one fd at once, for
 /// reading and writing; they share one registration with the reactor, held
-/// while the fd has waiters (see the module docs for the protocol and what
-/// it costs). Code that waits on one fd over and over can keep a
+/// while the fd has waiters (goro-net's `wait.rs` gives the protocol and
+/// what it costs). Code that waits on one fd over and over can keep a
 /// [`goro_runtime::reactor::Registration`] instead (`goro::reactor` in the
 /// facade), which is what goro's own sockets do.
 ///

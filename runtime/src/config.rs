@@ -253,7 +253,7 @@ impl Config {
     }
 
     /// What to do when every coroutine and every goro-waiting thread is
-    /// blocked for good (the crate docs' "Deadlock detection"); the
+    /// blocked for good (the crate docs' "Seeing inside"); the
     /// default is [`DeadlockAction::Panic`](crate::DeadlockAction::Panic),
     /// `GORO_DEADLOCK` overrides the default, this overrides both.
     ///

@@ -70,101 +70,13 @@
 //!    a canary exist behind the `unsafe` [`Builder::allow_unguarded_stack`]
 //!    and [`Config::allow_unguarded_stacks`].
 //!
-//! # Panics in coroutines
+//! # For users
 //!
-//! A panic ends only its coroutine: it is caught where the coroutine
-//! started and [`JoinHandle::join`] returns it as `Err(payload)`; the
-//! runtime keeps running. This does not depend on any panic hook.
-//!
-//! What is *printed* comes from the process's panic hook. When the runtime
-//! starts (on first use) it takes the hook installed at that moment (std's
-//! default, or the program's own, such as an error reporter) and installs
-//! its own in front of it: for a panic inside a coroutine goro writes one
-//! line to stderr, `coroutine 'name' (id N) panicked on thread
-//! 'goro-worker-K'`, then calls the previous hook, which reports the panic
-//! as it would for a thread (std's default prints `thread 'goro-worker-K'
-//! panicked at file:line:` and the message, so the message is printed
-//! once). The previous hook runs inside the coroutine, so it can call
-//! [`current_id`] to tell which. Panics outside coroutines go to the
-//! previous hook alone.
-//!
-//! So install your hook *before* the first spawn to keep goro's line. A
-//! hook installed after the runtime started replaces goro's, as
-//! `std::panic::set_hook` always replaces: coroutine panics are still
-//! caught and returned by `join`, but only your hook reports them (no
-//! coroutine line). To keep goro's line then, chain to the hook you
-//! replace (`let prev = std::panic::take_hook();` and call `prev(info)` from
-//! yours).
-//!
-//! # Coroutine-locals
-//!
-//! [`coroutine_local!`] values live as long as their coroutine and are
-//! dropped on its own worker thread, inside it, after everything that runs
-//! on its behalf (its closure, and the drop of a result whose handle was
-//! already gone) and before `join` returns; touching one during or after
-//! its destruction fails as std's thread-locals do ([`LocalKey::try_with`]
-//! returns [`AccessError`], [`LocalKey::with`] panics). [`LocalKey`] says
-//! in which order values are dropped and what their destructors may use.
-//!
-//! # The blocked-worker watchdog
-//!
-//! Every coroutine on a worker waits while one of them holds the worker
-//! thread, and goro cannot take a worker back: a started coroutine never
-//! changes threads (rule 1) and nothing preempts a thread. So a call goro
-//! cannot park is a stall for its neighbours, and a hang if what it waits
-//! for lives on a blocked worker: `std::sync::Mutex` and `Condvar`,
-//! `std::thread::JoinHandle::join` and other futex waits,
-//! `std::thread::sleep`, a plain `std::net` read (without the `hook`
-//! feature), a blocking call libc makes internally, or a loop that computes
-//! for long without a switch. Two coroutines reading from plain
-//! `std::net::TcpStream`s on a two-worker runtime, against a server
-//! coroutine on the same runtime, block both workers in `recv`, and the
-//! server never runs.
-//!
-//! A monitor thread makes that loud. When a worker has run one coroutine
-//! without a switch for longer than the threshold (default 1 s;
-//! [`Config::blocked_worker_threshold`] or `GORO_BLOCKED_WORKER_MS`, 0
-//! turns it off) it writes one line to stderr, once per episode (an
-//! episode ends when the worker switches), such as
-//!
-//! ```text
-//! goro: worker 1 has run coroutine 'client-0' (id 2) for 1.0s without switching;
-//! it is blocked in the system call recvfrom (kernel wait: wait_woken). ...
-//! ```
-//!
-//! (one line in reality), and counts the episode in
-//! [`Stats::blocked_worker_episodes`]; [`Config::on_blocked_worker`]
-//! replaces the line with a function of your own. What it sees: the
-//! coroutine's id and name, a lower bound of how long it has held the
-//! worker (the report comes between one and one and a half thresholds after
-//! its last switch), and, on Linux, what the thread is doing: the system
-//! call it is in (`futex` for std's locks, `join` and condition variables,
-//! `clock_nanosleep` for `thread::sleep`, `recvfrom` for a socket read...)
-//! or `running` for a loop. What it cannot do: unblock, interrupt or
-//! preempt anything. The program stays as stuck as it was; the report
-//! tells you where. It does not see a coroutine that switches now and then
-//! but is slow overall, nor blocking on the blocking pool
-//! ([`blocking`]), which is where such calls belong. A worker thread the OS
-//! does not run for a whole threshold (a badly overloaded machine) looks
-//! stuck too, and is reported as running.
-//!
-//! It costs the workers two relaxed stores per resume, and an idle
-//! runtime nothing: with every worker asleep the monitor sleeps with no
-//! timeout (`scheduler/watchdog.rs` has the details).
-//!
-//! # Seeing inside: wait reasons, the dump, deadlocks
-//!
-//! Every park records what it waits on ([`WaitKind`]), the user's source
-//! line and since when ([`WaitInfo`], in [`coroutines`]); [`dump`] prints
-//! a Go-style report grouped by state, operation and line (see
-//! `diag/dump.rs`), and `GORO_DUMP_SIGNAL=QUIT` or
-//! [`Config::dump_signal`] prints it on a signal. When nothing can ever
-//! run again (every coroutine parked on goro primitives, no timer, IO
-//! wait or blocking job, and every thread of the process the runtime's or
-//! blocked in an untimed goro wait) the runtime prints
-//! [`DEADLOCK_MESSAGE`] with the dump and panics the blocked threads
-//! ([`Config::on_deadlock`]). `diag/deadlock.rs` lists exactly what is and
-//! is not detected; [`leaks`] says what the leak report can know.
+//! How the runtime behaves for its users (panics in coroutines,
+//! coroutine-locals, the blocked-worker watchdog, the dump and deadlock
+//! reports, configuration) is on the crate page of the `goro` facade:
+//! <https://docs.rs/goro/latest/goro/>. Item docs here that say "the
+//! crate docs" mean that page.
 //!
 //! # Rejected alternatives
 //!
@@ -182,19 +94,6 @@
 //! - *Idle polling* (waking every few milliseconds to look for work) burns
 //!   CPU on an idle service; idle workers sleep until woken
 //!   (`scheduler/idle.rs`).
-//!
-//! # Configuration
-//!
-//! The runtime starts on first use with `GORO_WORKERS` workers (default:
-//! available parallelism) and `GORO_STACK_SIZE` stacks (default 64 KiB), or
-//! what [`Config::apply`] set before that. `GORO_STACK_GUARDS=mapped`
-//! switches stacks to the guard layout of kernels before 6.13 (see the
-//! stack module docs and rule 6); the default, `light`, uses
-//! `MADV_GUARD_INSTALL` where the kernel has it. No environment variable
-//! enables unguarded stacks: only code can make that `unsafe` promise.
-//! `GORO_BLOCKED_WORKER_MS` sets the threshold of the blocked-worker
-//! watchdog above (whole milliseconds, 0 = off). The [`Config`] docs list
-//! every setting.
 //!
 //! [corosensei]: https://docs.rs/corosensei
 

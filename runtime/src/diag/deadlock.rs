@@ -75,7 +75,7 @@ use crate::scheduler::{self, Shared, idle};
 pub const DEADLOCK_MESSAGE: &str = "goro: all coroutines are asleep - deadlock!";
 
 /// What goro does when it finds a global deadlock (see the crate docs'
-/// "Deadlock detection"). Set with
+/// "Seeing inside: wait reasons, the dump, deadlocks"). Set with
 /// [`Config::on_deadlock`](crate::Config::on_deadlock) or
 /// `GORO_DEADLOCK=panic|abort|report|off`.
 ///
