@@ -36,7 +36,11 @@
 //!    waker, a drop) runs under one.
 //! 5. The `done` channel is made on first use (most contexts are never
 //!    waited on); it is a rendezvous channel nobody sends on, closed when
-//!    the node is cancelled, or made closed if it already was.
+//!    the node is cancelled, or made closed if it already was. Between a
+//!    canceller's marking (step 3) and its closing of the channel, `done()`
+//!    hands out a fresh closed channel, so a `done()` taken after an
+//!    `err()` that said "done" is always closed (Go's `Err` and `Done`
+//!    agree the same way, through the context's mutex).
 
 use std::fmt;
 use std::mem;
@@ -533,10 +537,20 @@ impl Context {
             return never();
         };
         n.check_deadline();
-        match n.done.get() {
+        let rx = match n.done.get() {
             Some(rx) => rx.clone(),
             None => n.done_channel(),
+        };
+        // A canceller marks the whole subtree before it closes any done
+        // channel (invariant 3), so for a moment `err()` says done while
+        // this channel is still open. Hand out a closed one then: a
+        // `done()` never disagrees with an `err()` read before it.
+        if n.err.load(Ordering::Acquire) != LIVE && !rx.is_closed() {
+            let (tx, closed) = bounded_waiting_as(0, goro_runtime::WaitKind::ContextDone);
+            drop(tx);
+            return closed;
         }
+        rx
     }
 
     /// Why this context is done, or `None` while it is not. Go's
