@@ -25,7 +25,7 @@
 //!    Since every ready case is equally likely to come first in a random
 //!    order, the choice is uniform among the ready cases. A `never` case
 //!    is never ready. A case found not ready remembers how it knew: the
-//!    channel's hint word when a lock-free look said so (`chan.rs`
+//!    channel's hint word when a lock-free look said so (`engine.rs`
 //!    invariant 8), a timer's due instant, or "never again"; a verdict
 //!    that needed the channel's lock proves nothing later.
 //! 2. **Re-check before giving up.** A select that may not wait (a
@@ -98,11 +98,11 @@ use goro_runtime::park;
 use crate::blocks;
 use std::task::Waker;
 
-use crate::chan::{Chan, Deadline, SendToken, Side, Stamp};
-use crate::channel::{Flavor, Receiver, Sender};
+use crate::engine::{Chan, Deadline, SendToken, Side, Stamp};
 use crate::err::{
     ReadyTimeoutError, RecvError, SelectTimeoutError, SendError, TryReadyError, TrySelectError,
 };
+use crate::handles::{Flavor, Receiver, Sender};
 use crate::waiter::{Decision, OwnedPacket, Waiter};
 
 /// What pass 3 made of a case.
