@@ -321,7 +321,7 @@ fn run_with<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline, biased: bool
         // Pass 3: enqueue on every channel. The packets point at this
         // waiter, so it is freed only after pass 5 freed them all; if
         // anything unwinds in between it is leaked instead.
-        let waiter_block = blocks::put(Waiter::new());
+        let waiter_block = blocks::allocate(Waiter::new());
         // SAFETY: the block holds a live waiter until the `drop_with` at
         // the end of this round, after the last use of this reference.
         let waiter: &Waiter = unsafe { waiter_block.as_ref() };

@@ -542,7 +542,7 @@ unsafe impl<T: Send> Send for OwnedPacket<T> {}
 
 impl<T> OwnedPacket<T> {
     fn new(packet: Packet<T>) -> OwnedPacket<T> {
-        OwnedPacket(blocks::put(packet))
+        OwnedPacket(blocks::allocate(packet))
     }
 
     /// The packet. Valid for as long as the owner does not free it.
@@ -566,7 +566,7 @@ impl<T> OwnedPacket<T> {
     /// Nobody else can reach the packet any more (invariant 4).
     pub(crate) unsafe fn free(self) -> Option<T> {
         let this = ManuallyDrop::new(self);
-        // SAFETY: the packet was made by `blocks::put` in `new`, and this
+        // SAFETY: the packet was made by `blocks::allocate` in `new`, and this
         // handle (consumed here) is its one owner; by the caller's
         // contract no other reference to it exists.
         unsafe { blocks::drop_with(this.0, |p| p.slot.get_mut().take()) }
