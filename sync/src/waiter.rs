@@ -4,10 +4,11 @@
 //! puts an `Arc` to it into the primitive's queue and parks until another
 //! party changes the node's `state` away from [`WAITING`]. The node lives
 //! on the heap, never on the parked coroutine's stack, so a waker never
-//! writes into a stack that is switched out (DESIGN.md, "No cross-coroutine
-//! data on a coroutine's stack").
+//! writes into a stack that is switched out, or copied away on a shared
+//! stack (goro_runtime's `stack/shared.rs`, "The invariant: shared stacks
+//! lend nothing").
 //!
-//! Invariants:
+//! # Invariants
 //!
 //! 1. A node is in at most one queue at a time, and while it is queued its
 //!    state is `WAITING`. A waker that takes it off the queue (with the

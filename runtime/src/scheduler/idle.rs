@@ -53,8 +53,8 @@
 //!    in the profile), CPU that the clients on the same cores needed.
 //!
 //! Rejected: a dedicated timer/IO thread (an extra context switch on every
-//! timer and every readiness event, which DESIGN.md rules out); waking all
-//! sleepers on every spawn (a thundering herd on spawn loops); sleeping at
+//! timer and every readiness event); waking all sleepers on every spawn
+//! (a thundering herd on spawn loops); sleeping at
 //! once with no search (measured: a futex wake per few spawns, ~400 ns per
 //! spawn from a thread).
 

@@ -14,8 +14,7 @@ const PARK_WAIT: Duration = Duration::from_secs(10);
 
 /// Coroutines the runtime counts as parked right now.
 fn parked_now() -> usize {
-    // DESIGN.md: the snapshot holds "coroutines live/runnable/parked"; adjust
-    // this one line if the field is named or typed differently.
+    // `Stats::parked`: coroutines parked at the moment of the snapshot.
     goro::stats().parked as usize
 }
 
