@@ -11,7 +11,7 @@
 //! thread, and an allocation of the same layout on that thread takes it
 //! back, without a call into the allocator.
 //!
-//! Invariants:
+//! # Invariants
 //!
 //! 1. A slot holds either nothing or one block obtained from the global
 //!    allocator with exactly the slot's layout, owned by the slot and not

@@ -1,6 +1,6 @@
 //! [`Barrier`]: let `n` parties meet before any goes on; reusable.
 //!
-//! Invariants:
+//! # Invariants
 //!
 //! 1. `state.arrived` counts the parties of the current generation that
 //!    have called `wait`; it is below `n` whenever the lock is not held,

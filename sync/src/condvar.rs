@@ -6,7 +6,7 @@
 //! waiting goroutine and nothing that started waiting after it. Here each
 //! waiter is a heap node in a FIFO queue, which gives the same guarantee.
 //!
-//! Invariants:
+//! # Invariants
 //!
 //! 1. `wait` queues its node *before* it releases the mutex. A notifier
 //!    that changed the condition under the mutex and then notifies (with

@@ -29,7 +29,7 @@
 //! coroutine's next `lock` finds the lock handed over and parks, and its
 //! worker runs the others.
 //!
-//! Invariants:
+//! # Invariants
 //!
 //! `state` is one word:
 //!

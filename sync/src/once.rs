@@ -1,7 +1,7 @@
 //! [`Once`]: run an initializer exactly once, parking concurrent callers
 //! until it has finished.
 //!
-//! Invariants:
+//! # Invariants
 //!
 //! `state` is one of:
 //!

@@ -19,7 +19,7 @@
 //! it (`GRANTED`), so a woken waiter never has to compete again and the
 //! queues are served in order.
 //!
-//! Invariants:
+//! # Invariants
 //!
 //! `state` is one word:
 //!

@@ -5,7 +5,7 @@
 //! a queue of waiters that a release serves first) with direct hand-off,
 //! so waiters are served strictly in arrival order.
 //!
-//! Invariants:
+//! # Invariants
 //!
 //! `state` is `permits << 1 | QUEUED`:
 //!

@@ -1,7 +1,7 @@
 //! [`WaitGroup`]: wait for a collection of coroutines to finish, with Go's
 //! `sync.WaitGroup` semantics.
 //!
-//! Invariants:
+//! # Invariants
 //!
 //! `state` is `counter << 1 | WAITERS`:
 //!
