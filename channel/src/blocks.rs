@@ -3,9 +3,9 @@
 //! Every blocked channel operation puts a [`Packet`](crate::waiter::Packet)
 //! on the heap (waiter.rs explains why it cannot live on the waiting
 //! coroutine's stack), and its owner frees it when the operation ends. In
-//! a busy program that is one `malloc` and one `free` per hand-off, and on
-//! the development machine the pair cost about 9% of a `select!` hand-off,
-//! more than the channel lock. The pattern is regular: the block freed by
+//! a busy program that is one `malloc` and one `free` per hand-off, and
+//! the pair costs more than the channel lock (BENCHMARKS.md, "a per-thread
+//! block cache", has the figure). The pattern is regular: the block freed by
 //! one blocked operation is the size the next one on the same thread asks
 //! for. So a freed block goes into a handful of slots of the freeing
 //! thread, and an allocation of the same layout on that thread takes it
