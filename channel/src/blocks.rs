@@ -3,9 +3,9 @@
 //! Every blocked channel operation puts a [`Packet`](crate::waiter::Packet)
 //! on the heap (waiter.rs explains why it cannot live on the waiting
 //! coroutine's stack), and its owner frees it when the operation ends. In
-//! a busy program that is one `malloc` and one `free` per hand-off, and on
-//! the development machine the pair cost about 9% of a `select!` hand-off,
-//! more than the channel lock. The pattern is regular: the block freed by
+//! a busy program that is one `malloc` and one `free` per hand-off, and
+//! the pair costs more than the channel lock (BENCHMARKS.md, "a per-thread
+//! block cache", has the figure). The pattern is regular: the block freed by
 //! one blocked operation is the size the next one on the same thread asks
 //! for. So a freed block goes into a handful of slots of the freeing
 //! thread, and an allocation of the same layout on that thread takes it
@@ -73,7 +73,7 @@ thread_local! {
 /// Moves `value` into a heap block (from this thread's slots when one of
 /// the right layout is there) and returns the pointer. Free it with
 /// [`drop_with`].
-pub(crate) fn put<T>(value: T) -> NonNull<T> {
+pub(crate) fn allocate<T>(value: T) -> NonNull<T> {
     let layout = Layout::new::<T>();
     if layout.size() == 0 {
         return NonNull::from(Box::leak(Box::new(value)));
@@ -95,18 +95,18 @@ pub(crate) fn put<T>(value: T) -> NonNull<T> {
 }
 
 /// Lets `f` take what it needs out of the value in a block made by
-/// [`put`], then drops the value in place and frees the block (into this
+/// [`allocate`], then drops the value in place and frees the block (into this
 /// thread's slots when one is free). Nothing is copied out of the block
 /// but what `f` returns.
 ///
 /// # Safety
 ///
-/// `p` came from [`put`] with the same `T`, has not been freed yet, and
+/// `p` came from [`allocate`] with the same `T`, has not been freed yet, and
 /// nobody else uses it any more.
 pub(crate) unsafe fn drop_with<T, R>(p: NonNull<T>, f: impl FnOnce(&mut T) -> R) -> R {
     let layout = Layout::new::<T>();
     if layout.size() == 0 {
-        // SAFETY: zero-sized values were boxed by `put`.
+        // SAFETY: zero-sized values were boxed by `allocate`.
         return f(&mut *unsafe { Box::from_raw(p.as_ptr()) });
     }
     // SAFETY: the caller's contract: `p` holds a live `T` that is ours
@@ -115,7 +115,7 @@ pub(crate) unsafe fn drop_with<T, R>(p: NonNull<T>, f: impl FnOnce(&mut T) -> R)
     // SAFETY: as above; the value is dropped exactly once, here.
     unsafe { ptr::drop_in_place(p.as_ptr()) };
     // SAFETY: the block came from the global allocator with `layout`
-    // (either directly in `put` or through a slot, invariant 1), and the
+    // (either directly in `allocate` or through a slot, invariant 1), and the
     // value has been dropped.
     unsafe { recycle(p.cast::<u8>(), layout) };
     r
@@ -172,17 +172,17 @@ mod tests {
 
     #[test]
     fn a_freed_block_is_reused_for_the_same_layout_only() {
-        let a = put(1u64);
+        let a = allocate(1u64);
         let addr = a.as_ptr() as usize;
-        // SAFETY: from `put`, freed once.
+        // SAFETY: from `allocate`, freed once.
         assert_eq!(unsafe { drop_with(a, |v| *v) }, 1);
         // A different layout does not get the cached block...
-        let b = put([7u8; 3]);
+        let b = allocate([7u8; 3]);
         assert_ne!(b.as_ptr() as usize, addr);
         // ...the same one does.
-        let c = put(2u64);
+        let c = allocate(2u64);
         assert_eq!(c.as_ptr() as usize, addr);
-        // SAFETY: from `put`, freed once.
+        // SAFETY: from `allocate`, freed once.
         unsafe {
             assert_eq!(drop_with(b, |v| *v), [7u8; 3]);
             assert_eq!(drop_with(c, |v| *v), 2);
@@ -191,16 +191,16 @@ mod tests {
 
     #[test]
     fn values_with_destructors_move_through_intact() {
-        let blocks: Vec<_> = (0..SLOTS * 2).map(|i| put(vec![i; i])).collect();
+        let blocks: Vec<_> = (0..SLOTS * 2).map(|i| allocate(vec![i; i])).collect();
         for (i, b) in blocks.into_iter().enumerate() {
-            // SAFETY: from `put`, freed once.
+            // SAFETY: from `allocate`, freed once.
             assert_eq!(unsafe { drop_with(b, std::mem::take) }, vec![i; i]);
         }
-        let z = put(());
-        // SAFETY: from `put`, freed once.
+        let z = allocate(());
+        // SAFETY: from `allocate`, freed once.
         unsafe { drop_with(z, |_| ()) };
-        let v = put((String::from("kept"), vec![1, 2, 3]));
-        // SAFETY: from `put`, freed once; the vector drops in place.
+        let v = allocate((String::from("kept"), vec![1, 2, 3]));
+        // SAFETY: from `allocate`, freed once; the vector drops in place.
         let kept = unsafe { drop_with(v, |(s, _)| std::mem::take(s)) };
         assert_eq!(kept, "kept");
     }

@@ -6,7 +6,7 @@
 //!
 //! 1. **A pending receive holds a waker, never a slot.** A pending
 //!    `RecvFuture` leaves a waker on the channel, not a packet that a
-//!    sender could fill (`chan.rs` invariant 9): a receive happens only
+//!    sender could fill (`engine.rs` invariant 9): a receive happens only
 //!    inside a poll that returns `Ready`, so **dropping a receive future
 //!    loses no message**. A pending `SendFuture` waits in the channel's
 //!    send queue like a blocked `send`, its message in its packet and its
@@ -40,9 +40,9 @@ use std::time::Instant;
 
 use goro_runtime::alarm::{Alarm, Fire};
 
-use crate::chan::Side;
-use crate::channel::{Flavor, Receiver, Sender};
+use crate::engine::Side;
 use crate::err::{RecvError, SendError};
+use crate::handles::{Flavor, Receiver, Sender};
 use crate::timer;
 use crate::waiter::OwnedPacket;
 

@@ -8,7 +8,7 @@
 //! # How it works
 //!
 //! Each channel is one lock around a buffer and two queues of waiting
-//! operations (`chan.rs`), like Go's `hchan`: a sender meeting a waiting
+//! operations (`engine.rs`), like Go's `hchan`: a sender meeting a waiting
 //! receiver hands the message over directly, and vice versa. Waiting
 //! operations are heap packets (`waiter.rs`) carrying a one-shot decision
 //! word; claiming that word by compare-and-swap is what keeps `select!`
@@ -19,10 +19,10 @@
 #![deny(missing_docs)]
 
 mod blocks;
-mod chan;
-mod channel;
+mod engine;
 mod err;
 mod future;
+mod handles;
 mod lock;
 mod loom;
 #[cfg(all(test, loom))]
@@ -33,15 +33,15 @@ mod time;
 mod timer;
 mod waiter;
 
-pub use channel::{
-    IntoIter, Iter, Receiver, Sender, TryIter, after, at, bounded, bounded_waiting_as, never, tick,
-    unbounded,
-};
 pub use err::{
     ReadyTimeoutError, RecvError, RecvTimeoutError, SelectTimeoutError, SendError,
     SendTimeoutError, TryReadyError, TryRecvError, TrySelectError, TrySendError,
 };
 pub use future::{RecvFuture, SendFuture};
+pub use handles::{
+    IntoIter, Iter, Receiver, Sender, TryIter, after, at, bounded, bounded_waiting_as, never, tick,
+    unbounded,
+};
 pub use select::{Select, SelectedOperation};
 pub use time::{Ticker, Timer};
 
@@ -49,7 +49,7 @@ pub use time::{Ticker, Timer};
 /// promise.
 #[doc(hidden)]
 pub mod internal {
-    pub use crate::chan::Deadline;
+    pub use crate::engine::Deadline;
     pub use crate::select::{
         Case, CaseSet, RecvCase, RecvTarget, Registration, SendCase, SendTarget, recv_target, run,
         run_biased, send_target,

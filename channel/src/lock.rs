@@ -10,7 +10,7 @@
 //! release is a compare-and-swap (it must see whether someone is parked on
 //! the lock); this one's is a plain release store, which saves one atomic
 //! read-modify-write per critical section, four per unbuffered ping-pong
-//! round trip (measured: 160 ns before, see BENCHMARKS.md for after).
+//! round trip (BENCHMARKS.md has the figures).
 //! crossbeam-channel guards its rendezvous channel and its waker lists the
 //! same way.
 //!

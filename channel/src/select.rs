@@ -29,7 +29,7 @@
 //!    is uniform among the ready cases. A `never` case (or a disabled
 //!    `None` arm) is never ready. A case found not ready remembers how it
 //!    knew: the channel's hint word when a lock-free look said so
-//!    (`chan.rs` invariant 8), a timer's due instant, or "never again"; a
+//!    (`engine.rs` invariant 8), a timer's due instant, or "never again"; a
 //!    verdict that needed the channel's lock proves nothing later.
 //! 2. **Re-check before giving up.** A select that may not wait (a
 //!    `default`, or its deadline has passed) returns "nothing ready" only
@@ -101,11 +101,11 @@ use goro_runtime::park;
 use crate::blocks;
 use std::task::Waker;
 
-use crate::chan::{Chan, Deadline, SendToken, Side, Stamp};
-use crate::channel::{Flavor, Receiver, Sender};
+use crate::engine::{Chan, Deadline, SendToken, Side, Stamp};
 use crate::err::{
     ReadyTimeoutError, RecvError, SelectTimeoutError, SendError, TryReadyError, TrySelectError,
 };
+use crate::handles::{Flavor, Receiver, Sender};
 use crate::waiter::{Decision, OwnedPacket, Waiter};
 
 /// What pass 3 made of a case.
@@ -349,7 +349,7 @@ fn run_with<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline, biased: bool
         // Pass 3: enqueue on every channel. The packets point at this
         // waiter, so it is freed only after pass 5 freed them all; if
         // anything unwinds in between it is leaked instead.
-        let waiter_block = blocks::put(Waiter::new());
+        let waiter_block = blocks::allocate(Waiter::new());
         // SAFETY: the block holds a live waiter until the `drop_with` at
         // the end of this round, after the last use of this reference.
         let waiter: &Waiter = unsafe { waiter_block.as_ref() };

@@ -40,7 +40,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::channel::{Flavor, Receiver};
+use crate::handles::{Flavor, Receiver};
 use crate::timer::Sched;
 
 /// A single event at a time that can be stopped and re-armed, like Go's

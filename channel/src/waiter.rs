@@ -207,22 +207,36 @@ pub(crate) enum Kind {
     DeferredSend,
 }
 
-/// `Packet::status`: nothing happened yet.
-pub(crate) const PENDING: u8 = 0;
-/// Recv: the message is in the slot. Send: the message was taken.
-pub(crate) const DONE: u8 = 1;
-/// The channel closed (or lost its receivers) while waiting. A send packet
-/// keeps its message in the slot for its owner to take back.
-pub(crate) const CLOSED: u8 = 2;
-/// Deferred send: a buffer slot was reserved for the message.
-pub(crate) const RESERVED: u8 = 3;
-/// Deferred send: a receiver waits for the message in the `Handoff` left
-/// in `partner`.
-pub(crate) const AWAIT_VALUE: u8 = 4;
-/// `Handoff::status`: the message is in the hand-off slot.
-pub(crate) const VALUE_READY: u8 = 5;
-/// The counterpart gave up an operation it had claimed: start over.
-pub(crate) const ABANDONED: u8 = 6;
+/// How a packet's case stands (`Packet::status`), or a hand-off
+/// (`Handoff::status`). One byte, stored as such in the status atomics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Status(u8);
+
+impl Status {
+    /// Nothing happened yet.
+    pub(crate) const PENDING: Status = Status(0);
+    /// Recv: the message is in the slot. Send: the message was taken.
+    pub(crate) const DONE: Status = Status(1);
+    /// The channel closed (or lost its receivers) while waiting. A send
+    /// packet keeps its message in the slot for its owner to take back.
+    pub(crate) const CLOSED: Status = Status(2);
+    /// Deferred send: a buffer slot was reserved for the message.
+    pub(crate) const RESERVED: Status = Status(3);
+    /// Deferred send: a receiver waits for the message in the `Handoff`
+    /// left in `partner`.
+    pub(crate) const AWAIT_VALUE: Status = Status(4);
+    /// `Handoff::status`: the message is in the hand-off slot.
+    pub(crate) const VALUE_READY: Status = Status(5);
+    /// The counterpart gave up an operation it had claimed: start over.
+    pub(crate) const ABANDONED: Status = Status(6);
+}
+
+/// The byte itself, as the "finished with status N" panics print it.
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// One operation's presence on one channel (see the module docs).
 pub(crate) struct Packet<T> {
@@ -243,7 +257,7 @@ impl<T> Packet<T> {
             waiter: WaiterRef::Own(Waiter::new()),
             case: 0,
             kind,
-            status: AtomicU8::new(PENDING),
+            status: AtomicU8::new(Status::PENDING.0),
             slot: UnsafeCell::new(value),
             partner: UnsafeCell::new(None),
         })
@@ -259,7 +273,7 @@ impl<T> Packet<T> {
             }),
             case: 0,
             kind,
-            status: AtomicU8::new(PENDING),
+            status: AtomicU8::new(Status::PENDING.0),
             slot: UnsafeCell::new(value),
             partner: UnsafeCell::new(None),
         })
@@ -292,7 +306,7 @@ impl<T> Packet<T> {
             waiter: WaiterRef::Shared(NonNull::from(waiter)),
             case,
             kind,
-            status: AtomicU8::new(PENDING),
+            status: AtomicU8::new(Status::PENDING.0),
             slot: UnsafeCell::new(None),
             partner: UnsafeCell::new(None),
         })
@@ -346,8 +360,8 @@ impl<T> Packet<T> {
 
     /// The status (Acquire).
     #[inline]
-    pub(crate) fn status(&self) -> u8 {
-        self.status.load(Ordering::Acquire)
+    pub(crate) fn status(&self) -> Status {
+        Status(self.status.load(Ordering::Acquire))
     }
 
     /// Stores the final status and wakes the owner (invariant 3).
@@ -357,11 +371,11 @@ impl<T> Packet<T> {
     /// The caller claimed this packet and has not finished it. After this
     /// call the packet may be freed at any moment: do not touch it again.
     #[inline]
-    pub(crate) unsafe fn finish(&self, status: u8) {
+    pub(crate) unsafe fn finish(&self, status: Status) {
         // SAFETY: we won the claim and have not stored a final status yet
         // (this function's contract).
         let unparker = unsafe { self.waiter().take_unparker() };
-        self.status.store(status, Ordering::Release);
+        self.status.store(status.0, Ordering::Release);
         if let Some(u) = unparker {
             u.unpark();
         }
@@ -394,10 +408,10 @@ impl<T> Packet<T> {
     /// Parks until the status is no longer `PENDING`; returns it. For an
     /// owner whose waiter is already decided for this packet's case: the
     /// claimer is about to store the status.
-    pub(crate) fn wait_decided(&self) -> u8 {
+    pub(crate) fn wait_decided(&self) -> Status {
         loop {
             let s = self.status();
-            if s != PENDING {
+            if s != Status::PENDING {
                 return s;
             }
             park::park();
@@ -414,7 +428,7 @@ impl<T> Packet<T> {
     /// packet and has not finished it.
     pub(crate) unsafe fn await_value(&self) -> Arc<Handoff<T>> {
         let handoff = Arc::new(Handoff {
-            status: AtomicU8::new(PENDING),
+            status: AtomicU8::new(Status::PENDING.0),
             slot: UnsafeCell::new(None),
             unparker: park::current(),
         });
@@ -422,7 +436,7 @@ impl<T> Packet<T> {
         // status (invariant 3); the owner reads `partner` only after it.
         unsafe { *self.partner.get() = Some(handoff.clone()) };
         // SAFETY: forwarded contract.
-        unsafe { self.finish(AWAIT_VALUE) };
+        unsafe { self.finish(Status::AWAIT_VALUE) };
         handoff
     }
 
@@ -437,7 +451,7 @@ impl<T> Packet<T> {
         // and never touches the packet again; we observed that store with
         // Acquire (the caller's contract).
         let h = unsafe { (*self.partner.get()).take() };
-        h.expect("goro-channel: AWAIT_VALUE without a hand-off")
+        h.expect("goro-channel: Status::AWAIT_VALUE without a hand-off")
     }
 }
 
@@ -461,17 +475,17 @@ impl<T> Handoff<T> {
     /// Sender side: delivers the message and wakes the receiver. Call at
     /// most once, and not after [`abandon`](Handoff::abandon).
     pub(crate) fn give(&self, value: T) {
-        debug_assert_eq!(self.status.load(Ordering::Relaxed), PENDING);
+        debug_assert_eq!(Status(self.status.load(Ordering::Relaxed)), Status::PENDING);
         // SAFETY: the receiver reads the slot only after VALUE_READY, which
         // is stored below, and this is the only write (one sender, once).
         unsafe { *self.slot.get() = Some(value) };
-        self.status.store(VALUE_READY, Ordering::Release);
+        self.status.store(Status::VALUE_READY.0, Ordering::Release);
         self.unparker.unpark();
     }
 
     /// Sender side: gives up without a message; the receiver starts over.
     pub(crate) fn abandon(&self) {
-        self.status.store(ABANDONED, Ordering::Release);
+        self.status.store(Status::ABANDONED.0, Ordering::Release);
         self.unparker.unpark();
     }
 
@@ -479,13 +493,13 @@ impl<T> Handoff<T> {
     /// sender gave up (`None`: retry).
     pub(crate) fn wait(&self) -> Option<T> {
         loop {
-            match self.status.load(Ordering::Acquire) {
-                VALUE_READY => {
+            match Status(self.status.load(Ordering::Acquire)) {
+                Status::VALUE_READY => {
                     // SAFETY: we observed VALUE_READY with Acquire, after
                     // which the sender never touches the slot again.
                     return unsafe { (*self.slot.get()).take() };
                 }
-                ABANDONED => return None,
+                Status::ABANDONED => return None,
                 _ => park::park(),
             }
         }
@@ -542,7 +556,7 @@ unsafe impl<T: Send> Send for OwnedPacket<T> {}
 
 impl<T> OwnedPacket<T> {
     fn new(packet: Packet<T>) -> OwnedPacket<T> {
-        OwnedPacket(blocks::put(packet))
+        OwnedPacket(blocks::allocate(packet))
     }
 
     /// The packet. Valid for as long as the owner does not free it.
@@ -566,7 +580,7 @@ impl<T> OwnedPacket<T> {
     /// Nobody else can reach the packet any more (invariant 4).
     pub(crate) unsafe fn free(self) -> Option<T> {
         let this = ManuallyDrop::new(self);
-        // SAFETY: the packet was made by `blocks::put` in `new`, and this
+        // SAFETY: the packet was made by `blocks::allocate` in `new`, and this
         // handle (consumed here) is its one owner; by the caller's
         // contract no other reference to it exists.
         unsafe { blocks::drop_with(this.0, |p| p.slot.get_mut().take()) }
@@ -600,8 +614,8 @@ mod tests {
         // SAFETY: claimed above and not finished; nobody else has it.
         unsafe { p.get().put(7) };
         // SAFETY: as above; after this the packet is only ours again.
-        unsafe { p.get().finish(DONE) };
-        assert_eq!(p.get().status(), DONE);
+        unsafe { p.get().finish(Status::DONE) };
+        assert_eq!(p.get().status(), Status::DONE);
         // SAFETY: never queued, finished: nobody else can reach it.
         assert_eq!(unsafe { p.free() }, Some(7));
         let q = Packet::<u8>::plain(Kind::Send, Some(1));
@@ -630,7 +644,7 @@ mod tests {
     #[test]
     fn handoff_delivers_or_abandons() {
         let h = Arc::new(Handoff {
-            status: AtomicU8::new(PENDING),
+            status: AtomicU8::new(Status::PENDING.0),
             slot: UnsafeCell::new(None),
             unparker: park::current(),
         });
@@ -639,7 +653,7 @@ mod tests {
         assert_eq!(h.wait(), Some(5));
         t.join().unwrap();
         let h = Arc::new(Handoff::<u32> {
-            status: AtomicU8::new(PENDING),
+            status: AtomicU8::new(Status::PENDING.0),
             slot: UnsafeCell::new(None),
             unparker: park::current(),
         });

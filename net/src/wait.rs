@@ -6,8 +6,8 @@
 //! threads at once: a reader and a writer (full duplex), or many readers.
 //! All of them share one reactor registration of the fd, a
 //! `goro_runtime::reactor::SharedRegistration` each, counted in the
-//! reactor's fd table (`reactor.rs`, invariant 5), and the fd is registered
-//! exactly while it has waiters.
+//! reactor's fd table (`goro_runtime::reactor`, invariant 5), and the fd
+//! is registered exactly while it has waiters.
 //!
 //! # Protocol
 //!
@@ -55,7 +55,7 @@
 //!   poll that found the fd not ready (step 2), or is 0 on a registration
 //!   whose add reported the fd's state (step 3). Readiness after that
 //!   point moves the sequence, and the sequence is re-read after the waiter
-//!   has queued itself (`reactor.rs`, `Source::wait`).
+//!   has queued itself (`goro_runtime::reactor`, `Source::wait`).
 //! - **No stale wake on a reused number.** The last waiter deletes the fd
 //!   while it still borrows it, so before the fd can be closed and its
 //!   number reused; events find their registration by a key with a
@@ -64,7 +64,7 @@
 //!   registration.** The waiter wakes at its next check (step 5). Every
 //!   `epoll_ctl` by number happens under the shard lock and only while the
 //!   fd table names the caller for that number, and any registration that
-//!   takes the number over evicts the old one first (`reactor.rs`,
+//!   takes the number over evicts the old one first (`goro_runtime::reactor`,
 //!   invariant 5), so a modify or delete by a stale waiter cannot reach a
 //!   later file's registration. The cost of such a close falls on the
 //!   number's next user only briefly: a waiter on a new fd that got the

@@ -381,7 +381,7 @@ impl Task {
             // SAFETY: seeing `PARKED` makes us the one taker of the
             // reference `try_mark_parked` turned into a raw pointer (park.rs
             // steps 3 and 5); that pointer is `self`'s address, since the
-            // task lives in that `Arc` (invariant 1).
+            // task lives in that `Arc` (task invariant 1).
             let task = unsafe { Arc::from_raw(self as *const Task) };
             scheduler::schedule_woken(task);
         }

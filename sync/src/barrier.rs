@@ -15,14 +15,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::waiter::{self, Waiter};
+use crate::waiter::{self, WaitNode};
 
 /// Node state: the generation completed.
 const RELEASED: usize = 1;
 
 struct State {
     arrived: usize,
-    waiting: Vec<Arc<Waiter>>,
+    waiting: Vec<Arc<WaitNode>>,
 }
 
 /// A barrier: [`wait`](Barrier::wait) parks each caller until `n` callers
@@ -101,11 +101,11 @@ impl Barrier {
             waiter::unpark_all(woken);
             return BarrierWaitResult(true);
         }
-        let node = Waiter::new();
+        let node = WaitNode::new();
         state.waiting.push(node.clone());
         drop(state);
         node.wait(goro_runtime::park::WaitKind::Barrier);
-        Waiter::recycle(node);
+        WaitNode::recycle(node);
         BarrierWaitResult(false)
     }
 }

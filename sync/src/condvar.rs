@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::mutex::{MutexGuard, RawMutex};
-use crate::waiter::{self, WAITING, Waiter};
+use crate::waiter::{self, WAITING, WaitNode};
 
 /// Node state: a `notify_*` call took this waiter off the queue.
 const NOTIFIED: usize = 1;
@@ -68,7 +68,7 @@ const NOTIFIED: usize = 1;
 /// ```
 pub struct Condvar {
     len: AtomicUsize,
-    queue: parking_lot::Mutex<VecDeque<Arc<Waiter>>>,
+    queue: parking_lot::Mutex<VecDeque<Arc<WaitNode>>>,
     /// The testing bubble it belongs to (`bubble.rs`).
     bubble: crate::bubble::BubbleMark,
 }
@@ -145,7 +145,7 @@ impl Condvar {
         unsafe { raw.unlock() };
         let _relock = Relock(raw);
         node.wait(goro_runtime::park::WaitKind::CondvarWait);
-        Waiter::recycle(node);
+        WaitNode::recycle(node);
     }
 
     /// Like [`wait`](Condvar::wait), but returns after about `timeout` if
@@ -401,9 +401,9 @@ impl Condvar {
     }
 
     #[track_caller]
-    fn enqueue(&self) -> Arc<Waiter> {
+    fn enqueue(&self) -> Arc<WaitNode> {
         self.bubble.check("a goro::sync::Condvar");
-        let node = Waiter::new();
+        let node = WaitNode::new();
         let mut queue = self.queue.lock();
         queue.push_back(node.clone());
         self.len.store(queue.len(), Ordering::Release);
@@ -425,13 +425,13 @@ impl Condvar {
         let timed_out = node.wait_deadline(deadline, goro_runtime::park::WaitKind::CondvarWait)
             == WAITING
             && self.leave(&node);
-        Waiter::recycle(node);
+        WaitNode::recycle(node);
         WaitTimeoutResult(timed_out)
     }
 
     /// After a timeout: takes `node` off the queue and returns `true`,
     /// unless a notifier took it first (invariant 3), then `false`.
-    fn leave(&self, node: &Arc<Waiter>) -> bool {
+    fn leave(&self, node: &Arc<WaitNode>) -> bool {
         let mut queue = self.queue.lock();
         if node.state() != WAITING {
             return false;

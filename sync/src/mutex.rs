@@ -89,7 +89,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
-use crate::waiter::Waiter;
+use crate::waiter::WaitNode;
 
 const LOCKED: usize = 1;
 const WOKEN: usize = 2;
@@ -168,7 +168,7 @@ fn starvation_check_due() -> bool {
 /// The lock without the data: the state word and the wait queue.
 pub(crate) struct RawMutex {
     state: AtomicUsize,
-    queue: crate::loom::sync::Mutex<VecDeque<Arc<Waiter>>>,
+    queue: crate::loom::sync::Mutex<VecDeque<Arc<WaitNode>>>,
 }
 
 impl RawMutex {
@@ -233,13 +233,13 @@ impl RawMutex {
         let mut node = None;
         self.lock_contended(state, &mut node);
         if let Some(node) = node {
-            Waiter::recycle(node);
+            WaitNode::recycle(node);
         }
     }
 
     /// `lock_slow`'s loop; leaves the node it queued, if any, in `node`.
     #[track_caller]
-    fn lock_contended(&self, mut state: usize, node: &mut Option<Arc<Waiter>>) {
+    fn lock_contended(&self, mut state: usize, node: &mut Option<Arc<WaitNode>>) {
         // Whether we own WOKEN (invariant 4) and must clear it in our next
         // successful CAS.
         let mut woken = false;
@@ -288,7 +288,7 @@ impl RawMutex {
             // Queue up: at the back the first time, at the front after
             // losing a race (we have waited longest; Go's LIFO requeue).
             let requeue = node.is_some();
-            let node = node.get_or_insert_with(Waiter::new);
+            let node = node.get_or_insert_with(WaitNode::new);
             // A woken waiter that lost the race and has waited long enough
             // switches the lock to starvation mode itself, as Go's does.
             let starving = requeue && crate::loom::waited(node.since(), STARVATION_THRESHOLD);

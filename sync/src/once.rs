@@ -30,7 +30,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::waiter::{self, Waiter};
+use crate::waiter::{self, WaitNode};
 
 const INCOMPLETE: u8 = 0;
 const RUNNING: u8 = 1;
@@ -73,7 +73,7 @@ const FINISHED: usize = 1;
 /// ```
 pub struct Once {
     state: AtomicU8,
-    queue: parking_lot::Mutex<Vec<Arc<Waiter>>>,
+    queue: parking_lot::Mutex<Vec<Arc<WaitNode>>>,
     /// The testing bubble it belongs to (`bubble.rs`); checked only on
     /// the slow path (a completed `Once` is read-only).
     bubble: crate::bubble::BubbleMark,
@@ -172,11 +172,11 @@ impl Once {
                     if self.state.load(Ordering::Acquire) != RUNNING {
                         continue;
                     }
-                    let node = Waiter::new();
+                    let node = WaitNode::new();
                     queue.push(node.clone());
                     drop(queue);
                     node.wait(goro_runtime::park::WaitKind::Once);
-                    Waiter::recycle(node);
+                    WaitNode::recycle(node);
                 }
             }
         }

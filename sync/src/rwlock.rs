@@ -88,7 +88,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
-use crate::waiter::{self, Waiter};
+use crate::waiter::{self, WaitNode};
 
 const WRITER: usize = 1;
 const WRITERS_PARKED: usize = 2;
@@ -105,11 +105,11 @@ const GRANTED: usize = 1;
 
 #[derive(Default)]
 struct Queues {
-    readers: VecDeque<Arc<Waiter>>,
-    writers: VecDeque<Arc<Waiter>>,
-    upgradables: VecDeque<Arc<Waiter>>,
+    readers: VecDeque<Arc<WaitNode>>,
+    writers: VecDeque<Arc<WaitNode>>,
+    upgradables: VecDeque<Arc<WaitNode>>,
     /// The upgradable reader waiting in `upgrade` (`UPGRADING`).
-    upgrader: Option<Arc<Waiter>>,
+    upgrader: Option<Arc<WaitNode>>,
 }
 
 /// Who is asking for the lock, in the slow path.
@@ -148,7 +148,7 @@ impl Kind {
         }
     }
 
-    fn queue(self, q: &mut Queues) -> &mut VecDeque<Arc<Waiter>> {
+    fn queue(self, q: &mut Queues) -> &mut VecDeque<Arc<WaitNode>> {
         match self {
             Kind::Reader => &mut q.readers,
             Kind::Upgradable => &mut q.upgradables,
@@ -263,7 +263,7 @@ impl RawRwLock {
             if !parked {
                 continue;
             }
-            let node = Waiter::new();
+            let node = WaitNode::new();
             kind.queue(&mut queue).push_back(node.clone());
             drop(queue);
             // Granted: whoever woke us entered us into the state.
@@ -271,7 +271,7 @@ impl RawRwLock {
                 Kind::Writer => goro_runtime::park::WaitKind::RwLockWrite,
                 Kind::Reader | Kind::Upgradable => goro_runtime::park::WaitKind::RwLockRead,
             });
-            Waiter::recycle(node);
+            WaitNode::recycle(node);
             return;
         }
     }
@@ -380,13 +380,13 @@ impl RawRwLock {
                 Err(s) => state = s,
             }
         }
-        let node = Waiter::new();
+        let node = WaitNode::new();
         debug_assert!(queue.upgrader.is_none());
         queue.upgrader = Some(node.clone());
         drop(queue);
         // Granted: the last other reader made us the writer.
         node.wait(goro_runtime::park::WaitKind::RwLockWrite);
-        Waiter::recycle(node);
+        WaitNode::recycle(node);
     }
 
     /// A reader left and the state says somebody may be waiting for that:
@@ -471,7 +471,7 @@ impl RawRwLock {
     /// when the unlocking writer passes it on) and clears `WRITERS_PARKED`
     /// if it was the last. Returns the node to unpark once the queue's lock
     /// is released, or on CAS failure the state to re-examine.
-    fn grant_writer(&self, queue: &mut Queues, state: usize) -> Result<Arc<Waiter>, usize> {
+    fn grant_writer(&self, queue: &mut Queues, state: usize) -> Result<Arc<WaitNode>, usize> {
         let mut new = state | WRITER;
         if queue.writers.len() == 1 {
             new &= !WRITERS_PARKED;

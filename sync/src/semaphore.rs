@@ -33,7 +33,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::waiter::{self, Waiter};
+use crate::waiter::{self, WaitNode};
 
 const QUEUED: usize = 1;
 const ONE_PERMIT: usize = 2;
@@ -77,7 +77,7 @@ const GRANTED: usize = 1;
 /// ```
 pub struct Semaphore {
     state: AtomicUsize,
-    queue: parking_lot::Mutex<VecDeque<Arc<Waiter>>>,
+    queue: parking_lot::Mutex<VecDeque<Arc<WaitNode>>>,
     /// The testing bubble it belongs to (`bubble.rs`).
     bubble: crate::bubble::BubbleMark,
 }
@@ -243,12 +243,12 @@ impl Semaphore {
                 }
             }
         }
-        let node = Waiter::new();
+        let node = WaitNode::new();
         queue.push_back(node.clone());
         drop(queue);
         // Granted: a release handed us its permit.
         node.wait(goro_runtime::park::WaitKind::Semaphore);
-        Waiter::recycle(node);
+        WaitNode::recycle(node);
     }
 
     #[cold]

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use goro_runtime::JoinHandle;
 
-use crate::waiter::{self, Waiter};
+use crate::waiter::{self, WaitNode};
 
 const WAITERS: usize = 1;
 const ONE: usize = 2;
@@ -45,7 +45,7 @@ const RELEASED: usize = 1;
 
 struct Inner {
     state: AtomicUsize,
-    queue: parking_lot::Mutex<Vec<Arc<Waiter>>>,
+    queue: parking_lot::Mutex<Vec<Arc<WaitNode>>>,
     /// The testing bubble it belongs to (`bubble.rs`).
     bubble: crate::bubble::BubbleMark,
 }
@@ -199,11 +199,11 @@ impl WaitGroup {
                 Err(actual) => s = actual,
             }
         }
-        let node = Waiter::new();
+        let node = WaitNode::new();
         queue.push(node.clone());
         drop(queue);
         node.wait(goro_runtime::park::WaitKind::WaitGroup);
-        Waiter::recycle(node);
+        WaitNode::recycle(node);
     }
 
     /// Runs `f` in a new coroutine, counted in the group: `add(1)` now,

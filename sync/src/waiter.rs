@@ -1,12 +1,12 @@
-//! Waiter nodes: how every primitive in this crate waits.
+//! Wait nodes (`WaitNode`): how every primitive in this crate waits.
 //!
-//! A blocked caller takes one [`Waiter`] node (heap-allocated, pooled),
+//! A blocked caller takes one [`WaitNode`] (heap-allocated, pooled),
 //! puts an `Arc` to it into the primitive's queue and parks until another
 //! party changes the node's `state` away from [`WAITING`]. The node lives
 //! on the heap, never on the parked coroutine's stack, so a waker never
-//! writes into a stack that is switched out (a shared-stack coroutine's
-//! parked frames are not even where its stack pointer says: see
-//! goro-runtime's `stack/shared.rs`).
+//! writes into a stack that is switched out, or copied away on a shared
+//! stack (goro_runtime's `stack/shared.rs`, "The invariant: shared stacks
+//! lend nothing").
 //!
 //! # Invariants
 //!
@@ -15,7 +15,7 @@
 //!    queue's lock held) sets its state to something else before releasing
 //!    that lock, so for the owner "still `WAITING`" means "still queued"
 //!    whenever it holds that lock. The owner itself may take its node off
-//!    (a timed-out `Condvar` wait) or re-arm it with [`Waiter::rearm`]
+//!    (a timed-out `Condvar` wait) or re-arm it with [`WaitNode::rearm`]
 //!    before queueing it again (a `Mutex` waiter that lost a race), both
 //!    with the lock held.
 //! 2. The state is written with `Release` by the waker after everything the
@@ -27,9 +27,9 @@
 //!    and drop its `Arc` before `unpark` runs. A late `unpark` only leaves a
 //!    stale park token behind, which the park contract already allows (a
 //!    spurious wake-up that every caller re-checks).
-//! 4. `park` may return spuriously; [`Waiter::wait`] loops until the state
+//! 4. `park` may return spuriously; [`WaitNode::wait`] loops until the state
 //!    changes, so callers of `wait` never see a spurious return.
-//! 5. Nodes are pooled per thread ([`Waiter::recycle`]): a node goes back
+//! 5. Nodes are pooled per thread ([`WaitNode::recycle`]): a node goes back
 //!    to the pool only when `Arc::get_mut` proves nobody else holds it (a
 //!    waker still inside `unpark` keeps it out, and it is simply freed
 //!    later), and its `Unparker` is dropped on the way in, so a pooled node
@@ -56,11 +56,11 @@ pub(crate) const WAITING: usize = 0;
 const POOL_SIZE: usize = 8;
 
 thread_local! {
-    static POOL: RefCell<Vec<Arc<Waiter>>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<Vec<Arc<WaitNode>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One blocked coroutine or thread (see the module docs).
-pub(crate) struct Waiter {
+pub(crate) struct WaitNode {
     /// Who to wake; `None` only while the node sits in the pool.
     unparker: Option<Unparker>,
     state: AtomicUsize,
@@ -68,7 +68,7 @@ pub(crate) struct Waiter {
     since: Instant,
 }
 
-impl Waiter {
+impl WaitNode {
     /// A node for the calling coroutine or thread, in state `WAITING`,
     /// from this thread's pool if it has one.
     // Never inlined, like `recycle`: a migratable coroutine (goro_runtime's
@@ -76,7 +76,7 @@ impl Waiter {
     // thread and recycle it, and the pool's thread-local address must not be
     // cached across that park in one function body.
     #[inline(never)]
-    pub(crate) fn new() -> Arc<Waiter> {
+    pub(crate) fn new() -> Arc<WaitNode> {
         // Under loom nothing is pooled: a pooled node would carry one
         // model run's atomics into the next.
         let pooled = if cfg!(loom) {
@@ -92,7 +92,7 @@ impl Waiter {
                 n.since = Instant::now();
                 node
             }
-            None => Arc::new(Waiter {
+            None => Arc::new(WaitNode {
                 unparker: Some(park::current()),
                 state: AtomicUsize::new(WAITING),
                 since: Instant::now(),
@@ -103,7 +103,7 @@ impl Waiter {
     /// Gives a node its owner is done with back to this thread's pool, if
     /// nobody else holds it any more; otherwise just drops this reference.
     #[inline(never)]
-    pub(crate) fn recycle(mut node: Arc<Waiter>) {
+    pub(crate) fn recycle(mut node: Arc<WaitNode>) {
         let Some(n) = Arc::get_mut(&mut node) else {
             return;
         };
@@ -130,13 +130,13 @@ impl Waiter {
         self.state.store(WAITING, Ordering::Relaxed);
     }
 
-    /// The current state (`Acquire`: pairs with [`Waiter::set`]).
+    /// The current state (`Acquire`: pairs with [`WaitNode::set`]).
     pub(crate) fn state(&self) -> usize {
         self.state.load(Ordering::Acquire)
     }
 
     /// Sets the state of a node just taken off a queue (call with the
-    /// queue's lock held; invariant 1). Wake it with [`Waiter::unpark`]
+    /// queue's lock held; invariant 1). Wake it with [`WaitNode::unpark`]
     /// afterwards, preferably after releasing the lock.
     pub(crate) fn set(&self, state: usize) {
         debug_assert_ne!(state, WAITING);
@@ -163,7 +163,7 @@ impl Waiter {
         }
     }
 
-    /// Like [`Waiter::wait`], but gives up at `deadline` and then returns
+    /// Like [`WaitNode::wait`], but gives up at `deadline` and then returns
     /// `WAITING`. The node may still be queued then: the caller must take
     /// the queue's lock and either remove it or find it was woken after all.
     #[track_caller]
@@ -180,7 +180,7 @@ impl Waiter {
 
 /// Wakes every node in `woken` (already taken off their queue and given
 /// their new state with the queue's lock held, now released).
-pub(crate) fn unpark_all(woken: impl IntoIterator<Item = Arc<Waiter>>) {
+pub(crate) fn unpark_all(woken: impl IntoIterator<Item = Arc<WaitNode>>) {
     for w in woken {
         w.unpark();
     }
@@ -197,13 +197,13 @@ mod tests {
     #[test]
     fn nodes_are_reused_without_their_unparker() {
         POOL.with(|p| p.borrow_mut().clear());
-        let a = Waiter::new();
+        let a = WaitNode::new();
         let addr = Arc::as_ptr(&a);
         a.set(1);
-        Waiter::recycle(a);
+        WaitNode::recycle(a);
         assert_eq!(pooled(), 1);
         POOL.with(|p| assert!(p.borrow()[0].unparker.is_none()));
-        let b = Waiter::new();
+        let b = WaitNode::new();
         assert_eq!(Arc::as_ptr(&b), addr, "the pooled node is reused");
         assert_eq!(b.state(), WAITING);
         assert!(b.unparker.is_some());
@@ -213,16 +213,16 @@ mod tests {
     #[test]
     fn shared_nodes_are_not_pooled() {
         POOL.with(|p| p.borrow_mut().clear());
-        let a = Waiter::new();
+        let a = WaitNode::new();
         let waker_copy = a.clone();
-        Waiter::recycle(a);
+        WaitNode::recycle(a);
         assert_eq!(pooled(), 0);
         drop(waker_copy);
     }
 
     #[test]
     fn wait_returns_the_new_state_across_threads() {
-        let node = Waiter::new();
+        let node = WaitNode::new();
         let waker = node.clone();
         let t = std::thread::spawn(move || {
             waker.set(7);
@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(node.wait(park::WaitKind::Park), 7);
         t.join().unwrap();
         let deadline = Instant::now() + std::time::Duration::from_millis(2);
-        let idle = Waiter::new();
+        let idle = WaitNode::new();
         assert_eq!(idle.wait_deadline(deadline, park::WaitKind::Park), WAITING);
         assert!(Instant::now() >= deadline);
     }

@@ -1,6 +1,7 @@
 //! Shared plumbing for the Rust peers of the comparison suite (may, tokio,
 //! threads, goro): command-line parsing, default sizes, RSS reading, the seeded
-//! random sleep durations and the `RESULT` line.
+//! random sleep durations, the `RESULT` line, and the `echo` loops of the
+//! three blocking-style peers (may, threads, goro), which are the same code.
 //!
 //! Each Rust peer includes this file with `#[path = "../../common/common.rs"]`
 //! so the four binaries agree on sizes and output format without a shared
@@ -14,7 +15,8 @@
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 /// Every workload, in the order the table prints them.
 pub const WORKLOADS: &[&str] = &[
@@ -277,4 +279,47 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn sum_below(per: usize) -> u64 {
     let per = per as u64;
     per * per.saturating_sub(1) / 2
+}
+
+/// The `echo` server's side of one connection, in every blocking-style peer:
+/// echoes `ECHO_MSG`-byte requests until the client goes away.
+pub fn echo_serve(mut s: impl Read + Write) {
+    let mut buf = [0u8; ECHO_MSG];
+    while s.read_exact(&mut buf).is_ok() {
+        if s.write_all(&buf).is_err() {
+            break;
+        }
+    }
+}
+
+/// The `echo` measuring loop of client `id`, in every blocking-style peer:
+/// request, wait for the echo, compare, until `deadline`. Returns
+/// (requests done, errors).
+pub fn echo_client(mut s: impl Read + Write, id: usize, deadline: Instant) -> (u64, u64) {
+    let mut msg = [0u8; ECHO_MSG];
+    let mut back = [0u8; ECHO_MSG];
+    let (mut done, mut errors) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        msg[..8].copy_from_slice(&(done ^ ((id as u64) << 40)).to_le_bytes());
+        if s.write_all(&msg).is_err() || s.read_exact(&mut back).is_err() {
+            errors += 1;
+            break;
+        }
+        if back != msg {
+            errors += 1;
+        }
+        done += 1;
+    }
+    (done, errors)
+}
+
+/// Prints the `echo` RESULT: `reqs` requests served by `conns` clients in
+/// `secs` seconds, `errors` of them failed or wrong.
+pub fn report_echo(conns: usize, secs: f64, reqs: u64, errors: u64) {
+    Report::new("echo", "req_per_s", reqs as f64 / secs)
+        .kv("n", conns)
+        .kf("secs", secs)
+        .kv("requests", reqs)
+        .kv("errors", errors)
+        .print();
 }

@@ -76,7 +76,7 @@ impl Epoll {
         };
         // SAFETY: `ev` is a live, valid event. The kernel checks `fd`
         // itself; no memory of ours depends on it (events find their
-        // source by key, invariant 4).
+        // source by key, the parent module's invariant 4).
         cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) }).map(drop)
     }
 

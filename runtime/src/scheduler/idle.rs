@@ -47,15 +47,14 @@
 //!    anything. With no fresh task anywhere it sleeps with no timeout, so
 //!    an idle runtime still never polls. A worker woken by that timeout
 //!    (still on the sleeper list: nobody woke it) looks once and sleeps
-//!    again without step 6's search: in a login storm (issue 14) the
-//!    recheck-then-search cycle kept an idle worker spinning about a
-//!    quarter of the time (`idle::sleep`, `work_visible`, `fresh_waiting`
-//!    in the profile), CPU that the clients on the same cores needed.
+//!    again without step 6's search: under a storm of connections a
+//!    recheck followed by a search keeps an idle worker spinning, CPU that
+//!    the coroutines on the same cores need (BENCHMARKS.md, "Push-server
+//!    login storm").
 //!
 //! Rejected: a dedicated timer/IO thread (an extra context switch on every
-//! timer and every readiness event: timers and IO are the workers' own
-//! business, `timer/` and `reactor/`); waking all
-//! sleepers on every spawn (a thundering herd on spawn loops); sleeping at
+//! timer and every readiness event); waking all sleepers on every spawn
+//! (a thundering herd on spawn loops); sleeping at
 //! once with no search (measured: a futex wake per few spawns, ~400 ns per
 //! spawn from a thread).
 

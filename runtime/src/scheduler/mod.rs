@@ -35,7 +35,7 @@
 //!
 //! 1. `runnext`: the task the running coroutine just woke (Go's runnext).
 //!    A ping-pong pair hands the worker back and forth through it without
-//!    touching a queue. At most `MAX_LIFO_STREAK` picks in a row come from
+//!    touching a queue. At most `MAX_RUNNEXT_STREAK` picks in a row come from
 //!    it, so such a pair cannot starve the rest of the queue.
 //! 2. The `inbox`, drained into `ready`.
 //! 3. Every `GLOBAL_INTERVAL` picks, the global injector first, so spawns

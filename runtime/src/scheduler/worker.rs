@@ -33,7 +33,7 @@ use crate::task::{Body, Coroutine, Request, State, Task};
 /// gets a turn. High enough that a ping-pong pair runs without queue
 /// traffic, low enough that a third runnable task waits at most a few
 /// microseconds (each pick is a few hundred nanoseconds).
-const MAX_LIFO_STREAK: u32 = 64;
+const MAX_RUNNEXT_STREAK: u32 = 64;
 /// Every this many picks, look at the global injector and at other
 /// workers' waiting fresh tasks first (a prime, as in Go's `schedule`, so it
 /// does not beat in step with other periodic work).
@@ -49,9 +49,9 @@ const INBOX_BATCH: usize = 128;
 /// A thief takes fresh tasks from a worker holding at least this many...
 const STEAL_BACKLOG: usize = 16;
 /// ...or one that took other work this many picks in a row while they
-/// waited (more than `MAX_LIFO_STREAK`, so a ping-pong pair running
+/// waited (more than `MAX_RUNNEXT_STREAK`, so a ping-pong pair running
 /// through `runnext` does not count as busy)...
-const PASSED_OVER: u32 = 2 * MAX_LIFO_STREAK;
+const PASSED_OVER: u32 = 2 * MAX_RUNNEXT_STREAK;
 /// ...or one whose run loop has not moved for this long (it is running one
 /// coroutine that does not switch).
 const STUCK: Duration = Duration::from_micros(5);
@@ -72,7 +72,7 @@ pub(crate) struct WorkerLocal {
     ready: RefCell<VecDeque<Arc<Task>>>,
     fresh: Worker<Arc<Task>>,
     tick: Cell<u32>,
-    lifo_streak: Cell<u32>,
+    runnext_streak: Cell<u32>,
     /// Picks left that take fresh tasks before `ready` (set when a spawner
     /// yields to its backlog, see `push_fresh`).
     fresh_first: Cell<u32>,
@@ -102,7 +102,7 @@ impl WorkerLocal {
             ready: RefCell::new(VecDeque::new()),
             fresh,
             tick: Cell::new(0),
-            lifo_streak: Cell::new(0),
+            runnext_streak: Cell::new(0),
             fresh_first: Cell::new(0),
             ready_turn: Cell::new(false),
             seen: RefCell::new(vec![(u32::MAX, Instant::now()); shared.workers.len()].into()),
@@ -248,14 +248,14 @@ impl WorkerLocal {
     /// See "Where a worker looks for work" in `scheduler/mod.rs`.
     fn next_task(&self, tick: u32) -> Option<Arc<Task>> {
         if let Some(t) = self.runnext.take() {
-            let streak = self.lifo_streak.get();
-            if streak < MAX_LIFO_STREAK {
-                self.lifo_streak.set(streak + 1);
+            let streak = self.runnext_streak.get();
+            if streak < MAX_RUNNEXT_STREAK {
+                self.runnext_streak.set(streak + 1);
                 return Some(t);
             }
             self.ready.borrow_mut().push_back(t);
         }
-        self.lifo_streak.set(0);
+        self.runnext_streak.set(0);
         self.drain_inbox();
         if tick.is_multiple_of(GLOBAL_INTERVAL)
             && let Some(t) = self.take_injected().or_else(|| self.steal())

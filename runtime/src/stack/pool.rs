@@ -13,8 +13,8 @@
 //!    pages from earlier coroutines.
 //! 3. Each free list is sharded: each worker takes from and returns to its
 //!    own shard, so steady-state spawn and exit touch no shared cache line
-//!    (an earlier design kept a shared count of free stacks and measured
-//!    it as 12% of spawn+join with both workers spawning). New slabs and
+//!    (a shared count of free stacks would be one, contended whenever two
+//!    workers spawn). New slabs and
 //!    overflowing shards go to the global list, which a shard refills from.
 //!    A coroutine spawned on one worker and finished on another moves its
 //!    stack from the first shard to the second; the high-water spill keeps

@@ -3,9 +3,8 @@
 //! API: `goro::go!`, `goro::net::{TcpListener::{bind, local_addr, incoming},
 //! TcpStream::{connect, set_nodelay}}`, `std::io::{Read, Write}` on `TcpStream`.
 
-use crate::common::{self, Args, Report};
+use crate::common::{self, Args};
 use goro::net::{TcpListener, TcpStream};
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 pub fn run(args: &Args) {
@@ -16,16 +15,9 @@ pub fn run(args: &Args) {
     // The accept coroutine stays parked in accept(); the process exits under it.
     goro::go!(move || {
         for stream in listener.incoming() {
-            let Ok(mut s) = stream else { break };
+            let Ok(s) = stream else { break };
             let _ = s.set_nodelay(true);
-            goro::go!(move || {
-                let mut buf = [0u8; common::ECHO_MSG];
-                while s.read_exact(&mut buf).is_ok() {
-                    if s.write_all(&buf).is_err() {
-                        break;
-                    }
-                }
-            });
+            goro::go!(move || common::echo_serve(s));
         }
     });
     let streams: Vec<TcpStream> = (0..conns)
@@ -40,25 +32,7 @@ pub fn run(args: &Args) {
     let clients: Vec<_> = streams
         .into_iter()
         .enumerate()
-        .map(|(id, mut s)| {
-            goro::go!(move || {
-                let mut msg = [0u8; common::ECHO_MSG];
-                let mut back = [0u8; common::ECHO_MSG];
-                let (mut done, mut errors) = (0u64, 0u64);
-                while Instant::now() < deadline {
-                    msg[..8].copy_from_slice(&(done ^ ((id as u64) << 40)).to_le_bytes());
-                    if s.write_all(&msg).is_err() || s.read_exact(&mut back).is_err() {
-                        errors += 1;
-                        break;
-                    }
-                    if back != msg {
-                        errors += 1;
-                    }
-                    done += 1;
-                }
-                (done, errors)
-            })
-        })
+        .map(|(id, s)| goro::go!(move || common::echo_client(s, id, deadline)))
         .collect();
     let (mut reqs, mut errors) = (0, 0);
     for c in clients {
@@ -67,10 +41,5 @@ pub fn run(args: &Args) {
         errors += e;
     }
     let el = start.elapsed().as_secs_f64();
-    Report::new("echo", "req_per_s", reqs as f64 / el)
-        .kv("n", conns)
-        .kf("secs", el)
-        .kv("requests", reqs)
-        .kv("errors", errors)
-        .print();
+    common::report_echo(conns, el, reqs, errors);
 }

@@ -1,5 +1,5 @@
-//! The goro peer of the comparison suite, written against the public API
-//! only: `goro::go!` / `goro::spawn` / `goro::Builder`,
+//! The goro peer of the comparison suite, written against goro's public
+//! API: `goro::go!` / `goro::spawn` / `goro::Builder`,
 //! `JoinHandle::join`, `goro::sleep`, `goro::chan::{bounded, unbounded, never}`,
 //! `goro::select!`, `goro::sync::Mutex`, `goro::net::{TcpListener, TcpStream}`
 //! and `goro::stats()`.

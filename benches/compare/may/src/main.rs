@@ -27,7 +27,6 @@ use common::{Args, Report};
 use may::coroutine::JoinHandle;
 use may::net::{TcpListener, TcpStream};
 use may::sync::{mpmc, mpsc, Mutex};
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -377,16 +376,9 @@ fn echo(args: &Args) {
     // The accept coroutine stays parked in accept(); the process exits under it.
     go(move || {
         for stream in listener.incoming() {
-            let Ok(mut s) = stream else { break };
+            let Ok(s) = stream else { break };
             let _ = s.set_nodelay(true);
-            go(move || {
-                let mut buf = [0u8; common::ECHO_MSG];
-                while s.read_exact(&mut buf).is_ok() {
-                    if s.write_all(&buf).is_err() {
-                        break;
-                    }
-                }
-            });
+            go(move || common::echo_serve(s));
         }
     });
     let streams: Vec<TcpStream> = (0..conns)
@@ -401,25 +393,7 @@ fn echo(args: &Args) {
     let clients: Vec<_> = streams
         .into_iter()
         .enumerate()
-        .map(|(id, mut s)| {
-            go(move || {
-                let mut msg = [0u8; common::ECHO_MSG];
-                let mut back = [0u8; common::ECHO_MSG];
-                let (mut done, mut errors) = (0u64, 0u64);
-                while Instant::now() < deadline {
-                    msg[..8].copy_from_slice(&(done ^ ((id as u64) << 40)).to_le_bytes());
-                    if s.write_all(&msg).is_err() || s.read_exact(&mut back).is_err() {
-                        errors += 1;
-                        break;
-                    }
-                    if back != msg {
-                        errors += 1;
-                    }
-                    done += 1;
-                }
-                (done, errors)
-            })
-        })
+        .map(|(id, s)| go(move || common::echo_client(s, id, deadline)))
         .collect();
     let (mut reqs, mut errors) = (0, 0);
     for c in clients {
@@ -428,12 +402,7 @@ fn echo(args: &Args) {
         errors += e;
     }
     let el = start.elapsed().as_secs_f64();
-    Report::new("echo", "req_per_s", reqs as f64 / el)
-        .kv("n", conns)
-        .kf("secs", el)
-        .kv("requests", reqs)
-        .kv("errors", errors)
-        .print();
+    common::report_echo(conns, el, reqs, errors);
 }
 
 /// n coroutines each sleep a seeded random 0-50 ms; lateness from spawn + sleep.

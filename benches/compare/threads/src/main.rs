@@ -16,7 +16,6 @@ mod common;
 
 use common::{Args, Report};
 use crossbeam_channel::{bounded, never, select, Receiver, Sender};
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -285,16 +284,9 @@ fn echo(args: &Args) {
     // The accept thread is left blocked in accept(); the process exits under it.
     thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut s) = stream else { break };
+            let Ok(s) = stream else { break };
             let _ = s.set_nodelay(true);
-            thread::spawn(move || {
-                let mut buf = [0u8; common::ECHO_MSG];
-                while s.read_exact(&mut buf).is_ok() {
-                    if s.write_all(&buf).is_err() {
-                        break;
-                    }
-                }
-            });
+            thread::spawn(move || common::echo_serve(s));
         }
     });
     let streams: Vec<TcpStream> = (0..conns)
@@ -309,25 +301,7 @@ fn echo(args: &Args) {
     let clients: Vec<_> = streams
         .into_iter()
         .enumerate()
-        .map(|(id, mut s)| {
-            thread::spawn(move || {
-                let mut msg = [0u8; common::ECHO_MSG];
-                let mut back = [0u8; common::ECHO_MSG];
-                let (mut done, mut errors) = (0u64, 0u64);
-                while Instant::now() < deadline {
-                    msg[..8].copy_from_slice(&(done ^ ((id as u64) << 40)).to_le_bytes());
-                    if s.write_all(&msg).is_err() || s.read_exact(&mut back).is_err() {
-                        errors += 1;
-                        break;
-                    }
-                    if back != msg {
-                        errors += 1;
-                    }
-                    done += 1;
-                }
-                (done, errors)
-            })
-        })
+        .map(|(id, s)| thread::spawn(move || common::echo_client(s, id, deadline)))
         .collect();
     let (mut reqs, mut errors) = (0, 0);
     for c in clients {
@@ -336,12 +310,7 @@ fn echo(args: &Args) {
         errors += e;
     }
     let el = start.elapsed().as_secs_f64();
-    Report::new("echo", "req_per_s", reqs as f64 / el)
-        .kv("n", conns)
-        .kf("secs", el)
-        .kv("requests", reqs)
-        .kv("errors", errors)
-        .print();
+    common::report_echo(conns, el, reqs, errors);
 }
 
 /// n threads each sleep a seeded random 0-50 ms; lateness from spawn + sleep.

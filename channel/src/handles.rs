@@ -1,7 +1,7 @@
 //! The public handles: [`Sender`], [`Receiver`], their iterators, and the
 //! constructors.
 //!
-//! A `Sender` always refers to a channel core (`chan.rs`). A `Receiver`
+//! A `Sender` always refers to a channel core (`engine.rs`). A `Receiver`
 //! may also be a timer (`after`, `at`, `tick`, see `timer.rs`) or Go's nil
 //! channel (`never`); the `Flavor` enum dispatches. Timer receivers carry
 //! a function pointer `fn(Instant) -> T`, which is the identity for the
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use goro_runtime::park;
 
-use crate::chan::{Chan, Deadline};
+use crate::engine::{Chan, Deadline};
 use crate::err::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };

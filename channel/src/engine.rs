@@ -86,10 +86,7 @@ use goro_runtime::park;
 use crate::err::{RecvError, RecvTimeoutError, SendError, SendTimeoutError};
 use crate::lock::{SpinGuard, SpinLock};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
-use crate::waiter::{
-    ABANDONED, AWAIT_VALUE, CLOSED, DONE, Handoff, Kind, OwnedPacket, PENDING, Packet, PacketPtr,
-    RESERVED, Waiter,
-};
+use crate::waiter::{Handoff, Kind, OwnedPacket, Packet, PacketPtr, Status, Waiter};
 
 /// How long a blocking operation may wait.
 #[doc(hidden)]
@@ -261,7 +258,7 @@ fn drop_messages<T>(msgs: VecDeque<T>) {
 /// How a blocked operation's wait ended.
 enum Waited {
     /// A counterpart decided it with this status.
-    Status(u8),
+    Status(Status),
     /// The owner gave up first (the deadline passed).
     Aborted,
 }
@@ -278,7 +275,7 @@ fn wait<T>(
 ) -> Waited {
     loop {
         let s = p.status();
-        if s != PENDING {
+        if s != Status::PENDING {
             return Waited::Status(s);
         }
         match deadline {
@@ -309,7 +306,7 @@ fn take_from_sender<T>(p: PacketPtr<T>) -> Option<T> {
             // SAFETY: as the claimer we own the slot until we finish.
             let v = unsafe { packet.take() };
             // SAFETY: claimed, not finished; we do not touch it after.
-            unsafe { packet.finish(DONE) };
+            unsafe { packet.finish(Status::DONE) };
             debug_assert!(v.is_some(), "a waiting sender without its message");
             v
         }
@@ -325,11 +322,11 @@ fn take_from_sender<T>(p: PacketPtr<T>) -> Option<T> {
 /// Waits for the final status of a claimed plain packet whose owner
 /// cannot park for it (an async task): the claimer is a few instructions
 /// from its final store (`Chan::abandon_send`).
-fn spin_until_final<T>(p: &Packet<T>) -> u8 {
+fn spin_until_final<T>(p: &Packet<T>) -> Status {
     let backoff = crossbeam_utils::Backoff::new();
     loop {
         let s = p.status();
-        if s != PENDING {
+        if s != Status::PENDING {
             return s;
         }
         if backoff.is_completed() {
@@ -349,11 +346,11 @@ fn deliver<T>(p: PacketPtr<T>, value: T) {
     // SAFETY: as above.
     unsafe { packet.put(value) };
     // SAFETY: claimed, not finished; we do not touch it after.
-    unsafe { packet.finish(DONE) };
+    unsafe { packet.finish(Status::DONE) };
 }
 
 /// Finishes a packet we claimed with `status`.
-fn finish<T>(p: PacketPtr<T>, status: u8) {
+fn finish<T>(p: PacketPtr<T>, status: Status) {
     // SAFETY: we claimed the packet and have not finished it: it is alive.
     // We do not touch it after `finish`.
     unsafe { p.get().finish(status) };
@@ -545,7 +542,7 @@ impl<T> Chan<T> {
 
     /// Claims the first waiting sender to fill one freed buffer slot.
     /// Returns the packet and the status to finish it with, after the lock.
-    fn refill(&self, st: &mut State<T>) -> Option<(PacketPtr<T>, u8)> {
+    fn refill(&self, st: &mut State<T>) -> Option<(PacketPtr<T>, Status)> {
         if !self.has_room(st) {
             return None;
         }
@@ -558,11 +555,11 @@ impl<T> Chan<T> {
                 let v = unsafe { packet.take() };
                 st.buf
                     .push_back(v.expect("goro-channel: a waiting sender without its message"));
-                Some((p, DONE))
+                Some((p, Status::DONE))
             }
             Kind::DeferredSend => {
                 st.reserved += 1;
-                Some((p, RESERVED))
+                Some((p, Status::RESERVED))
             }
             Kind::Recv => unreachable!("goro-channel: a receiver packet in sendq"),
         }
@@ -611,8 +608,8 @@ impl<T> Chan<T> {
         // final status, or our abort won): nobody else can reach it.
         let leftover = unsafe { owned.free() };
         match waited {
-            Waited::Status(DONE) => Ok(()),
-            Waited::Status(CLOSED) => Err(SendTimeoutError::Closed(
+            Waited::Status(Status::DONE) => Ok(()),
+            Waited::Status(Status::CLOSED) => Err(SendTimeoutError::Closed(
                 leftover.expect("goro-channel: lost a message"),
             )),
             Waited::Status(s) => unreachable!("goro-channel: send finished with status {s}"),
@@ -715,9 +712,11 @@ impl<T> Chan<T> {
             // mid-completion.
             let got = unsafe { owned.free() };
             match waited {
-                Waited::Status(DONE) => return Ok(got.expect("goro-channel: lost a message")),
-                Waited::Status(CLOSED) => return Err(RecvTimeoutError::Closed),
-                Waited::Status(ABANDONED) => continue,
+                Waited::Status(Status::DONE) => {
+                    return Ok(got.expect("goro-channel: lost a message"));
+                }
+                Waited::Status(Status::CLOSED) => return Err(RecvTimeoutError::Closed),
+                Waited::Status(Status::ABANDONED) => continue,
                 Waited::Status(s) => unreachable!("goro-channel: recv finished with status {s}"),
                 Waited::Aborted => return Err(RecvTimeoutError::Timeout),
             }
@@ -735,7 +734,7 @@ impl<T> Chan<T> {
             (claim_all(&mut st.recvq), claim_all(&mut st.sendq))
         };
         for p in receivers.into_iter().chain(senders) {
-            finish(p, CLOSED);
+            finish(p, Status::CLOSED);
         }
         true
     }
@@ -750,7 +749,7 @@ impl<T> Chan<T> {
             (mem::take(&mut st.buf), claim_all(&mut st.sendq))
         };
         for p in senders {
-            finish(p, CLOSED);
+            finish(p, Status::CLOSED);
         }
         drop_messages(buf);
     }
@@ -911,7 +910,7 @@ impl<T> Chan<T> {
         waker: &Waker,
     ) -> Poll<Result<(), SendError<T>>> {
         if let Some(owned) = packet {
-            if owned.get().status() == PENDING {
+            if owned.get().status() == Status::PENDING {
                 let st = self.lock();
                 if owned.get().waiter().is_waiting() {
                     // SAFETY: queued (undecided plain packets stay in
@@ -932,8 +931,8 @@ impl<T> Chan<T> {
             // SAFETY: out of sendq (its claimer removed it) and finished.
             let leftover = unsafe { owned.free() };
             return Poll::Ready(match status {
-                DONE => Ok(()),
-                CLOSED => Err(SendError(leftover.expect("goro-channel: lost a message"))),
+                Status::DONE => Ok(()),
+                Status::CLOSED => Err(SendError(leftover.expect("goro-channel: lost a message"))),
                 s => unreachable!("goro-channel: async send finished with status {s}"),
             });
         }
@@ -1112,9 +1111,9 @@ impl<T> Chan<T> {
         // final status, which we observed: nobody else can reach it.
         let got = unsafe { owned.free() };
         match status {
-            DONE => Some(Ok(got.expect("goro-channel: lost a message"))),
-            CLOSED => Some(Err(RecvError)),
-            ABANDONED => None,
+            Status::DONE => Some(Ok(got.expect("goro-channel: lost a message"))),
+            Status::CLOSED => Some(Err(RecvError)),
+            Status::ABANDONED => None,
             s => unreachable!("goro-channel: receive case finished with status {s}"),
         }
     }
@@ -1124,10 +1123,10 @@ impl<T> Chan<T> {
     pub(crate) fn accept_send(owned: OwnedPacket<T>) -> SendToken<T> {
         let status = owned.get().wait_decided();
         let token = match status {
-            RESERVED => SendToken::Reserved,
+            Status::RESERVED => SendToken::Reserved,
             // SAFETY: we own the packet and observed AWAIT_VALUE.
-            AWAIT_VALUE => SendToken::Partner(unsafe { owned.get().take_partner() }),
-            CLOSED => SendToken::Closed,
+            Status::AWAIT_VALUE => SendToken::Partner(unsafe { owned.get().take_partner() }),
+            Status::CLOSED => SendToken::Closed,
             s => unreachable!("goro-channel: send case finished with status {s}"),
         };
         // SAFETY: as in `accept_recv`.
@@ -1175,7 +1174,7 @@ impl<T> Chan<T> {
     pub(crate) fn release_send(&self, token: SendToken<T>) {
         match token {
             SendToken::Closed => {}
-            SendToken::Receiver(p) => finish(p, ABANDONED),
+            SendToken::Receiver(p) => finish(p, Status::ABANDONED),
             SendToken::Partner(h) => h.abandon(),
             SendToken::Reserved => {
                 let refilled = {
