@@ -295,7 +295,8 @@ impl ParkState {
 /// protocol" above); `ParkState` holds the word, these the task's side: its
 /// timer, its `Arc`, its run queue.
 impl Task {
-    /// Parks this task's coroutine (see `park.rs` for the protocol).
+    /// Parks this task's coroutine (the coroutine protocol above, steps 1,
+    /// 2 and 4).
     pub(crate) fn park(&self, deadline: Option<Instant>) {
         if self.park_state.try_take_token() {
             return;
