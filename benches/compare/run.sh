@@ -302,7 +302,8 @@ table_args=(--peers "$(IFS=,; echo "${PEERS[*]}")" --rounds "$ROUNDS")
 [ $QUICK = 1 ] && table_args+=(--quick)
 # The chart of the full runs (results/chart.svg, shown by BENCHMARKS.md
 # and the README); a --quick run leaves it alone.
-[ $QUICK = 1 ] || table_args+=(--svg "$HERE/results/chart.svg")
+[ $QUICK = 1 ] || table_args+=(--svg "$HERE/results/chart.svg" --title \
+    "goro and its peers: benches/compare/run.sh, $START_TS, goro $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null), medians of $ROUNDS")
 python3 "$HERE/table.py" "$RAW" "${table_args[@]}" > "$WORK/table.txt"
 status=$?
 
