@@ -300,6 +300,7 @@ fn run_with<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline, biased: bool
         // procedure treats the cases alike, and a case whose peek said "not
         // ready" was not ready at that instant (its verdict is kept for
         // pass 2). `order` stays a permutation of all the cases, for pass 3.
+        let mut live = 0;
         if biased {
             for i in 0..n {
                 if let Some(c) = cases.case(i)
@@ -308,9 +309,7 @@ fn run_with<S: CaseSet + ?Sized>(cases: &mut S, deadline: Deadline, biased: bool
                     return Some(i);
                 }
             }
-        }
-        let mut live = 0;
-        if !biased {
+        } else {
             for k in 0..n {
                 let i = order[k];
                 if let Some(c) = cases.case(i as usize)

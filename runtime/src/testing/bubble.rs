@@ -279,16 +279,25 @@ fn run(task: Arc<Task>) {
 }
 
 /// Whether a zero-timeout `poll(2)` says `fd` has `events` (or an error or
-/// hang-up, which also wake its waiter) now. An error of `poll` itself
-/// counts as "something": the bubble then waits instead of jumping ahead.
+/// hang-up, which also wake its waiter) now. An interrupted poll is
+/// retried; any other error of `poll` itself counts as "something": the
+/// bubble then waits instead of jumping ahead.
 fn has_something(fd: i32, events: i16) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    // SAFETY: `p` is one valid pollfd and the count is 1; a zero timeout
-    // never blocks. An fd closed meanwhile yields POLLNVAL, not UB.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n != 0
+    loop {
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: `p` is one valid pollfd and the count is 1; a zero
+        // timeout never blocks. An fd closed meanwhile yields POLLNVAL,
+        // not UB.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if n >= 0 {
+            return n > 0;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return true;
+        }
+    }
 }
