@@ -351,7 +351,17 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
         // become stealable without anyone queueing anything (their worker
         // gets stuck in one coroutine), so look again after a while; with
         // no fresh task anywhere, sleep until woken.
-        let recheck = local.fresh_elsewhere().then_some(RECHECK_FRESH);
+        // A deferred stack sweep (stack pool invariant 7) bounds the
+        // sleep the same way, so that it runs when it is due.
+        let recheck = match (
+            local.fresh_elsewhere().then_some(RECHECK_FRESH),
+            // At least 1 ms: a sweep another worker is running keeps
+            // the gate armed, and this one must not spin meanwhile.
+            crate::stack::scavenge_due_in().map(|d| d.max(std::time::Duration::from_millis(1))),
+        ) {
+            (Some(r), Some(s)) => Some(r.min(s)),
+            (r, s) => r.or(s),
+        };
         if owner {
             let next = rt.next_timer_tick();
             idle.reactor_wake.store(next, Ordering::SeqCst);

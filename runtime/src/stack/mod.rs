@@ -112,8 +112,8 @@ pub(crate) mod trim;
 
 pub(crate) use overflow::{check_canary, install_handler, prepare_thread};
 pub(crate) use pool::{
-    Pool, RawStack, bind_shard, choose_guards, pool_for, prepare, scavenge, scavenged_bytes,
-    total_stacks,
+    Pool, RawStack, bind_shard, choose_guards, pool_for, prepare, scavenge, scavenge_due_in,
+    scavenged_bytes, total_stacks,
 };
 
 pub(crate) use shared::Frames;

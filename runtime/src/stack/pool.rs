@@ -59,9 +59,12 @@
 //!    no coroutine can be given it meanwhile. The sweep runs on a worker
 //!    that is about to sleep (`scavenge`), never on the spawn or exit
 //!    path, and stops between chunks as soon as the worker has work; it
-//!    is armed by a release that takes a list past its reserve, so an idle
-//!    runtime does no periodic work and a warm pool (a working set within
-//!    the reserves) is never scavenged. Canary-slab stacks are not
+//!    is armed by a release that takes a list past its reserve, and runs
+//!    only once that release is `SCAVENGE_DELAY_MS` old (a sleeping
+//!    worker wakes for it), so a loop that frees a batch and takes it
+//!    again keeps its pages; an idle runtime does no periodic work once
+//!    the sweep has run, and a warm pool (a working set within the
+//!    reserves) is never scavenged. Canary-slab stacks are not
 //!    scavenged: a canary lives in the neighbour's top page.
 //! 8. A taker that finds its shard and the global list empty takes dirty
 //!    stacks from other shards before clean ones, and clean ones before
@@ -701,8 +704,33 @@ pub(crate) fn prepare(raw: &mut RawStack) {
     std::process::abort();
 }
 
+/// How long the stacks a release took past its list's reserve stay
+/// resident before the scavenger gives their pages back (invariant 7): a
+/// loop that releases a batch and takes it again within this time keeps
+/// the pages instead of paying a `MADV_DONTNEED` (a TLB shootdown of the
+/// other CPUs) and a page fault per page to get them back.
+const SCAVENGE_DELAY_MS: u64 = 100;
+
+/// The coarse tick (`diag`, milliseconds) of the last release that armed
+/// the sweep.
+static LAST_ARM_MS: AtomicU64 = AtomicU64::new(0);
+
 fn arm_sweep() {
+    LAST_ARM_MS.store(crate::diag::coarse_tick(), Ordering::Relaxed);
     sweep_gate().arm();
+}
+
+/// How long until an armed sweep is due: `None` if none is armed, zero if
+/// it is due now. An idle worker sleeps at most this long (`idle.rs`), so
+/// a deferred sweep still runs when every worker sleeps.
+pub(crate) fn scavenge_due_in() -> Option<std::time::Duration> {
+    if !sweep_gate().is_armed() {
+        return None;
+    }
+    let since = crate::diag::coarse_tick().saturating_sub(LAST_ARM_MS.load(Ordering::Relaxed));
+    Some(std::time::Duration::from_millis(
+        SCAVENGE_DELAY_MS.saturating_sub(since),
+    ))
 }
 
 /// `madvise(MADV_DONTNEED)` on the usable part of each dirty stack, one
@@ -749,6 +777,9 @@ fn give_back(chunk: &mut [RawStack], size: usize) {
 /// chunks when `stop` says the worker has work (the sweep is then armed
 /// again for the next idle moment).
 pub(crate) fn scavenge(stop: &dyn Fn() -> bool) {
+    if scavenge_due_in().is_some_and(|d| !d.is_zero()) {
+        return; // deferred: the last release is too recent
+    }
     let gate = sweep_gate();
     if !gate.begin() {
         return;

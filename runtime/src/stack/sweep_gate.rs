@@ -64,6 +64,13 @@ impl SweepGate {
         }
     }
 
+    /// Whether a sweep is armed (a plain look; the protocol's steps are
+    /// the read-modify-writes of the other methods).
+    #[inline]
+    pub(crate) fn is_armed(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & ARMED != 0
+    }
+
     /// Whether this caller should sweep now; if so it must end with
     /// [`finish`](Self::finish) (and sweep again while that says so) or
     /// [`abandon`](Self::abandon).
