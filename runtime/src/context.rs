@@ -13,7 +13,8 @@
 //!    that reads TLS on both sides of a stack switch must not let LLVM cache
 //!    a thread-local address across the switch; a call boundary that cannot
 //!    be inlined guarantees a fresh lookup. The one exception is
-//!    [`in_coroutine`], inlined into the hook's per-call check: it returns
+//!    [`in_coroutine`] (and [`current_task_addr`], likewise), inlined into
+//!    the hook's per-call check: it returns
 //!    a `bool` computed from one fresh read and hands out no address or
 //!    reference, and its callers read it before they could switch (a
 //!    coroutine never changes threads, so even a reuse after a switch
@@ -64,6 +65,16 @@ pub(crate) fn current_task() -> Option<&'static Task> {
 #[inline(always)]
 pub(crate) fn in_coroutine() -> bool {
     CURRENT.with(|c| c.get().is_some())
+}
+
+/// The address of the running task, or 0 on a plain thread: one
+/// thread-local load, inlinable like [`in_coroutine`] and for the same
+/// reason (a number computed from one fresh read; no reference is handed
+/// out), for the lock fast paths that record their holder
+/// (`diag/owner.rs`).
+#[inline(always)]
+pub(crate) fn current_task_addr() -> usize {
+    CURRENT.with(|c| c.get().map_or(0, |p| p.as_ptr().cast::<u8>() as usize))
 }
 
 /// Records which task the worker is about to resume (`None` when it

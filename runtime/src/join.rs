@@ -142,13 +142,13 @@ impl<T> Packet<T> {
     /// Parks until done, then takes the result and the teardown panic (the
     /// handle side).
     #[track_caller]
-    fn wait_and_take(&self) -> (std::thread::Result<T>, Option<PanicPayload>) {
+    fn wait_and_take(&self, target: u64) -> (std::thread::Result<T>, Option<PanicPayload>) {
         if !self.is_done() {
             // SAFETY: invariant 4: before WAITING only the joiner touches it.
             unsafe { *self.waiter.get() = Some(park::current()) };
             self.state.fetch_or(WAITING, Ordering::AcqRel);
             while !self.is_done() {
-                park::park_with(park::WaitKind::Join);
+                park::park_packed(crate::diag::wait::pack_join(target), park::WaitKind::Join);
             }
         }
         // SAFETY: invariant 2: DONE (hence RETURNED) was observed with
@@ -251,7 +251,7 @@ impl<T> JoinHandle<T> {
     /// ```
     #[track_caller]
     pub fn join(mut self) -> std::thread::Result<T> {
-        let (r, teardown) = self.packet().wait_and_take();
+        let (r, teardown) = self.packet().wait_and_take(self.id);
         // SAFETY: we saw DONE and took the result: this side ends the
         // packet (invariant 5), and `task = None` keeps `Drop` from doing
         // it again.

@@ -124,6 +124,8 @@ pub use blocking::blocking;
 pub use bridge::block_on;
 pub use config::{Config, ConfigError, MAX_WORKERS};
 pub use diag::deadlock::DEADLOCK_MESSAGE;
+#[doc(hidden)]
+pub use diag::owner::LockOwner;
 pub use diag::{DeadlockAction, Leak, WaitInfo, WaitKind, dump, dump_to, leaks};
 pub use join::{JoinHandle, PanicPayload};
 pub use local::{AccessError, LocalKey};

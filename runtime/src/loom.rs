@@ -47,7 +47,7 @@ pub(crate) mod sync {
 
 #[cfg(not(loom))]
 pub(crate) mod thread {
-    pub(crate) use std::thread::{Thread, current, park, park_timeout};
+    pub(crate) use std::thread::{Thread, current, park, park_timeout, yield_now};
 }
 
 #[cfg(loom)]
@@ -125,6 +125,8 @@ pub(crate) mod thread {
             cv: Condvar::new(),
         }));
     }
+
+    pub(crate) use loom::thread::yield_now;
 
     /// The calling model thread's handle.
     pub(crate) fn current() -> Thread {

@@ -195,6 +195,21 @@ pub fn park_with(kind: WaitKind) {
     }
 }
 
+/// [`park_with`] recording a packed kind that carries an argument the public
+/// kind does not show (a join's target); `kind` is what a thread records.
+#[track_caller]
+#[inline]
+pub(crate) fn park_packed(packed: u64, kind: WaitKind) {
+    match context::current_task() {
+        Some(task) => {
+            task.wait
+                .record_packed(packed, Location::caller(), crate::diag::coarse_tick());
+            task.park(None)
+        }
+        None => current_thread().park(kind, None),
+    }
+}
+
 /// Like [`park`], but returns no later than `deadline` (shortly after it in
 /// a coroutine: timers have millisecond resolution and never fire early).
 #[track_caller]

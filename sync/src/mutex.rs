@@ -79,6 +79,13 @@
 //!    much as one that succeeds. The slow unlock only frees the lock (no
 //!    queue lock) when nobody needs waking: no waiters, or `WOKEN` is
 //!    owned. It takes the queue's lock to wake or hand over.
+//! 7. `owner` names the holding coroutine for the leak report
+//!    (`goro_runtime`'s `diag/owner.rs`): set after every successful take
+//!    (a hand-over included: the waiter sets it when it returns), cleared
+//!    at the start of every unlock, so it is 0 while the lock is free or
+//!    in hand-over. A waiter records the lock in its wait slot once per
+//!    `lock_slow` and clears it before returning. One relaxed store on
+//!    each fast path, to a line the operation owns already.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -169,6 +176,8 @@ fn starvation_check_due() -> bool {
 pub(crate) struct RawMutex {
     state: AtomicUsize,
     queue: crate::loom::sync::Mutex<VecDeque<Arc<WaitNode>>>,
+    /// The holding coroutine, for `goro::leaks` (invariant 7).
+    owner: goro_runtime::LockOwner,
 }
 
 impl RawMutex {
@@ -177,6 +186,7 @@ impl RawMutex {
             RawMutex {
                 state: AtomicUsize::new(0),
                 queue: crate::loom::sync::Mutex::new(VecDeque::new()),
+                owner: goro_runtime::LockOwner::new(),
             }
         }
     }
@@ -191,6 +201,7 @@ impl RawMutex {
         if state & LOCKED != 0 {
             self.lock_slow(state);
         }
+        self.owner.acquired();
     }
 
     #[inline]
@@ -198,8 +209,12 @@ impl RawMutex {
         // Fail on a plain load when held, so that a caller polling a busy
         // lock reads its line instead of taking it from the holder; then as
         // in `lock` (a free lock is never in starvation mode).
-        self.state.load(Ordering::Relaxed) & LOCKED == 0
-            && self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0
+        let taken = self.state.load(Ordering::Relaxed) & LOCKED == 0
+            && self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0;
+        if taken {
+            self.owner.acquired();
+        }
+        taken
     }
 
     /// Releases the lock.
@@ -213,6 +228,7 @@ impl RawMutex {
         // one compare-and-swap, here or in `unlock_slow`, is made with the
         // right expected value even while waiters are counted; a failed
         // swap costs as much as a successful one.
+        self.owner.released();
         let state = self.state.load(Ordering::Relaxed);
         if state == LOCKED {
             match self
@@ -231,7 +247,9 @@ impl RawMutex {
     #[track_caller]
     fn lock_slow(&self, state: usize) {
         let mut node = None;
+        self.owner.wait_begin();
         self.lock_contended(state, &mut node);
+        self.owner.wait_end();
         if let Some(node) = node {
             WaitNode::recycle(node);
         }

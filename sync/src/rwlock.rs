@@ -162,6 +162,10 @@ impl Kind {
 pub(crate) struct RawRwLock {
     state: AtomicUsize,
     queue: crate::loom::sync::Mutex<Queues>,
+    /// The coroutine holding the write lock, for `goro::leaks`: set after
+    /// every take of the write lock, cleared before every release of it
+    /// (as the mutex's `owner`; readers are not recorded).
+    writer: goro_runtime::LockOwner,
 }
 
 impl RawRwLock {
@@ -175,6 +179,7 @@ impl RawRwLock {
                     upgradables: VecDeque::new(),
                     upgrader: None,
                 }),
+                writer: goro_runtime::LockOwner::new(),
             }
         }
     }
@@ -232,6 +237,16 @@ impl RawRwLock {
         {
             self.enter_slow(Kind::Writer);
         }
+        self.writer.acquired();
+    }
+
+    #[inline]
+    fn try_write(&self) -> bool {
+        let taken = self.try_enter(Kind::Writer);
+        if taken {
+            self.writer.acquired();
+        }
+        taken
     }
 
     /// Queues as `kind` and parks until granted (invariant 4), unless the
@@ -240,6 +255,15 @@ impl RawRwLock {
     #[inline(never)]
     #[track_caller]
     fn enter_slow(&self, kind: Kind) {
+        // A writer holding the lock is who we wait for (readers are not
+        // recorded, so a wait on readers has no known holder).
+        self.writer.wait_begin();
+        self.enter_queued(kind);
+        self.writer.wait_end();
+    }
+
+    #[track_caller]
+    fn enter_queued(&self, kind: Kind) {
         loop {
             if self.try_enter(kind) {
                 return;
@@ -336,7 +360,10 @@ impl RawRwLock {
                 .state
                 .compare_exchange_weak(state, new, Ordering::Acquire, Ordering::Relaxed)
             {
-                Ok(_) => return true,
+                Ok(_) => {
+                    self.writer.acquired();
+                    return true;
+                }
                 Err(s) => state = s,
             }
         }
@@ -354,6 +381,12 @@ impl RawRwLock {
         if unsafe { self.try_upgrade() } {
             return;
         }
+        self.upgrade_slow();
+        self.writer.acquired();
+    }
+
+    #[track_caller]
+    fn upgrade_slow(&self) {
         let mut queue = self.queue.lock();
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
@@ -492,6 +525,7 @@ impl RawRwLock {
     /// The caller holds the write lock.
     #[inline]
     unsafe fn write_release(&self, keep: usize) {
+        self.writer.released();
         if self
             .state
             .compare_exchange(WRITER, keep, Ordering::Release, Ordering::Relaxed)
@@ -780,7 +814,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
         self.bubble.check("a goro::sync::RwLock");
-        self.raw.try_enter(Kind::Writer).then(|| RwLockWriteGuard {
+        self.raw.try_write().then(|| RwLockWriteGuard {
             lock: self,
             _not_send: PhantomData,
         })

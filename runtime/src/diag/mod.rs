@@ -7,6 +7,8 @@
 //! - `dump.rs`: the Go-style grouped report ([`dump`](crate::dump)).
 //! - `deadlock.rs`: the "nothing can ever run again" check.
 //! - `leaks.rs`: coroutines that can never be woken.
+//! - `owner.rs`: who holds a lock and which lock a coroutine waits for
+//!   (the leak report's wait-for edges).
 //! - `signal.rs`: the opt-in dump on a signal.
 //!
 //! # The clocks
@@ -22,6 +24,7 @@
 pub(crate) mod deadlock;
 pub(crate) mod dump;
 pub(crate) mod leaks;
+pub(crate) mod owner;
 pub(crate) mod signal;
 pub(crate) mod wait;
 

@@ -37,7 +37,9 @@
 
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -153,6 +155,12 @@ const T_BLOCKING: u64 = 18;
 const T_SCOPE: u64 = 19;
 const T_CONTEXT: u64 = 20;
 const T_TIMER: u64 = 21;
+
+/// The packed kind of a join of coroutine `target` (the id rides in the
+/// argument bits, which `WaitKind::Join` does not show).
+pub(crate) const fn pack_join(target: u64) -> u64 {
+    T_JOIN | (target << 8)
+}
 
 impl WaitKind {
     /// One word: the tag in the low byte, the argument above it.
@@ -322,6 +330,9 @@ pub(crate) struct WaitSlot {
     /// `diag::coarse_tick` (coroutines) or microseconds since the clock's
     /// epoch (threads) at the start of the wait.
     since: AtomicU64,
+    /// The lock a coroutine waits for, while it waits in a lock call
+    /// (`owner.rs`, whose invariants govern it); 0 otherwise.
+    pub(crate) object: AtomicUsize,
 }
 
 impl WaitSlot {
@@ -330,13 +341,21 @@ impl WaitSlot {
             kind: AtomicU64::new(0),
             loc: AtomicPtr::new(std::ptr::null_mut()),
             since: AtomicU64::new(0),
+            object: AtomicUsize::new(0),
         }
     }
 
     /// Records a wait. Relaxed stores only (invariant 1).
     #[inline(always)]
     pub(crate) fn record(&self, kind: WaitKind, loc: &'static Location<'static>, since: u64) {
-        self.kind.store(kind.pack(), Ordering::Relaxed);
+        self.record_packed(kind.pack(), loc, since);
+    }
+
+    /// [`WaitSlot::record`] of a packed kind, which may carry an argument
+    /// the public kind does not show (a join's target, [`join_target`]).
+    #[inline(always)]
+    pub(crate) fn record_packed(&self, kind: u64, loc: &'static Location<'static>, since: u64) {
+        self.kind.store(kind, Ordering::Relaxed);
         self.loc.store(
             loc as *const Location<'static> as *mut Location<'static>,
             Ordering::Relaxed,
@@ -346,6 +365,22 @@ impl WaitSlot {
 
     pub(crate) fn kind(&self) -> WaitKind {
         WaitKind::unpack(self.kind.load(Ordering::Relaxed))
+    }
+
+    /// The packed kind, location and start of the last wait: equal for two
+    /// readings of one wait (the leak report compares them).
+    pub(crate) fn identity(&self) -> (u64, usize, u64) {
+        (
+            self.kind.load(Ordering::Relaxed),
+            self.loc.load(Ordering::Relaxed) as usize,
+            self.since.load(Ordering::Relaxed),
+        )
+    }
+
+    /// For a join, the id of the coroutine joined (0 if not recorded).
+    pub(crate) fn join_target(&self) -> Option<u64> {
+        let w = self.kind.load(Ordering::Relaxed);
+        (w & 0xff == T_JOIN).then_some(w >> 8)
     }
 
     /// The record, if one was ever made; `since` is converted by `at`.
