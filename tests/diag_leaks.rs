@@ -268,7 +268,7 @@ fn busy_hand_overs_are_never_reported() {
                         let mut b = locks[2].lock();
                         *b += 1;
                         n += 1;
-                        if n % 8 == 0 {
+                        if n.is_multiple_of(8) {
                             goro::yield_now();
                         }
                     }

@@ -19,22 +19,59 @@
 //! is awake, which is safe: the poller re-checks every queue before it
 //! sleeps again (`scheduler/idle.rs`, step 2).
 //!
-//! The model check below drives this latch with a model eventfd; it fails
-//! on the other order.
+//!
+//! # A drain by someone else
+//!
+//! That argument needs the thread that drains to be the thread that sleeps.
+//! On io_uring it need not be: a busy worker's round reaps every
+//! completion, the eventfd's among them, while the reactor owner is
+//! between its last look at the queues and its wait. A notify for the
+//! owner that found the flag set (a wake-up was pending) then skipped its
+//! write; the busy worker drains that pending wake-up and clears the flag;
+//! the owner goes on to wait with nothing in the eventfd, and the work
+//! queued for it sits there while every worker sleeps. So the latch counts
+//! its drains (`epoch`): the sleeper reads the count before its last look
+//! at the queues and, under the completion lock that every drain holds,
+//! waits only if the count has not moved. A drain it did not see is
+//! answered by one more round instead of a wait, in which the work is
+//! visible: the notifier queued it before it read the flag, the drainer
+//! read the flag before it counted, and the sleeper reads the count with
+//! `Acquire` before it looks at the queues.
+//!
+//! The model checks below drive this latch with a model eventfd; the first
+//! fails on the other order, the second without the epoch check.
 
-use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// See the module docs.
 pub(crate) struct WakeLatch {
     /// Set while a wake-up is pending in the eventfd.
     notified: AtomicBool,
+    /// How many drains have cleared the flag (module docs, "a drain by
+    /// someone else").
+    drains: AtomicUsize,
 }
 
 impl WakeLatch {
     pub(crate) fn new() -> WakeLatch {
         WakeLatch {
             notified: AtomicBool::new(false),
+            drains: AtomicUsize::new(0),
         }
+    }
+
+    /// The count of drains so far; a sleeper reads it before its last look
+    /// at the queues and waits only if [`WakeLatch::drained_since`] is
+    /// false (module docs).
+    #[inline]
+    pub(crate) fn epoch(&self) -> usize {
+        self.drains.load(Ordering::Acquire)
+    }
+
+    /// Whether a drain happened since `epoch` was read.
+    #[inline]
+    pub(crate) fn drained_since(&self, epoch: usize) -> bool {
+        self.drains.load(Ordering::Acquire) != epoch
     }
 
     /// Notifier side: runs `signal` (the eventfd write) unless a wake-up is
@@ -54,11 +91,16 @@ impl WakeLatch {
     /// well, given the fences on both sides (`idle::sleep`,
     /// `Shared::wake_worker`), but loom's modification order does not
     /// derive that, and reports a lost wake-up that cannot happen; next to
-    /// the `read` system call before it the swap costs nothing.
+    /// the `read` system call before it the swap costs nothing. It acquires
+    /// as well, and the count of drains is bumped with `Release` after it:
+    /// a notify that skipped its write (its swap found the flag set) is in
+    /// the flag's release sequence, so a sleeper that sees the new count
+    /// sees the work that notify was for.
     #[inline]
     pub(crate) fn drained(&self, drain: impl FnOnce()) {
         drain();
-        self.notified.swap(false, Ordering::Release);
+        self.notified.swap(false, Ordering::AcqRel);
+        self.drains.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -148,5 +190,63 @@ mod loom_tests {
     #[test]
     fn no_notify_is_lost_across_a_drain() {
         notifiers(&[2, 1]);
+    }
+
+    /// The io_uring case (module docs, "a drain by someone else"): a busy
+    /// reaper may drain the eventfd between the sleeper's last look at the
+    /// queue and its wait. The sleeper waits, holding the completion lock
+    /// as `Uring::poll` does, only if no drain happened since its epoch;
+    /// the reaper reaps only if it gets that lock (`Uring::round`).
+    #[test]
+    fn a_drain_by_a_busy_reaper_is_not_slept_through() {
+        loom::model(|| {
+            let m = Arc::new(Model {
+                latch: WakeLatch::new(),
+                eventfd: AtomicUsize::new(0),
+                queued: AtomicUsize::new(0),
+            });
+            let cq = Arc::new(loom::sync::Mutex::new(()));
+            let poller = thread::current();
+            let notifier = {
+                let (m, poller) = (m.clone(), poller.clone());
+                loom::thread::spawn(move || {
+                    for _ in 0..2 {
+                        m.queued.fetch_add(1, Ordering::Release);
+                        fence(Ordering::SeqCst);
+                        m.notify(&poller);
+                    }
+                })
+            };
+            let reaper = {
+                let (m, cq) = (m.clone(), cq.clone());
+                loom::thread::spawn(move || {
+                    if let Ok(_g) = cq.try_lock()
+                        && m.eventfd.load(Ordering::Acquire) > 0
+                    {
+                        m.latch.drained(|| {
+                            m.eventfd.swap(0, Ordering::Acquire);
+                        });
+                    }
+                })
+            };
+            loop {
+                fence(Ordering::SeqCst);
+                let epoch = m.latch.epoch();
+                if m.queued.load(Ordering::Acquire) == 2 {
+                    break;
+                }
+                // A lock held by the reaper: `Uring::poll` submits without
+                // waiting and the worker goes round again.
+                let Ok(_g) = cq.try_lock() else {
+                    thread::yield_now();
+                    continue;
+                };
+                if !m.latch.drained_since(epoch) {
+                    m.poll();
+                }
+            }
+            notifier.join().unwrap();
+            reaper.join().unwrap();
+        });
     }
 }

@@ -521,9 +521,23 @@ impl Reactor {
         source.ready(dir);
     }
 
+    /// The wake-up latch's epoch, read by the reactor owner before its
+    /// last look at the queues and handed to [`Reactor::poll`] (io_uring,
+    /// where a busy worker's round may drain the owner's wake-up; always 0
+    /// on epoll, where only the owner drains).
+    pub(crate) fn wake_epoch(&self) -> usize {
+        match &self.backend {
+            Backend::Epoll(_) => 0,
+            Backend::Uring(u) => u.wake_epoch(),
+        }
+    }
+
     /// Waits up to `timeout` (rounded up to whole milliseconds on epoll,
     /// so never short) for events and delivers them; returns how many.
-    pub(crate) fn poll(&self, timeout: Option<Duration>) -> usize {
+    /// With `since` (the reactor owner's [`Reactor::wake_epoch`]) it does
+    /// not wait if a wake-up may have been drained by another thread since
+    /// then.
+    pub(crate) fn poll(&self, timeout: Option<Duration>, since: Option<usize>) -> usize {
         match &self.backend {
             Backend::Epoll(e) => {
                 let mut n = 0;
@@ -534,7 +548,7 @@ impl Reactor {
                 n
             }
             Backend::Uring(u) => u
-                .poll(timeout, |key, w| self.deliver_poll(key, w))
+                .poll(timeout, since, |key, w| self.deliver_poll(key, w))
                 .unwrap_or(0),
         }
     }

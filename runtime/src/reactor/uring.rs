@@ -41,7 +41,10 @@
 //! 3. The idle worker that owns the reactor submits and waits in one
 //!    `io_uring_enter` (`min_complete` 1, with the nearest timer as its
 //!    timeout), then reaps. A completion for an entry submitted by any
-//!    thread wakes it.
+//!    thread wakes it. Because step 2 reaps too, a busy worker may consume
+//!    the eventfd's completion that was to wake the owner; the owner
+//!    therefore waits only if the wake-up latch counted no drain since its
+//!    last look at the queues (`wake_latch.rs`).
 //!
 //! # Buffers, cancellation and timeouts: why this is sound
 //!
@@ -411,6 +414,11 @@ impl Uring {
         });
     }
 
+    /// The wake-up latch's count of drains, for [`Uring::poll`]'s `since`.
+    pub(super) fn wake_epoch(&self) -> usize {
+        self.latch.epoch()
+    }
+
     /// Whether a busy worker has anything to do in `round`.
     pub(super) fn wants_round(&self) -> bool {
         self.dirty.load(Ordering::Relaxed) || self.inflight.load(Ordering::Relaxed) > 0
@@ -454,13 +462,32 @@ impl Uring {
     /// Submits and waits up to `timeout` (`Some(ZERO)`: no wait) for
     /// completions, then reaps them (steps 2 and 3). `None` if another
     /// thread is reaping.
+    ///
+    /// `since` is the wake-up latch's epoch the caller read before its
+    /// last look at the queues (`wake_epoch`): if a drain happened since,
+    /// another thread may have consumed a wake-up meant for the caller, so
+    /// this does not wait (`wake_latch.rs`, "a drain by someone else").
     pub(super) fn poll(
         &self,
         timeout: Option<Duration>,
+        since: Option<usize>,
         deliver: impl FnMut(u64, bool),
     ) -> Option<usize> {
         let cq = self.cq.try_lock();
-        self.dirty.store(false, Ordering::Release);
+        // Every drain holds `cq`, so with it held the count is final for
+        // this wait.
+        let timeout = match since {
+            Some(e) if cq.is_some() && self.latch.drained_since(e) => Some(Duration::ZERO),
+            _ => timeout,
+        };
+        // A read-modify-write, not a store: a pusher publishes the queue's
+        // tail and then sets `dirty` (Release). Taking `dirty` with
+        // Acquire makes that tail visible to the submission below, and if
+        // this swap comes first in `dirty`'s order a pusher's flag set
+        // after it survives. A plain store gives neither: the tail read may
+        // pass it, and it may overwrite a flag set for an entry that the
+        // submission then misses.
+        self.dirty.swap(false, Ordering::AcqRel);
         let r = match (timeout, &cq) {
             (_, None) | (Some(Duration::ZERO), _) => self.ring.submit(),
             (Some(d), Some(_)) => {

@@ -16,7 +16,10 @@
 //!    the sleeper list, then issues a SeqCst fence and looks at every queue
 //!    once more. Anyone who queues work does the mirror image: push, SeqCst
 //!    fence, read the sleeper's state. Either the sleeper sees the work or
-//!    the waker sees the sleeper (Dekker), so no wake-up is lost.
+//!    the waker sees the sleeper (Dekker), so no wake-up is lost. The
+//!    reactor owner also reads the wake-up latch's epoch before its look,
+//!    so that a wake-up another thread drained meanwhile (io_uring) makes
+//!    it poll once more instead of waiting (`wake_latch.rs`).
 //! 3. Pinned work (a task woken for its home worker) wakes exactly that
 //!    worker: `unpark` for `PARKED`, `Poller::notify` for `POLLING`.
 //! 4. Stealable work (fresh tasks) calls `notify`: if no worker is already
@@ -342,6 +345,9 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
         .store(if owner { POLLING } else { PARKED }, Ordering::SeqCst);
     idle.searchers.begin_sleep(rt, local.index);
     fence(Ordering::SeqCst);
+    // Read before the last look at the queues (`wake_latch.rs`, "a drain
+    // by someone else").
+    let epoch = owner.then(|| rt.reactor.wake_epoch());
     let due = owner && rt.next_timer_tick() <= rt.clock.now_tick();
     let mut parked_for_recheck = false;
     if !local.work_visible() && !due {
@@ -381,7 +387,7 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
                 (Some(t), Some(r)) => Some(t.min(r)),
                 (t, r) => t.or(r),
             };
-            let events = rt.reactor.poll(timeout);
+            let events = rt.reactor.poll(timeout, epoch);
             super::bump(&local.counters().io_events, events as u64);
             idle.reactor_wake.store(0, Ordering::SeqCst);
         } else if let Some(r) = recheck {

@@ -482,7 +482,7 @@ impl WorkerLocal {
             bump(&self.counters().timer_fires, fired as u64);
         }
         if rt.reactor.has_sources() && rt.idle.io_poll_due() && rt.idle.try_own_reactor() {
-            let events = rt.reactor.poll(Some(std::time::Duration::ZERO));
+            let events = rt.reactor.poll(Some(std::time::Duration::ZERO), None);
             bump(&self.counters().io_events, events as u64);
             rt.idle.release_reactor();
             // A worker that went to sleep while we held the reactor slept
