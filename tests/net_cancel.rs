@@ -271,3 +271,108 @@ fn connect_ctx_cancels_a_hanging_connect() {
         drop(held);
     });
 }
+
+/// Unix stream sockets: a parked `accept_ctx` ends on cancel and the
+/// listener accepts afterwards; a parked `read_ctx` ends on cancel and the
+/// stream still carries data; a `write_ctx` into a full socket ends at the
+/// deadline.
+#[test]
+fn unix_stream_calls_end_on_cancel_and_deadline() {
+    use goro::net::{UnixListener, UnixStream};
+    support::within("unix *_ctx", || {
+        let path =
+            std::env::temp_dir().join(format!("goro-net-cancel-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let l = std::sync::Arc::new(UnixListener::bind(&path).unwrap());
+        let (ctx, cancel) = Context::with_cancel(&Context::background());
+        let l2 = l.clone();
+        let h = goro::go!(move || l2.accept_ctx(&ctx).map(|_| ()));
+        support::wait_parked(h.id());
+        cancel.cancel();
+        let e = h.join().unwrap().unwrap_err();
+        assert!(is_canceled(&e), "{e:?}");
+        let p2 = path.clone();
+        let c = goro::go!(move || UnixStream::connect(&p2).unwrap());
+        let (s, _) = l.accept_ctx(&Context::background()).unwrap();
+        let mut c = c.join().unwrap();
+        std::fs::remove_file(&path).unwrap();
+
+        let s = std::sync::Arc::new(s);
+        let (ctx, cancel) = Context::with_cancel(&Context::background());
+        let s2 = s.clone();
+        let h = goro::go!(move || s2.read_ctx(&mut [0; 8], &ctx));
+        support::wait_parked(h.id());
+        cancel.cancel();
+        let e = h.join().unwrap().unwrap_err();
+        assert!(is_canceled(&e), "{e:?}");
+        c.write_all(b"after").unwrap();
+        let mut buf = [0; 8];
+        let n = s.read_ctx(&mut buf, &Context::background()).unwrap();
+        assert_eq!(&buf[..n], b"after");
+
+        let (ctx, _cancel) =
+            Context::with_timeout(&Context::background(), Duration::from_millis(30));
+        let chunk = vec![7u8; 64 * 1024];
+        let e = loop {
+            match s.write_ctx(&chunk, &ctx) {
+                Ok(_) => continue, // until the peer's buffer is full
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(
+            context_error(&e),
+            Some(ContextError::DeadlineExceeded),
+            "{e:?}"
+        );
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let _ = c.read(&mut buf).unwrap(); // the written bytes are there
+    });
+}
+
+/// UDP and Unix datagram sockets: a parked receive ends on cancel (from a
+/// thread) and on a deadline, and the socket then receives what is sent.
+#[test]
+fn datagram_receives_end_on_cancel_and_deadline() {
+    use goro::net::{UdpSocket, UnixDatagram};
+    support::within("datagram *_ctx", || {
+        let a = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (ctx, cancel) = Context::with_cancel(&Context::background());
+        let a2 = a.clone();
+        let h = goro::go!(move || a2.recv_from_ctx(&mut [0; 16], &ctx).map(|_| ()));
+        support::wait_parked(h.id());
+        std::thread::spawn(move || cancel.cancel()).join().unwrap();
+        let e = h.join().unwrap().unwrap_err();
+        assert!(is_canceled(&e), "{e:?}");
+        let (ctx, _c) = Context::with_timeout(&Context::background(), Duration::from_millis(20));
+        let e = a.recv_ctx(&mut [0; 16], &ctx).unwrap_err();
+        assert_eq!(context_error(&e), Some(ContextError::DeadlineExceeded));
+        b.send_to_ctx(b"ping", a.local_addr().unwrap(), &Context::background())
+            .unwrap();
+        let mut buf = [0; 16];
+        let (n, from) = a.recv_from_ctx(&mut buf, &Context::background()).unwrap();
+        assert_eq!((&buf[..n], from), (&b"ping"[..], b.local_addr().unwrap()));
+        b.connect(a.local_addr().unwrap()).unwrap();
+        assert_eq!(b.send_ctx(b"two", &Context::background()).unwrap(), 3);
+        assert_eq!(a.recv_ctx(&mut buf, &Context::background()).unwrap(), 3);
+
+        let (x, y) = UnixDatagram::pair().unwrap();
+        let x = std::sync::Arc::new(x);
+        let (ctx, cancel) = Context::with_cancel(&Context::background());
+        let x2 = x.clone();
+        let h = goro::go!(move || x2.recv_ctx(&mut [0; 16], &ctx));
+        support::wait_parked(h.id());
+        cancel.cancel();
+        let e = h.join().unwrap().unwrap_err();
+        assert!(is_canceled(&e), "{e:?}");
+        assert_eq!(y.send_ctx(b"dgram", &Context::background()).unwrap(), 5);
+        let (n, _) = x.recv_from_ctx(&mut buf, &Context::background()).unwrap();
+        assert_eq!(&buf[..n], b"dgram");
+        // A done context fails before it looks, even with a datagram queued.
+        y.send(b"queued").unwrap();
+        let (ctx, cancel) = Context::with_cancel(&Context::background());
+        cancel.cancel();
+        assert!(is_canceled(&x.recv_ctx(&mut buf, &ctx).unwrap_err()));
+        assert_eq!(x.recv(&mut buf).unwrap(), 6);
+    });
+}

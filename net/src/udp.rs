@@ -4,6 +4,7 @@ use std::io;
 use std::net::{self, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use goro_context::context::Context;
 use goro_runtime::reactor::Interest;
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -86,6 +87,65 @@ impl UdpSocket {
     /// Receives one datagram and the address it came from.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.fd.io(Interest::Readable, |s| s.recv_from(buf))
+    }
+
+    /// [`recv`](UdpSocket::recv) that gives up once `ctx` is done, with
+    /// the context's error ([`crate::context_error`]); a done context
+    /// fails the call before it receives.
+    ///
+    /// ```
+    /// use goro::context::{Context, ContextError};
+    /// use goro::net::{UdpSocket, context_error};
+    ///
+    /// let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let (ctx, cancel) = Context::with_cancel(&Context::background());
+    /// let h = goro::go!(move || sock.recv_ctx(&mut [0; 16], &ctx)); // nothing comes
+    /// cancel.cancel();
+    /// let err = h.join().unwrap().unwrap_err();
+    /// assert_eq!(context_error(&err), Some(ContextError::Canceled));
+    /// ```
+    pub fn recv_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
+        self.fd.io_ctx(Interest::Readable, ctx, |s| s.recv(buf))
+    }
+
+    /// [`recv_from`](UdpSocket::recv_from) that gives up once `ctx` is
+    /// done, with the context's error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use goro::context::{Context, ContextError};
+    /// use goro::net::{UdpSocket, context_error};
+    ///
+    /// let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let (ctx, _cancel) = Context::with_timeout(&Context::background(), Duration::from_millis(10));
+    /// let err = sock.recv_from_ctx(&mut [0; 16], &ctx).unwrap_err();
+    /// assert_eq!(context_error(&err), Some(ContextError::DeadlineExceeded));
+    /// ```
+    pub fn recv_from_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<(usize, SocketAddr)> {
+        self.fd
+            .io_ctx(Interest::Readable, ctx, |s| s.recv_from(buf))
+    }
+
+    /// [`send`](UdpSocket::send) that gives up once `ctx` is done while
+    /// the send buffer is full, with the context's error.
+    pub fn send_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
+        self.fd.io_ctx(Interest::Writable, ctx, |s| s.send(buf))
+    }
+
+    /// [`send_to`](UdpSocket::send_to) that gives up once `ctx` is done
+    /// while the send buffer is full, with the context's error.
+    pub fn send_to_ctx<A: ToSocketAddrs>(
+        &self,
+        buf: &[u8],
+        addr: A,
+        ctx: &Context,
+    ) -> io::Result<usize> {
+        crate::cancel::check(ctx)?;
+        let to = resolve(&addr)?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
+        })?;
+        self.fd
+            .io_ctx(Interest::Writable, ctx, |s| s.send_to(buf, to))
     }
 
     /// Like [`UdpSocket::recv_from`] but leaves the datagram queued.

@@ -14,6 +14,7 @@ use std::os::unix::net as unet;
 use std::path::Path;
 use std::time::Duration;
 
+use goro_context::context::Context;
 use goro_runtime::reactor::Interest;
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
@@ -75,6 +76,36 @@ impl UnixListener {
                 fd: self.fd.as_raw_fd(),
             });
             let (s, addr) = self.fd.io_as(Interest::Readable, kind, |l| l.accept())?;
+            Ok((UnixStream::from_std(s)?, addr))
+        })
+    }
+
+    /// [`accept`](UnixListener::accept) that gives up once `ctx` is done,
+    /// with the context's error ([`crate::context_error`]): how a server's
+    /// accept loop stops, as with [`crate::TcpListener::accept_ctx`].
+    ///
+    /// ```
+    /// use goro::context::{Context, ContextError};
+    /// use goro::net::{UnixListener, context_error};
+    ///
+    /// let path = std::env::temp_dir().join(format!("goro-doc-actx-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path).unwrap();
+    /// let (ctx, cancel) = Context::with_cancel(&Context::background());
+    /// let server = goro::go!(move || listener.accept_ctx(&ctx).map(|_| ()));
+    /// cancel.cancel();
+    /// let err = server.join().unwrap().unwrap_err();
+    /// assert_eq!(context_error(&err), Some(ContextError::Canceled));
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn accept_ctx(&self, ctx: &Context) -> io::Result<(UnixStream, SocketAddr)> {
+        accept_loop(|| {
+            let kind = Some(goro_runtime::WaitKind::NetAccept {
+                fd: self.fd.as_raw_fd(),
+            });
+            let (s, addr) = self
+                .fd
+                .io_ctx_as(Interest::Readable, kind, ctx, |l| l.accept())?;
             Ok((UnixStream::from_std(s)?, addr))
         })
     }
@@ -183,6 +214,44 @@ impl UnixStream {
         UnixStream::from_std(goro_runtime::blocking(|| {
             unet::UnixStream::connect_addr(addr)
         })?)
+    }
+
+    /// Reads into `buf` like [`Read::read`], but gives up once `ctx` is
+    /// done, with the context's error ([`crate::context_error`]); a done
+    /// context fails the call before it reads.
+    ///
+    /// ```
+    /// use goro::context::{Context, ContextError};
+    /// use goro::net::{UnixStream, context_error};
+    ///
+    /// let (a, _b) = UnixStream::pair().unwrap();
+    /// let (ctx, cancel) = Context::with_cancel(&Context::background());
+    /// let h = goro::go!(move || {
+    ///     let mut buf = [0; 8];
+    ///     a.read_ctx(&mut buf, &ctx) // nothing comes: waits
+    /// });
+    /// cancel.cancel();
+    /// let err = h.join().unwrap().unwrap_err();
+    /// assert_eq!(context_error(&err), Some(ContextError::Canceled));
+    /// ```
+    pub fn read_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
+        self.fd.io_ctx(Interest::Readable, ctx, |mut s| s.read(buf))
+    }
+
+    /// Writes from `buf` like [`Write::write`] (possibly in part), but
+    /// gives up once `ctx` is done, with the context's error.
+    ///
+    /// ```
+    /// use goro::context::Context;
+    /// use goro::net::UnixStream;
+    ///
+    /// let (a, _b) = UnixStream::pair().unwrap();
+    /// assert_eq!(a.write_ctx(b"hello", &Context::background()).unwrap(), 5);
+    /// ```
+    pub fn write_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
+        self.fd.io_ctx(Interest::Writable, ctx, |s| {
+            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
+        })
     }
 
     /// A connected pair of sockets.
@@ -404,6 +473,38 @@ impl UnixDatagram {
     /// Receives one datagram and its sender's address.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.fd.io(Interest::Readable, |s| s.recv_from(buf))
+    }
+
+    /// [`recv`](UnixDatagram::recv) that gives up once `ctx` is done, with
+    /// the context's error ([`crate::context_error`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use goro::context::{Context, ContextError};
+    /// use goro::net::{UnixDatagram, context_error};
+    ///
+    /// let (a, _b) = UnixDatagram::pair().unwrap();
+    /// let (ctx, _cancel) = Context::with_timeout(&Context::background(), Duration::from_millis(10));
+    /// let err = a.recv_ctx(&mut [0; 8], &ctx).unwrap_err();
+    /// assert_eq!(context_error(&err), Some(ContextError::DeadlineExceeded));
+    /// ```
+    pub fn recv_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
+        self.fd.io_ctx(Interest::Readable, ctx, |s| s.recv(buf))
+    }
+
+    /// [`recv_from`](UnixDatagram::recv_from) that gives up once `ctx` is
+    /// done, with the context's error.
+    pub fn recv_from_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<(usize, SocketAddr)> {
+        self.fd
+            .io_ctx(Interest::Readable, ctx, |s| s.recv_from(buf))
+    }
+
+    /// [`send`](UnixDatagram::send) that gives up once `ctx` is done while
+    /// the peer's queue is full, with the context's error.
+    pub fn send_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
+        self.fd.io_ctx(Interest::Writable, ctx, |s| {
+            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
+        })
     }
 
     /// The local address.
