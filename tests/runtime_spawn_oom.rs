@@ -243,6 +243,20 @@ fn a_spawn_that_cannot_allocate_its_header_aborts_like_std() {
             for (i, h) in hs.into_iter().enumerate() {
                 assert_eq!(h.join().unwrap(), i);
             }
+            // A join returns once the result is out, a moment before the
+            // worker gives the stack back and drops the registry entry,
+            // both of which may allocate: with the heap exhausted, that
+            // worker would abort first, not the spawn under test.
+            support::eventually("the joined coroutines to leave the registry", || {
+                goro::coroutines().is_empty()
+            });
+            // A thread's start (std maps its signal stack) allocates too: on
+            // a loaded machine a worker may not have run yet. Every worker
+            // has gone to sleep at least once, so every one has started;
+            // the child runs without the watchdog thread for the same reason.
+            support::eventually("every worker to have started", || {
+                goro::stats().per_worker.iter().all(|w| w.sleeps > 0)
+            });
             println!("exhausting the heap");
             cap_address_space(16 << 20);
             exhaust_heap();
@@ -252,7 +266,10 @@ fn a_spawn_that_cannot_allocate_its_header_aborts_like_std() {
         });
         return;
     }
-    let out = support::child(name, &[("GORO_WORKERS", "2")]);
+    let out = support::child(
+        name,
+        &[("GORO_WORKERS", "2"), ("GORO_BLOCKED_WORKER_MS", "0")],
+    );
     let so = String::from_utf8_lossy(&out.stdout);
     let se = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
