@@ -558,3 +558,47 @@ fn data_followed_at_once_by_close_reads_the_data_then_end_of_file() {
         },
     );
 }
+
+/// io_uring ties a request to the thread whose `io_uring_enter` submitted
+/// it, and ends it with `ECANCELED` if it must wait after that thread has
+/// exited. Plain threads that wait on goro sockets and then exit must
+/// therefore never submit the coroutines' operations queued beside theirs.
+#[test]
+fn threads_that_wait_and_exit_leave_coroutines_operations_alone() {
+    support::within(
+        "threads that wait and exit leave coroutines operations alone",
+        || {
+            let addr = echo_server();
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let churn = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut threads = 0;
+                    while !stop.load(Ordering::Relaxed) && threads < 2000 {
+                        std::thread::spawn(|| {
+                            let (c, _s) = silent_pair();
+                            c.set_read_timeout(Some(Duration::from_micros(200)))
+                                .unwrap();
+                            for _ in 0..3 {
+                                let e = (&c).read(&mut [0u8; 4]).unwrap_err();
+                                assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                            }
+                        })
+                        .join()
+                        .unwrap();
+                        threads += 1;
+                    }
+                    threads
+                })
+            };
+            let sessions: Vec<_> = (0..16)
+                .map(|id| goro::go!(move || session(addr, id, 150)))
+                .collect();
+            for h in sessions {
+                h.join().unwrap();
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(churn.join().unwrap() > 0);
+        },
+    );
+}

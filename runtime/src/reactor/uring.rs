@@ -30,9 +30,9 @@
 //! # Submission and completion: one `io_uring_enter` per round
 //!
 //! 1. Pushing an entry takes the submission lock, writes the entry and
-//!    publishes the queue's tail; it makes no system call on a worker
-//!    thread and sets `dirty`. A plain thread submits at once (nobody
-//!    else would soon).
+//!    publishes the queue's tail; it makes no system call and sets
+//!    `dirty`. A thread that is not a worker then wakes the reactor owner
+//!    (the eventfd), whose wait submits the entry.
 //! 2. A worker flushes (`round`): when its local queues run dry or every
 //!    `ROUND_TASKS` tasks, it swaps `dirty` off and makes one
 //!    `io_uring_enter` that submits everything queued by every thread, then
@@ -45,6 +45,24 @@
 //!    the eventfd's completion that was to wake the owner; the owner
 //!    therefore waits only if the wake-up latch counted no drain since its
 //!    last look at the queues (`wake_latch.rs`).
+//!
+//! # Which threads enter the ring: workers only
+//!
+//! The kernel ties every request to the task whose `io_uring_enter`
+//! submitted it, not to the thread that wrote the entry: a request that has
+//! to wait (a receive on an empty socket, a poll) later runs its wake-up
+//! work on that task, and once the task has exited it completes with
+//! `-ECANCELED` instead. One `io_uring_enter` submits every queued entry,
+//! whoever pushed it; so a plain thread that submitted would adopt the
+//! coroutines' operations queued beside its own, and when it exited (a
+//! test's thread, a blocking-pool thread retiring) their receives would
+//! fail with `ECANCELED`, a spurious error that made a server drop its
+//! connection with unread data (a reset). Workers live as long as the
+//! runtime, so only they submit: in a round, in the owner's wait, or when
+//! the queue is full. Any other thread pushes and wakes the owner, paying
+//! an eventfd write (one `write`, the same system call count as submitting)
+//! and the owner's wake-up as latency; the same holds for its poll
+//! removals when a socket closes off the workers.
 //!
 //! # Buffers, cancellation and timeouts: why this is sound
 //!
@@ -349,9 +367,9 @@ impl Uring {
             wake,
             latch: WakeLatch::new(),
         };
+        // Queued, not submitted: the first worker's round or wait submits
+        // it (only workers enter the ring).
         u.arm_wake();
-        u.ring.submit()?;
-        u.dirty.store(false, Ordering::Relaxed);
         Ok(u)
     }
 
@@ -362,32 +380,47 @@ impl Uring {
         self.push(e);
     }
 
-    /// Step 1 of the module docs: queues `e`; submits at once only off the
-    /// workers (or when the queue is full).
+    /// Step 1 of the module docs: queues `e`. Only a worker ever enters
+    /// the ring (module docs, "which threads enter the ring"): a full
+    /// queue is submitted on the spot by a worker, and waited out by any
+    /// other thread, which wakes the reactor owner to submit for it.
     fn push(&self, e: squeue::Entry) {
-        {
-            let _g = self.sq.lock();
-            // SAFETY: the submission lock gives exclusive access to the
-            // queue's user side.
-            let mut sq = unsafe { self.ring.submission_shared() };
-            // SAFETY: every entry goro pushes points only at memory that
-            // outlives its operation: an `Op`'s heap buffers, kept alive by
-            // the reference in `user_data` until the completion is reaped,
-            // or at nothing (polls, cancels).
-            while unsafe { sq.push(&e) }.is_err() {
-                sq.sync();
-                if let Err(err) = self.ring.submit()
-                    && err.raw_os_error() == Some(libc::EBUSY)
-                {
-                    // Too many completions pending: let a reaper catch up.
-                    std::thread::yield_now();
+        let worker = crate::context::worker().is_some();
+        loop {
+            {
+                let _g = self.sq.lock();
+                // SAFETY: the submission lock gives exclusive access to the
+                // queue's user side.
+                let mut sq = unsafe { self.ring.submission_shared() };
+                // SAFETY: every entry goro pushes points only at memory that
+                // outlives its operation: an `Op`'s heap buffers, kept alive
+                // by the reference in `user_data` until the completion is
+                // reaped, or at nothing (polls, cancels).
+                if unsafe { sq.push(&e) }.is_ok() {
+                    break;
                 }
                 sq.sync();
+                if worker {
+                    if let Err(err) = self.ring.submit()
+                        && err.raw_os_error() == Some(libc::EBUSY)
+                    {
+                        // Too many completions pending: let a reaper catch up.
+                        std::thread::yield_now();
+                    }
+                    continue;
+                }
             }
+            // Not a worker: the lock is released, so that workers can push
+            // and submit meanwhile.
+            self.dirty.store(true, Ordering::Release);
+            self.notify();
+            std::thread::yield_now();
         }
         self.dirty.store(true, Ordering::Release);
-        if crate::context::worker().is_none() {
-            self.submit();
+        if !worker {
+            // Nobody may be about to flush: wake the reactor owner, whose
+            // next wait submits the entry.
+            self.notify();
         }
     }
 
@@ -441,9 +474,11 @@ impl Uring {
         );
     }
 
-    /// Removes the armed polls of `key` (a registration going away), and
-    /// submits at once: the poll holds a reference to the file, so the
-    /// socket's close takes effect only once the removal is processed.
+    /// Removes the armed polls of `key` (a registration going away). A
+    /// worker submits at once: the poll holds a reference to the file, so
+    /// the socket's close takes effect only once the removal is processed.
+    /// Another thread's removal waits for the reactor owner, which `push`
+    /// wakes.
     pub(super) fn disarm(&self, key: u64, read: bool, write: bool) {
         for (armed, tag) in [(read, TAG_POLL_READ), (write, TAG_POLL_WRITE)] {
             if armed {
@@ -454,7 +489,7 @@ impl Uring {
                 );
             }
         }
-        if read || write {
+        if (read || write) && crate::context::worker().is_some() {
             self.submit();
         }
     }
