@@ -240,6 +240,106 @@ fn errno_is_set_after_the_park() {
     });
 }
 
+/// The emulation's transfers on a socket the hook made non-blocking go to
+/// the kernel directly: a ready call leaves the caller's errno alone, and
+/// a failing one sets the kernel's error, for each of the calls.
+#[test]
+fn direct_transfers_keep_errno_and_report_the_kernels_error() {
+    two_workers();
+    within("direct transfers", || {
+        let h = goro_runtime::go!(|| {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+            let set_errno = |e| {
+                // SAFETY: writes this thread's errno.
+                unsafe { *libc::__errno_location() = e };
+            };
+            // SAFETY: reads this thread's errno.
+            let errno = || unsafe { *libc::__errno_location() };
+            // A first read that must wait turns the hook's O_NONBLOCK on.
+            let writer = goro_runtime::go!({
+                let mut b = b.try_clone().unwrap();
+                move || {
+                    goro_runtime::sleep(Duration::from_millis(10));
+                    std::io::Write::write_all(&mut b, b"0123456789").unwrap();
+                }
+            });
+            let mut buf = [0u8; 4];
+            let mut out = Vec::new();
+            // SAFETY: a valid buffer and an fd that lives for the call.
+            let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), 2) };
+            out.push((r, buf[..2].to_vec()));
+            writer.join().unwrap();
+            set_errno(libc::EDOM);
+            // SAFETY: a valid buffer and an fd that lives for the call.
+            let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), 2, 0) };
+            out.push((r, buf[..2].to_vec()));
+            let after_recv = errno();
+            let iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: 2,
+            };
+            // SAFETY: a valid buffer and an fd that lives for the call.
+            let r = unsafe { libc::readv(fd, &iov, 1) };
+            out.push((r, buf[..2].to_vec()));
+            // SAFETY: a valid buffer and an fd that lives for the call.
+            let r = unsafe {
+                libc::recvfrom(
+                    fd,
+                    buf.as_mut_ptr().cast(),
+                    2,
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+            out.push((r, buf[..2].to_vec()));
+            let after_reads = errno();
+            // SAFETY: a valid buffer and an fd that lives for the call.
+            let w = unsafe { libc::send(fd, b"xy".as_ptr().cast(), 2, 0) };
+            // SAFETY: a valid buffer and an fd that lives for the call.
+            let w2 = unsafe { libc::write(fd, b"z".as_ptr().cast(), 1) };
+            let after_writes = errno();
+            // A bad buffer with data waiting: EFAULT, not a crash and not
+            // a park; the data stays.
+            // SAFETY: the kernel checks the bad pointer and fails with
+            // EFAULT; nothing in user space touches it.
+            let fault = unsafe { libc::read(fd, 8 as *mut libc::c_void, 4) };
+            let fault_errno = errno();
+            // The peer gone: the kernel's EPIPE, through errno.
+            drop(b);
+            // SAFETY: a valid buffer and an fd that lives for the call.
+            let gone = unsafe { libc::send(fd, b"x".as_ptr().cast(), 1, libc::MSG_NOSIGNAL) };
+            let gone_errno = errno();
+            // SAFETY: a valid buffer and an fd that lives for the call.
+            let eof = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), 4, 0) };
+            drop(a);
+            (
+                out,
+                after_recv,
+                after_reads,
+                (w, w2, after_writes),
+                (gone, gone_errno),
+                eof,
+                (fault, fault_errno),
+            )
+        });
+        let (out, after_recv, after_reads, writes, gone, eof, fault) = h.join().unwrap();
+        let want: Vec<(isize, Vec<u8>)> = [b"01", b"23", b"45", b"67"]
+            .iter()
+            .map(|d| (2, d.to_vec()))
+            .collect();
+        assert_eq!(out, want);
+        assert_eq!(after_recv, libc::EDOM, "a ready recv changed errno");
+        assert_eq!(after_reads, libc::EDOM, "a ready read changed errno");
+        assert_eq!(writes, (2, 1, libc::EDOM));
+        assert_eq!(gone, (-1, libc::EPIPE));
+        // What was left after the fault: "89".
+        assert_eq!(eof, 2);
+        assert_eq!(fault, (-1, libc::EFAULT));
+    });
+}
+
 /// accept with a timeout, and UDP receive that parks until a datagram
 /// comes.
 #[test]

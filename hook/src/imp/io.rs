@@ -20,7 +20,7 @@ use libc::{
 };
 
 use super::fdtable::{self, FdState, GORO_NONBLOCK, HookReg, STREAM, USER_NONBLOCK};
-use super::{deadline_in, errno, in_coroutine, poll, real, set_errno};
+use super::{deadline_in, errno, in_coroutine, poll, real, set_errno, sys};
 
 const SOCK_TYPE_MASK: c_int = 0xf;
 /// `SO_RCVTIMEO_NEW`/`SO_SNDTIMEO_NEW` (64-bit time on every ABI; the
@@ -121,12 +121,15 @@ impl Deadline {
 }
 
 /// An emulated call: tries `op(0)` and returns at once when the socket
-/// was ready (the common case: the caller's `errno` read, the call, a
-/// test of its result). Otherwise, out of line, waits (`EAGAIN`) and, for
-/// a blocking stream transfer of `len` bytes (`Some`), repeats `op(done)`
-/// until everything moved, the peer closed (a 0), or an error or the
-/// timeout cut it short (then the count moved so far, if any, as the
-/// kernel reports it).
+/// was ready (the common case: the call, made directly (`sys.rs`), and a
+/// test of its result; `errno` is not touched). Otherwise, out of line,
+/// waits (`EAGAIN`) and, for a blocking stream transfer of `len` bytes
+/// (`Some`), repeats `op(done)` until everything moved, the peer closed
+/// (a 0), or an error or the timeout cut it short (then the count moved
+/// so far, if any, as the kernel reports it).
+///
+/// `op` has the kernel's contract (`sys.rs`, invariant 2): a count, or
+/// `-errno`.
 #[inline(always)]
 fn attempt(
     fd: c_int,
@@ -135,20 +138,27 @@ fn attempt(
     len: Option<usize>,
     op: impl Fn(usize) -> ssize_t,
 ) -> ssize_t {
-    let entry = errno();
     let r = op(0);
     if r >= 0 {
         if len.is_none_or(|len| r == 0 || r as usize >= len) {
             return r;
         }
-    } else if errno() != EAGAIN {
-        return r;
+    } else if r != -(EAGAIN as ssize_t) {
+        return failed(r);
     }
-    after_first(fd, st, dir, len, entry, r, &op)
+    after_first(fd, st, dir, len, r, &op)
 }
 
-/// The rest of [`attempt`]: `r` is the first result, `EAGAIN` or a
-/// partial count of a stream transfer.
+/// Turns a kernel result `-errno` into libc's: `errno` set, `-1`.
+#[cold]
+#[inline(never)]
+fn failed(r: ssize_t) -> ssize_t {
+    set_errno(-r as c_int);
+    -1
+}
+
+/// The rest of [`attempt`]: `r` is the first result, `-EAGAIN` or a
+/// partial count of a stream transfer. `errno` is still the caller's.
 #[cold]
 #[inline(never)]
 fn after_first(
@@ -156,10 +166,20 @@ fn after_first(
     st: &FdState,
     dir: Interest,
     len: Option<usize>,
-    entry: c_int,
     r: ssize_t,
-    op: &dyn Fn(usize) -> ssize_t,
+    raw: &dyn Fn(usize) -> ssize_t,
 ) -> ssize_t {
+    // The waiting helpers take libc's contract.
+    let op = |done: usize| {
+        let r = raw(done);
+        if r < 0 {
+            set_errno(-r as c_int);
+            -1
+        } else {
+            r
+        }
+    };
+    let entry = errno();
     let mut deadline = Deadline::Unset;
     let r = if r < 0 {
         wait_loop(
@@ -701,13 +721,13 @@ io_hook! {
     /// Hooked `read(2)`: parks on a blocking socket; anything else passes
     /// through.
     fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t;
-    emulated read_emulated(Readable, |_f| None, |done| real::read(fd, buf.byte_add(done), n - done))
+    emulated read_emulated(Readable, |_f| None, |done| sys::read(fd, buf.byte_add(done), n - done))
 }
 
 io_hook! {
     /// Hooked `readv(2)`.
     fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t;
-    emulated readv_emulated(Readable, |_f| None, |_done| real::readv(fd, iov, cnt))
+    emulated readv_emulated(Readable, |_f| None, |_done| sys::readv(fd, iov, cnt))
 }
 
 io_hook! {
@@ -716,14 +736,14 @@ io_hook! {
     emulated write_emulated(
         Writable,
         |f| (f & STREAM != 0).then_some(n),
-        |done| real::write(fd, buf.byte_add(done), n - done)
+        |done| sys::write(fd, buf.byte_add(done), n - done)
     )
 }
 
 io_hook! {
     /// Hooked `writev(2)` (a short count is possible, as POSIX allows).
     fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t;
-    emulated writev_emulated(Writable, |_f| None, |_done| real::writev(fd, iov, cnt))
+    emulated writev_emulated(Writable, |_f| None, |_done| sys::writev(fd, iov, cnt))
 }
 
 io_hook! {
@@ -733,7 +753,7 @@ io_hook! {
     emulated recv_emulated(
         Readable,
         |f| (flags & MSG_WAITALL != 0 && f & STREAM != 0).then_some(n),
-        |done| real::recv(fd, buf.byte_add(done), n - done, flags)
+        |done| sys::recv(fd, buf.byte_add(done), n - done, flags)
     )
 }
 
@@ -751,7 +771,7 @@ io_hook! {
     emulated recvfrom_emulated(
         Readable,
         |f| (flags & MSG_WAITALL != 0 && f & STREAM != 0).then_some(n),
-        |done| real::recvfrom(fd, buf.byte_add(done), n - done, flags, addr, len)
+        |done| sys::recvfrom(fd, buf.byte_add(done), n - done, flags, addr, len)
     )
 }
 
@@ -759,7 +779,7 @@ io_hook! {
     /// Hooked `recvmsg(2)`.
     fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t;
     dontwait(flags);
-    emulated recvmsg_emulated(Readable, |_f| None, |_done| real::recvmsg(fd, msg, flags))
+    emulated recvmsg_emulated(Readable, |_f| None, |_done| sys::recvmsg(fd, msg, flags))
 }
 
 io_hook! {
@@ -769,7 +789,7 @@ io_hook! {
     emulated send_emulated(
         Writable,
         |f| (f & STREAM != 0).then_some(n),
-        |done| real::send(fd, buf.byte_add(done), n - done, flags)
+        |done| sys::send(fd, buf.byte_add(done), n - done, flags)
     )
 }
 
@@ -787,7 +807,7 @@ io_hook! {
     emulated sendto_emulated(
         Writable,
         |f| (f & STREAM != 0).then_some(n),
-        |done| real::sendto(fd, buf.byte_add(done), n - done, flags, addr, len)
+        |done| sys::sendto(fd, buf.byte_add(done), n - done, flags, addr, len)
     )
 }
 
@@ -795,7 +815,7 @@ io_hook! {
     /// Hooked `sendmsg(2)` (a short count is possible, as POSIX allows).
     fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t;
     dontwait(flags);
-    emulated sendmsg_emulated(Writable, |_f| None, |_done| real::sendmsg(fd, msg, flags))
+    emulated sendmsg_emulated(Writable, |_f| None, |_done| sys::sendmsg(fd, msg, flags))
 }
 
 /// Hooked `close(2)`: forgets the socket and ends its registration before

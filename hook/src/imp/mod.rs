@@ -7,6 +7,7 @@ mod io;
 mod poll;
 mod real;
 mod sleep;
+mod sys;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
