@@ -95,11 +95,13 @@
 //! soundness depends on the choice, so it cannot carry an `unsafe`
 //! promise.
 //!
-//! Stacks are never unmapped: a pool keeps its high-water mark of address
-//! space, and under mapped guards the budget it spent. Its *memory* goes
-//! back after a burst: pooled stacks beyond a small reserve give their
-//! pages back to the OS (`madvise(MADV_DONTNEED)`) from a worker about to
-//! go idle, as Go's scavenger does (pool invariant 7). The memory of a
+//! A pool's memory goes back after a burst: pooled stacks beyond a small
+//! reserve give their pages back to the OS (`madvise(MADV_DONTNEED)`)
+//! from a worker about to go idle, as Go's scavenger does (pool invariant
+//! 7), and under light guards the clean ones beyond a second reserve are
+//! unmapped, list entries and page tables with them (invariant 9). Under
+//! mapped guards stacks are never unmapped: the pool keeps its high-water
+//! mark of address space and the guard budget it spent. The memory of a
 //! parked coroutine is the pages its stack has touched (usually one,
 //! 4 KiB) plus its task header; on a shared stack (`shared.rs`) it is the
 //! bytes of its frames, copied to the heap, instead.

@@ -38,8 +38,10 @@ pub(crate) fn check_canary(raw: &RawStack, task: &Task) {
     if raw.canary == 0 {
         return;
     }
-    // SAFETY: `raw.canary` points at 16 bytes inside a live slab mapping
-    // (pool invariant 2: a listed slab is never unmapped).
+    // SAFETY: `raw.canary` points at 16 bytes inside a live slab mapping:
+    // the stack is bound to `task`, and only stacks off every list, bound
+    // to no task, are ever unmapped; canary slabs never are (pool
+    // invariants 1, 2 and 9).
     let seen = unsafe { std::ptr::read_volatile(raw.canary as *const [u64; 2]) };
     if seen != CANARY {
         report_and_abort(task, raw.top - raw.bottom, "its canary was overwritten");

@@ -7,10 +7,11 @@
 //!    spent guard budget, is reported to the spawner as an `io::Error`, and
 //!    starting never fails), and it comes back when the coroutine finishes
 //!    or the task is dropped unstarted.
-//! 2. A slab is never unmapped once its stacks are listed (only the
-//!    unlisted tail of a new slab whose guard pages could not all be
-//!    installed is given back); stacks on the free lists may have dirty
-//!    pages from earlier coroutines.
+//! 2. A stack is unmapped at most once, and only when it leaves the lists
+//!    for good: the unlisted tail of a new slab whose guard pages could
+//!    not all be installed, and, under light guards, runs of adjacent
+//!    *clean* stacks beyond `CLEAN_RESERVE` (invariant 9). Stacks on the
+//!    free lists may have dirty pages from earlier coroutines.
 //! 3. Each free list is sharded: each worker takes from and returns to its
 //!    own shard, so steady-state spawn and exit touch no shared cache line
 //!    (a shared count of free stacks would be one, contended whenever two
@@ -45,8 +46,9 @@
 //!    `vm.max_map_count / 8` stacks (two mappings each, so a quarter of the
 //!    mappings), read once. It is taken when a guarded slab is mapped
 //!    (exactly, so the last slab may be short) and given back only for
-//!    guard pages never installed; since slabs are never unmapped, a stack
-//!    size that once held many coroutines keeps its share of the budget.
+//!    guard pages never installed; since mapped-guard slabs are never
+//!    unmapped, a stack size that once held many coroutines keeps its
+//!    share of the budget.
 //! 7. Memory goes back after a burst (the *scavenger*, after Go's): a
 //!    guarded free list keeps at most `SHARD_RESERVE` dirty stacks per
 //!    shard and `GLOBAL_RESERVE` in its global list; what lies beyond
@@ -69,6 +71,21 @@
 //! 8. A taker that finds its shard and the global list empty takes dirty
 //!    stacks from other shards before clean ones, and clean ones before
 //!    mapping a slab: the pool grows only when every stack is bound.
+//! 9. After a sweep, the clean stacks beyond `CLEAN_RESERVE` stop costing
+//!    memory altogether: under light guards, every run of at least
+//!    `UNMAP_RUN` clean stacks adjacent in memory (a stack's guard page
+//!    directly above the stack below it) is taken off the clean list and
+//!    unmapped, guard pages included, and the lists' vectors are shrunk.
+//!    A million clean stacks otherwise keep 40 MB of list entries and the
+//!    page tables under their slabs. A stack off every list is bound to no
+//!    task (invariant 1), so nothing can run on what is unmapped. The run
+//!    length bounds how much unmapping can split mappings: at least a
+//!    slab's worth of stacks goes per cut, so the mappings left are never
+//!    more than twice the slabs. Under mapped guards (a budget of at most
+//!    `vm.max_map_count / 8` stacks, taken for good: invariant 6) nothing
+//!    is unmapped. A light-guard stack whose guard the kernel refused and
+//!    `prepare` `mprotect`ed instead keeps its budget when unmapped (the
+//!    pool cannot tell it apart): the budget only errs low.
 
 use std::io;
 use std::io::Write as _;
@@ -96,6 +113,12 @@ const GLOBAL_RESERVE: usize = 64;
 /// Stacks (in address order) the scavenger gives back between two looks
 /// at whether its worker has work (no list lock is held meanwhile).
 const SCAVENGE_CHUNK: usize = 256;
+/// Clean stacks kept listed (mapped, no pages) after a sweep; the rest
+/// is unmapped in runs (invariant 9).
+const CLEAN_RESERVE: usize = 256;
+/// The shortest run of adjacent clean stacks unmapped at once
+/// (invariant 9): a light-guard slab's worth.
+const UNMAP_RUN: usize = LIGHT_PER_SLAB;
 
 /// Stacks per slab while the guard budget lasts (each costs two mappings).
 const GUARDED_PER_SLAB: usize = 32;
@@ -479,6 +502,75 @@ impl FreeList {
         (done, false)
     }
 
+    /// Unmaps the runs of adjacent clean stacks beyond `CLEAN_RESERVE`
+    /// (invariant 9) and shrinks the lists' vectors; returns the stacks
+    /// unmapped, and whether it stopped early because `stop` said the
+    /// worker has work. Called only under light guards, after a sweep.
+    fn unmap_clean(&self, size: usize, stop: &dyn Fn() -> bool) -> (usize, bool) {
+        let page = page_size();
+        // Taken out whole: a taker that finds the clean list empty
+        // meanwhile maps a slab, which costs a system call, not safety.
+        let mut clean = {
+            let mut l = self.clean.lock();
+            if l.len() < CLEAN_RESERVE + UNMAP_RUN {
+                shrink(&mut l);
+                return (0, false);
+            }
+            std::mem::take(&mut *l)
+        };
+        clean.sort_unstable_by_key(|s| s.bottom);
+        let mut listed = clean.len();
+        let mut unmapped = 0;
+        let mut stopped = false;
+        let mut kept: Vec<RawStack> = Vec::with_capacity(CLEAN_RESERVE + UNMAP_RUN);
+        let mut rest = &clean[..];
+        while !rest.is_empty() {
+            // The run of stacks adjacent in memory that `rest` starts with.
+            let mut n = 1;
+            while n < rest.len() && rest[n].guard == rest[n - 1].bottom + size {
+                n += 1;
+            }
+            let (run, tail) = rest.split_at(n);
+            rest = tail;
+            let cut = run.len().min(listed.saturating_sub(CLEAN_RESERVE));
+            stopped = stopped || stop();
+            if cut < UNMAP_RUN || stopped {
+                kept.extend_from_slice(run);
+                continue;
+            }
+            let (gone, stay) = run.split_at(cut);
+            debug_assert!(
+                gone.iter()
+                    .all(|s| !s.dirty && !s.in_canary_slab && s.canary == 0)
+            );
+            let (start, end) = (gone[0].guard, gone[cut - 1].bottom + size);
+            debug_assert_eq!(end - start, cut * (size + page));
+            // SAFETY: `start..end` covers exactly the guard pages and
+            // usable memory of `gone`'s stacks, adjacent in one or more
+            // live slab mappings (a stack is unmapped only here, once:
+            // invariant 2). They are off every list, so bound to no task
+            // (invariant 1) and used by nothing; dropping them from the
+            // lists below ends the last reference to their addresses.
+            if unsafe { libc::munmap(start as *mut _, end - start) } == 0 {
+                listed -= cut;
+                unmapped += cut;
+                kept.extend_from_slice(stay);
+            } else {
+                kept.extend_from_slice(run);
+            }
+        }
+        drop(clean);
+        let mut l = self.clean.lock();
+        l.extend(kept);
+        shrink(&mut l);
+        drop(l);
+        for shard in self.shards.iter() {
+            shrink(&mut shard.lock());
+        }
+        shrink(&mut self.global.lock());
+        (unmapped, stopped)
+    }
+
     /// Lists the stacks of a new slab.
     fn put_new(&self, stacks: Vec<RawStack>) {
         match shard_index() {
@@ -794,6 +886,14 @@ pub(crate) fn scavenge(stop: &dyn Fn() -> bool) {
                 gate.abandon();
                 break 'sweep;
             }
+            if light_guards() {
+                let (gone, stopped) = pool.guarded.unmap_clean(pool.size, stop);
+                pool.total.fetch_sub(gone, Ordering::Relaxed);
+                if stopped {
+                    gate.abandon();
+                    break 'sweep;
+                }
+            }
         }
         // A release that armed the gate after this pass went by its list
         // is swept now, not at some later idle moment that may never come.
@@ -803,6 +903,16 @@ pub(crate) fn scavenge(stop: &dyn Fn() -> bool) {
     }
     if total >= TRIM_AFTER {
         super::trim::after_burst();
+    }
+}
+
+/// Gives a list's vector back its spare capacity once it holds under a
+/// quarter of it (a drained burst's list keeps its pages resident
+/// otherwise: 40 bytes a stack).
+fn shrink(l: &mut Vec<RawStack>) {
+    let floor = SHARD_HIGH.max(2 * l.len());
+    if l.capacity() > 2 * floor {
+        l.shrink_to(floor);
     }
 }
 
