@@ -180,3 +180,63 @@ fn shared_stack_coroutines_read_their_own_bytes() {
         }
     });
 }
+
+/// Reads parked in ring operations on an idle runtime: every worker goes
+/// to sleep with its own ring's receives in flight, and the data comes
+/// from a plain thread later. Each worker's ring must wake someone when a
+/// receive completes (the op-ring watch, `reactor/uring.rs`), or the
+/// readers would wait for ever.
+fn reads_complete_after_the_workers_slept() {
+    const READERS: usize = 16;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            goro::go!(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                let mut b = [0u8; 8];
+                // The first read waits for readiness; from then on this
+                // socket's reads are receives through the ring.
+                for round in 0..3u8 {
+                    c.read_exact(&mut b[..1]).unwrap();
+                    assert_eq!(b[0], round);
+                }
+                c.write_all(b"k").unwrap();
+            })
+        })
+        .collect();
+    let peers: Vec<std::net::TcpStream> =
+        (0..READERS).map(|_| listener.accept().unwrap().0).collect();
+    let mut peers = peers;
+    for round in 0..3u8 {
+        // Long enough for the readers to park and the workers to sleep
+        // (the search before sleeping lasts microseconds); the watchdog,
+        // not this sleep, decides whether the test fails.
+        std::thread::sleep(Duration::from_millis(30));
+        for p in &mut peers {
+            p.write_all(&[round]).unwrap();
+        }
+    }
+    for p in &mut peers {
+        let mut k = [0u8; 1];
+        p.read_exact(&mut k).unwrap();
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+}
+
+#[test]
+fn ring_reads_complete_after_the_workers_slept() {
+    let name = "ring_reads_complete_after_the_workers_slept";
+    if support::in_child(name) {
+        support::within(
+            "reads on sleeping workers",
+            reads_complete_after_the_workers_slept,
+        );
+        println!("backend={}", goro::stats().io_backend);
+        return;
+    }
+    let b = backend_in_child(name, &[("GORO_IO", "uring"), ("GORO_WORKERS", "2")]);
+    assert_eq!(b, if uring_works() { "io_uring" } else { "epoll" });
+}

@@ -15,7 +15,9 @@
 //!   that goro-channel's and goro-sync's waits run on loom threads);
 //! - the idle workers' sleeper list and searcher accounting, and each
 //!   worker's `searching` flag (`scheduler/idle.rs`, `Searchers`);
-//! - the reactor's wake-up latch (`wake_latch.rs`).
+//! - the reactor's wake-up latch (`wake_latch.rs`);
+//! - io_uring's submission gate and op-ring watch
+//!   (`reactor/submit_gate.rs`, `reactor/ring_watch.rs`).
 //!
 //! # What stays on std, and why
 //!
@@ -67,6 +69,10 @@ pub(crate) mod sync {
 
         pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
             self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        pub(crate) fn try_lock(&self) -> Option<loom::sync::MutexGuard<'_, T>> {
+            self.0.try_lock().ok()
         }
     }
 }

@@ -90,6 +90,8 @@ use crate::park::{self, Unparker};
 use crate::scheduler;
 
 mod epoll;
+mod ring_watch;
+mod submit_gate;
 mod uring;
 
 /// Whether the caller runs in a goro coroutine, so that waiting on a
@@ -350,10 +352,10 @@ fn not_pollable() -> io::Error {
 
 impl Reactor {
     /// The reactor for `choice` (epoll if io_uring is refused).
-    pub(crate) fn new(choice: IoBackend) -> io::Result<Reactor> {
+    pub(crate) fn new(choice: IoBackend, workers: usize) -> io::Result<Reactor> {
         let backend = match choice {
             IoBackend::Epoll => Backend::Epoll(epoll::Epoll::new()?),
-            IoBackend::Auto | IoBackend::Uring => match uring::Uring::new() {
+            IoBackend::Auto | IoBackend::Uring => match uring::Uring::new(workers) {
                 Ok(u) => Backend::Uring(Box::new(u)),
                 Err(_) => Backend::Epoll(epoll::Epoll::new()?),
             },
@@ -557,18 +559,45 @@ impl Reactor {
     /// [`Reactor::round`]: io_uring entries are queued or operations are
     /// in flight. Always false on epoll.
     #[inline]
-    pub(crate) fn wants_round(&self) -> bool {
+    pub(crate) fn wants_round(&self, worker: usize) -> bool {
         match &self.backend {
             Backend::Epoll(_) => false,
-            Backend::Uring(u) => u.wants_round(),
+            Backend::Uring(u) => u.wants_round(worker),
         }
     }
 
     /// A busy worker's round (io_uring): submit what is queued in one
-    /// `io_uring_enter` and reap completions without waiting.
-    pub(crate) fn round(&self) {
+    /// `io_uring_enter` per ring and reap completions without waiting.
+    pub(crate) fn round(&self, worker: usize) {
         if let Backend::Uring(u) = &self.backend {
-            u.round(|key, w| self.deliver_poll(key, w));
+            u.round(worker, |key, w| self.deliver_poll(key, w));
+        }
+    }
+
+    /// Worker `worker` searches for work before it sleeps (io_uring):
+    /// completes its own ring's finished operations, whose coroutines it
+    /// alone runs.
+    pub(crate) fn reap_own(&self, worker: usize) -> usize {
+        match &self.backend {
+            Backend::Epoll(_) => 0,
+            Backend::Uring(u) => u.reap_own(worker),
+        }
+    }
+
+    /// Worker `worker` is about to sleep (io_uring): its own ring's
+    /// operations in flight must wake the reactor owner when they
+    /// complete (`uring.rs`, "a ring per worker"). `owner`: it is the
+    /// reactor owner, whose wait submits the main ring.
+    pub(crate) fn before_sleep(&self, worker: usize, owner: bool) {
+        if let Backend::Uring(u) = &self.backend {
+            u.before_sleep(worker, owner);
+        }
+    }
+
+    /// Worker `worker` woke up (see [`Reactor::before_sleep`]).
+    pub(crate) fn after_sleep(&self, worker: usize) {
+        if let Backend::Uring(u) = &self.backend {
+            u.after_sleep(worker);
         }
     }
 
@@ -577,12 +606,12 @@ impl Reactor {
     /// them, and they would pay an `io_uring_enter` per operation) outside
     /// a testing bubble (a bubble judges a member's socket wait by polling
     /// the socket, which an operation in flight would hide).
-    fn ring(&self) -> Option<&uring::Uring> {
+    fn ring(&self) -> Option<&uring::OpRing> {
         match &self.backend {
             Backend::Uring(u)
                 if crate::context::current_task().is_some_and(|t| t.bubble.is_none()) =>
             {
-                Some(&**u)
+                u.op_ring()
             }
             _ => None,
         }

@@ -1,5 +1,7 @@
-//! The io_uring backend: completions instead of readiness, one ring shared
-//! by the runtime, submitted and reaped by the workers.
+//! The io_uring backend: completions instead of readiness. A main ring,
+//! shared by the runtime, carries readiness polls and wake-ups; each
+//! worker has an *op ring* of its own for its coroutines' data operations.
+//! Only workers submit either kind.
 //!
 //! # What goes through the ring
 //!
@@ -30,14 +32,14 @@
 //! # Submission and completion: one `io_uring_enter` per round
 //!
 //! 1. Pushing an entry takes the submission lock, writes the entry and
-//!    publishes the queue's tail; it makes no system call and sets
-//!    `dirty`. A thread that is not a worker then wakes the reactor owner
-//!    (the eventfd), whose wait submits the entry.
+//!    publishes the queue's tail; it makes no system call and marks the
+//!    ring's submission gate dirty. A thread that is not a worker then
+//!    wakes the reactor owner (the eventfd), whose wait submits the entry.
 //! 2. A worker flushes (`round`): when its local queues run dry or every
-//!    `ROUND_TASKS` tasks, it swaps `dirty` off and makes one
-//!    `io_uring_enter` that submits everything queued by every thread, then
-//!    reaps the completion queue, which is shared memory (no system call),
-//!    if no other thread is reaping.
+//!    `ROUND_TASKS` tasks, it submits its op ring and the main ring (one
+//!    `io_uring_enter` each that has entries, everything queued there by
+//!    every thread), then reaps both completion queues, which are shared
+//!    memory (no system call), where no other thread is reaping.
 //! 3. The idle worker that owns the reactor submits and waits in one
 //!    `io_uring_enter` (`min_complete` 1, with the nearest timer as its
 //!    timeout), then reaps. A completion for an entry submitted by any
@@ -45,6 +47,45 @@
 //!    the eventfd's completion that was to wake the owner; the owner
 //!    therefore waits only if the wake-up latch counted no drain since its
 //!    last look at the queues (`wake_latch.rs`).
+//!
+//! # A ring per worker
+//!
+//! The kernel serialises everything that touches one ring under that
+//! ring's mutex: every `io_uring_enter` that submits, and the task work in
+//! which a request that had to wait (a receive on an empty socket)
+//! completes, on the thread that submitted it. With one ring for both
+//! workers of the echo benchmark, the workers spent about 38% of their
+//! time spinning on that mutex in the kernel (`mutex_spin_on_owner`,
+//! `perf record -g`), and io_uring lost to epoll. So data operations
+//! (receive, send, accept) go to the op ring of the worker the coroutine
+//! runs on: its submissions, its task work and its reaping touch no other
+//! worker's ring. The coroutine is pinned to that worker (a started
+//! coroutine never leaves it, unless `Builder::migratable`), so the
+//! worker that reaps a completion is the one that runs its waiter.
+//!
+//! 4. A worker submits and reaps its own op ring in its rounds (step 2),
+//!    and reaps it while it searches for work before sleeping.
+//! 5. A worker about to sleep with operations in flight on its op ring
+//!    makes sure a one-shot poll of that ring's fd is armed on the main
+//!    ring (the *watch*), which the reactor owner waits on (and busy
+//!    workers reap: an armed watch counts in the main ring's `inflight`).
+//!    The watch fires when a completion lands; whoever reaps it reaps the
+//!    op ring (unparking the waiters, which wakes their worker) and arms
+//!    the watch again if that worker still sleeps with operations in
+//!    flight. `ring_watch.rs` holds the protocol and its model check: a
+//!    sleeping worker's ring always has exactly one watch.
+//! 6. Entries on an op ring come only from workers: from the coroutines
+//!    of its worker, and cancels of a migratable coroutine that moved
+//!    away, which that other worker submits at once (the owner may be
+//!    asleep).
+//!
+//! # One submitter at a time
+//!
+//! Busy workers submit a ring through a user-space gate
+//! (`submit_gate.rs`): a worker that finds another submitting leaves its
+//! entries to it instead of spinning on the ring's kernel mutex, and the
+//! submitter goes round again for entries marked meanwhile, so none is
+//! left queued with nobody to submit it (model-checked there).
 //!
 //! # Which threads enter the ring: workers only
 //!
@@ -133,13 +174,15 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, opcode, squeue, types};
 use parking_lot::Mutex;
 
 use super::cvt;
+use super::ring_watch::RingWatch;
+use super::submit_gate::SubmitGate;
 use crate::park::{self, Unparker};
 use crate::wake_latch::WakeLatch;
 
@@ -151,6 +194,9 @@ const TAG_POLL_WRITE: u64 = 2;
 const TAG_WAKE: u64 = 3;
 /// Completions of cancels and poll removals: nothing to do.
 const TAG_IGNORE: u64 = 4;
+/// A poll of a worker's op ring (its index above the tag) fired: the
+/// ring has completions and its worker may be asleep.
+const TAG_RING: u64 = 5;
 const TAG_MASK: u64 = 7;
 
 /// Submission queue entries. A worker flushes every round, so this bounds
@@ -159,6 +205,10 @@ const SQ_ENTRIES: u32 = 1024;
 /// Completion queue entries: room for many rounds of completions before
 /// the kernel has to keep overflow on its side (it does, `IORING_FEAT_NODROP`).
 const CQ_ENTRIES: u32 = 8192;
+/// The same for each worker's op ring, which holds only its coroutines'
+/// data operations.
+const OP_SQ_ENTRIES: u32 = 512;
+const OP_CQ_ENTRIES: u32 = 4096;
 /// Largest buffer of one operation: a read of more returns a short count
 /// (allowed by `Read`), a write of more a short write (`write_all` loops).
 pub(super) const MAX_OP_BUF: usize = 64 << 10;
@@ -178,12 +228,31 @@ pub(super) struct Uring {
     sq: Mutex<()>,
     /// Exclusive access to the completion queue (the reaper).
     cq: Mutex<()>,
-    /// Entries pushed since the last submission.
-    dirty: AtomicBool,
-    /// Data operations in flight (busy workers reap only when some are).
+    /// Entries pushed since the last submission, and who submits them
+    /// (`submit_gate.rs`).
+    gate: SubmitGate,
+    /// Watches of op rings armed here (busy workers reap only when some
+    /// are).
     inflight: AtomicUsize,
     wake: OwnedFd,
     latch: WakeLatch,
+    /// One ring per worker for its coroutines' data operations (module
+    /// docs, "a ring per worker").
+    ops: Box<[OpRing]>,
+}
+
+/// A worker's ring of data operations.
+pub(super) struct OpRing {
+    ring: IoUring,
+    sq: Mutex<()>,
+    cq: Mutex<()>,
+    gate: SubmitGate,
+    /// Data operations in flight (the worker reaps only when some are).
+    inflight: AtomicUsize,
+    /// The poll of this ring's fd on the main ring (`ring_watch.rs`).
+    watch: RingWatch,
+    /// This ring's worker.
+    index: usize,
 }
 
 const PENDING: u8 = 0;
@@ -306,7 +375,7 @@ impl Op {
 /// The waiter's hold on an op in flight; its drop orphans an op whose
 /// completion has not been seen (module docs, "a waiter that goes away").
 struct InFlight<'a> {
-    ring: &'a Uring,
+    ring: &'a OpRing,
     op: Arc<Op>,
     user_data: u64,
     taken: bool,
@@ -336,7 +405,7 @@ fn timed_out() -> io::Error {
 }
 
 impl Uring {
-    pub(super) fn new() -> io::Result<Uring> {
+    pub(super) fn new(workers: usize) -> io::Result<Uring> {
         if std::env::var_os("GORO_IO_URING_FAIL").is_some() {
             // A forced refusal, for testing the fallback.
             return Err(io::Error::from_raw_os_error(libc::EPERM));
@@ -344,6 +413,21 @@ impl Uring {
         let ring: IoUring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .build(SQ_ENTRIES)?;
+        let ops = (0..workers.max(1))
+            .map(|index| {
+                Ok(OpRing {
+                    ring: IoUring::builder()
+                        .setup_cqsize(OP_CQ_ENTRIES)
+                        .build(OP_SQ_ENTRIES)?,
+                    sq: Mutex::new(()),
+                    cq: Mutex::new(()),
+                    gate: SubmitGate::new(),
+                    inflight: AtomicUsize::new(0),
+                    watch: RingWatch::new(),
+                    index,
+                })
+            })
+            .collect::<io::Result<Box<[OpRing]>>>()?;
         let p = ring.params();
         if !p.is_feature_ext_arg() || !p.is_feature_nodrop() {
             return Err(io::Error::new(
@@ -362,10 +446,11 @@ impl Uring {
             ring,
             sq: Mutex::new(()),
             cq: Mutex::new(()),
-            dirty: AtomicBool::new(false),
+            gate: SubmitGate::new(),
             inflight: AtomicUsize::new(0),
             wake,
             latch: WakeLatch::new(),
+            ops,
         };
         // Queued, not submitted: the first worker's round or wait submits
         // it (only workers enter the ring).
@@ -412,11 +497,11 @@ impl Uring {
             }
             // Not a worker: the lock is released, so that workers can push
             // and submit meanwhile.
-            self.dirty.store(true, Ordering::Release);
+            self.gate.mark();
             self.notify();
             std::thread::yield_now();
         }
-        self.dirty.store(true, Ordering::Release);
+        self.gate.mark();
         if !worker {
             // Nobody may be about to flush: wake the reactor owner, whose
             // next wait submits the entry.
@@ -424,19 +509,11 @@ impl Uring {
         }
     }
 
-    /// Submits whatever is queued, if anything is.
+    /// Submits whatever is queued, if anything is, unless another worker
+    /// is submitting right now: then that one submits it (see the module
+    /// docs, "one submitter at a time").
     pub(super) fn submit(&self) {
-        if self.dirty.swap(false, Ordering::AcqRel) && self.ring.submit().is_err() {
-            self.dirty.store(true, Ordering::Release);
-        }
-    }
-
-    fn cancel(&self, user_data: u64) {
-        self.push(
-            opcode::AsyncCancel::new(user_data)
-                .build()
-                .user_data(TAG_IGNORE),
-        );
+        self.gate.submit(|| self.ring.submit().is_ok());
     }
 
     pub(super) fn notify(&self) {
@@ -452,9 +529,79 @@ impl Uring {
         self.latch.epoch()
     }
 
-    /// Whether a busy worker has anything to do in `round`.
-    pub(super) fn wants_round(&self) -> bool {
-        self.dirty.load(Ordering::Relaxed) || self.inflight.load(Ordering::Relaxed) > 0
+    /// Whether busy worker `index` has anything to do in `round`.
+    #[inline]
+    pub(super) fn wants_round(&self, index: usize) -> bool {
+        self.gate.is_dirty()
+            || self.inflight.load(Ordering::Relaxed) > 0
+            || self.ops.get(index).is_some_and(OpRing::wants_round)
+    }
+
+    /// The op ring of the calling worker (`None` off the workers).
+    pub(super) fn op_ring(&self) -> Option<&OpRing> {
+        let w = crate::context::worker()?;
+        self.ops.get(w.index)
+    }
+
+    /// Reaps worker `index`'s op ring without waiting (a worker that
+    /// searches for work before it sleeps).
+    pub(super) fn reap_own(&self, index: usize) -> usize {
+        self.ops
+            .get(index)
+            .filter(|r| r.inflight.load(Ordering::Relaxed) > 0)
+            .map_or(0, OpRing::reap)
+    }
+
+    /// Worker `index` is about to sleep (its sleep state published): if
+    /// operations of its ring are in flight, make sure a poll of that ring
+    /// is armed on the main ring, so that their completions wake whoever
+    /// waits there (module docs, "a ring per worker"). The caller submits
+    /// the main ring next (the reactor owner's wait), or this does.
+    pub(super) fn before_sleep(&self, index: usize, owner: bool) {
+        let Some(r) = self.ops.get(index) else {
+            return;
+        };
+        r.submit();
+        if r.inflight.load(Ordering::Relaxed) > 0 {
+            r.reap();
+        }
+        if r.watch.sleeps(r.inflight.load(Ordering::Relaxed) > 0) {
+            self.arm_watch(r);
+            if !owner {
+                self.submit();
+            }
+        }
+    }
+
+    /// Worker `index` woke up (see `before_sleep`).
+    pub(super) fn after_sleep(&self, index: usize) {
+        if let Some(r) = self.ops.get(index) {
+            r.watch.wakes();
+        }
+    }
+
+    /// Arms the poll of op ring `r` (its `RingWatch` said to).
+    fn arm_watch(&self, r: &OpRing) {
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        self.push(
+            opcode::PollAdd::new(types::Fd(r.ring.as_raw_fd()), libc::POLLIN as u32)
+                .build()
+                .user_data(((r.index as u64) << 3) | TAG_RING),
+        );
+    }
+
+    /// A poll of op ring `index` fired: reap it, and watch it again while
+    /// its worker sleeps with operations in flight (`ring_watch.rs`).
+    fn ring_fired(&self, index: usize) {
+        let Some(r) = self.ops.get(index) else {
+            return;
+        };
+        self.inflight.fetch_sub(1, Ordering::Relaxed);
+        r.watch.fired();
+        r.reap();
+        if r.watch.rearm(r.inflight.load(Ordering::Relaxed) > 0) {
+            self.arm_watch(r);
+        }
     }
 
     /// Arms a one-shot poll of `fd` for one direction under `key`.
@@ -516,13 +663,13 @@ impl Uring {
             _ => timeout,
         };
         // A read-modify-write, not a store: a pusher publishes the queue's
-        // tail and then sets `dirty` (Release). Taking `dirty` with
+        // tail and then marks the gate (Release). Taking the mark with
         // Acquire makes that tail visible to the submission below, and if
-        // this swap comes first in `dirty`'s order a pusher's flag set
-        // after it survives. A plain store gives neither: the tail read may
-        // pass it, and it may overwrite a flag set for an entry that the
-        // submission then misses.
-        self.dirty.swap(false, Ordering::AcqRel);
+        // this comes first in the gate's order a mark made after it
+        // survives. A plain store gives neither: the tail read may pass it,
+        // and it may overwrite a mark set for an entry that the submission
+        // then misses.
+        self.gate.take();
         let r = match (timeout, &cq) {
             (_, None) | (Some(Duration::ZERO), _) => self.ring.submit(),
             (Some(d), Some(_)) => {
@@ -536,7 +683,7 @@ impl Uring {
             && !matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR))
         {
             // EBUSY and friends: what was not submitted goes next round.
-            self.dirty.store(true, Ordering::Release);
+            self.gate.mark();
         }
         let _cq = cq?;
         Some(self.reap(deliver))
@@ -552,13 +699,9 @@ impl Uring {
             let ud = cqe.user_data();
             let res = cqe.result();
             match ud & TAG_MASK {
-                TAG_OP => {
-                    // SAFETY: `ud` is the reference made by `Arc::into_raw`
-                    // in `start`; a data operation has exactly one
-                    // completion, so this gives it back exactly once.
-                    let op = unsafe { Arc::from_raw(ud as *const Op) };
-                    self.inflight.fetch_sub(1, Ordering::Relaxed);
-                    op.complete(res);
+                TAG_RING => {
+                    debug_assert!(res >= 0 || res == -libc::ECANCELED);
+                    self.ring_fired((ud >> 3) as usize);
                     n += 1;
                 }
                 TAG_POLL_READ | TAG_POLL_WRITE => {
@@ -584,12 +727,99 @@ impl Uring {
         n
     }
 
-    /// Busy worker's round (step 2): submit, then reap if nobody is.
-    pub(super) fn round(&self, deliver: impl FnMut(u64, bool)) {
-        self.submit();
+    /// Busy worker `index`'s round (step 2): submit its op ring and the
+    /// main ring, then reap each if nobody is.
+    pub(super) fn round(&self, index: usize, deliver: impl FnMut(u64, bool)) {
+        if let Some(r) = self.ops.get(index) {
+            r.round();
+        }
+        if self.gate.is_dirty() {
+            self.submit();
+        }
         if let Some(_cq) = self.cq.try_lock() {
             self.reap(deliver);
         }
+    }
+}
+
+impl OpRing {
+    /// Queues `e` on this worker's ring. Only workers push here (data
+    /// operations are a coroutine's): the ring's own worker submits in its
+    /// next round; any other worker (a migratable coroutine's cancel)
+    /// submits at once, since the owner may be asleep.
+    fn push(&self, e: squeue::Entry) {
+        loop {
+            let _g = self.sq.lock();
+            // SAFETY: the submission lock gives exclusive access to the
+            // queue's user side.
+            let mut sq = unsafe { self.ring.submission_shared() };
+            // SAFETY: as in `Uring::push`: an entry points only at an
+            // `Op`'s heap buffers, kept alive by the reference in its
+            // `user_data` until the completion is reaped, or at nothing.
+            if unsafe { sq.push(&e) }.is_ok() {
+                break;
+            }
+            sq.sync();
+            if let Err(err) = self.ring.submit()
+                && err.raw_os_error() == Some(libc::EBUSY)
+            {
+                std::thread::yield_now();
+            }
+        }
+        self.gate.mark();
+        let here = crate::context::worker().map(|w| w.index);
+        debug_assert!(here.is_some(), "goro: an op ring pushed off the workers");
+        if here != Some(self.index) {
+            self.submit();
+        }
+    }
+
+    /// Submits what is queued, as `Uring::submit` does.
+    fn submit(&self) {
+        self.gate.submit(|| self.ring.submit().is_ok());
+    }
+
+    /// Whether its worker's round has anything to do here.
+    fn wants_round(&self) -> bool {
+        self.gate.is_dirty() || self.inflight.load(Ordering::Relaxed) > 0
+    }
+
+    /// Submits, then reaps if nobody else is; returns completions reaped.
+    fn round(&self) -> usize {
+        self.submit();
+        self.reap()
+    }
+
+    /// Completes every operation in the completion queue, unless another
+    /// thread is reaping it.
+    fn reap(&self) -> usize {
+        let Some(_cq) = self.cq.try_lock() else {
+            return 0;
+        };
+        let mut n = 0;
+        // SAFETY: the completion lock is held, so this is the only view of
+        // the completion queue.
+        let mut cq = unsafe { self.ring.completion_shared() };
+        for cqe in &mut cq {
+            let ud = cqe.user_data();
+            if ud & TAG_MASK == TAG_OP {
+                // SAFETY: as in `Uring::reap`: the reference made by
+                // `Arc::into_raw` in `start`, given back exactly once.
+                let op = unsafe { Arc::from_raw(ud as *const Op) };
+                self.inflight.fetch_sub(1, Ordering::Relaxed);
+                op.complete(cqe.result());
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn cancel(&self, user_data: u64) {
+        self.push(
+            opcode::AsyncCancel::new(user_data)
+                .build()
+                .user_data(TAG_IGNORE),
+        );
     }
 
     fn start(&self, op: Arc<Op>, e: squeue::Entry) -> InFlight<'_> {

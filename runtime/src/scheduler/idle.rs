@@ -322,8 +322,13 @@ fn search(local: &'static WorkerLocal) -> bool {
             return true;
         }
         spins += 1;
-        if spins.is_multiple_of(16) && start.elapsed() >= SEARCH_BEFORE_SLEEP {
-            return false;
+        if spins.is_multiple_of(16) {
+            // Its own ring's completions belong to coroutines only this
+            // worker runs (io_uring: `reactor/uring.rs`).
+            rt.reactor.reap_own(local.index);
+            if start.elapsed() >= SEARCH_BEFORE_SLEEP {
+                return false;
+            }
         }
         std::hint::spin_loop();
     }
@@ -345,6 +350,7 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
         .store(if owner { POLLING } else { PARKED }, Ordering::SeqCst);
     idle.searchers.begin_sleep(rt, local.index);
     fence(Ordering::SeqCst);
+    rt.reactor.before_sleep(local.index, owner);
     // Read before the last look at the queues (`wake_latch.rs`, "a drain
     // by someone else").
     let epoch = owner.then(|| rt.reactor.wake_epoch());
@@ -398,6 +404,7 @@ pub(crate) fn sleep(local: &'static WorkerLocal) {
         }
     }
     me.sleep.store(AWAKE, Ordering::SeqCst);
+    rt.reactor.after_sleep(local.index);
     let listed = idle.searchers.end_sleep(local.index);
     // Still on the sleeper list after a sleep bounded by RECHECK_FRESH:
     // nobody woke it, the recheck did.

@@ -236,7 +236,7 @@ fn start() -> &'static Shared {
         .collect();
     // Before the first stack is mapped.
     stack::choose_guards(cfg.light_guards);
-    let reactor = Reactor::new(cfg.io).unwrap_or_else(|e| {
+    let reactor = Reactor::new(cfg.io, cfg.workers).unwrap_or_else(|e| {
         panic!("goro: cannot start the runtime: cannot create the IO poller: {e}")
     });
     let shared: &'static Shared = Box::leak(Box::new(Shared {

@@ -230,10 +230,10 @@ impl WorkerLocal {
             // what this round's coroutines queued, and completions are
             // reaped from shared memory (`reactor/uring.rs`). A round ends
             // when the local queues run dry, or after `ROUND_TASKS` picks.
-            if reactor.wants_round()
+            if reactor.wants_round(self.index)
                 && (tick.is_multiple_of(ROUND_TASKS) || self.local_queues_empty())
             {
-                reactor.round();
+                reactor.round(self.index);
             }
             match self.next_task(tick) {
                 Some(task) => {
@@ -509,8 +509,8 @@ impl WorkerLocal {
         // Submit what the last round queued before searching or sleeping:
         // a search spins for microseconds with IO it could have started.
         let reactor = &self.shared.reactor;
-        if reactor.wants_round() {
-            reactor.round();
+        if reactor.wants_round(self.index) {
+            reactor.round(self.index);
             if self.work_visible() {
                 return;
             }
