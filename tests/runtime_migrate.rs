@@ -158,3 +158,58 @@ fn channels_and_locks_stay_exact_under_migration() {
         assert_eq!(*counter.lock(), 110_000);
     });
 }
+
+/// Migratable coroutines reading with short timeouts: a read's ring
+/// operation lives on the ring of the worker it started on, and its cancel
+/// may come from another worker after the coroutine moved. Every byte
+/// sent must still arrive exactly once, and every read ends.
+#[test]
+fn ring_reads_with_timeouts_stay_exact_under_migration() {
+    use std::io::{Read, Write};
+    support::within("migratable readers with timeouts", || {
+        const READERS: usize = 8;
+        const BYTES: usize = 200;
+        let listener = goro::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = goro::go!(move || {
+            let mut conns: Vec<_> = (0..READERS).map(|_| listener.accept().unwrap().0).collect();
+            for i in 0..BYTES {
+                for c in &mut conns {
+                    c.write_all(&[i as u8]).unwrap();
+                }
+                if i % 10 == 0 {
+                    goro::sleep(Duration::from_millis(3));
+                }
+            }
+        });
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                spawn_migratable(move || {
+                    let mut c = goro::net::TcpStream::connect(addr).unwrap();
+                    c.set_read_timeout(Some(Duration::from_micros(500)))
+                        .unwrap();
+                    let mut got = Vec::new();
+                    let mut timeouts = 0u32;
+                    while got.len() < BYTES {
+                        let mut b = [0u8; 64];
+                        match c.read(&mut b) {
+                            Ok(0) => break,
+                            Ok(n) => got.extend_from_slice(&b[..n]),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => timeouts += 1,
+                            Err(e) => panic!("read failed: {e}"),
+                        }
+                        goro::yield_now();
+                    }
+                    (got, timeouts)
+                })
+            })
+            .collect();
+        for r in readers {
+            let (got, timeouts) = r.join().unwrap();
+            eprintln!("reader: {timeouts} timed-out reads");
+            let want: Vec<u8> = (0..BYTES).map(|i| i as u8).collect();
+            assert_eq!(got, want, "bytes lost, duplicated or reordered");
+        }
+        server.join().unwrap();
+    });
+}
