@@ -508,60 +508,72 @@ impl FreeList {
     /// worker has work. Called only under light guards, after a sweep.
     fn unmap_clean(&self, size: usize, stop: &dyn Fn() -> bool) -> (usize, bool) {
         let page = page_size();
-        // Taken out whole: a taker that finds the clean list empty
-        // meanwhile maps a slab, which costs a system call, not safety.
-        let mut clean = {
+        // The runs to unmap leave the list under its lock, and the rest
+        // stays listed: a taker meanwhile waits for the lock or finds the
+        // stacks kept, and never maps a slab because the list was away.
+        let runs: Vec<Vec<RawStack>> = {
             let mut l = self.clean.lock();
             if l.len() < CLEAN_RESERVE + UNMAP_RUN {
                 shrink(&mut l);
                 return (0, false);
             }
-            std::mem::take(&mut *l)
+            if stop() {
+                return (0, true);
+            }
+            l.sort_unstable_by_key(|s| s.bottom);
+            let mut listed = l.len();
+            let mut runs = Vec::new();
+            let mut kept: Vec<RawStack> = Vec::with_capacity(CLEAN_RESERVE + UNMAP_RUN);
+            let mut rest = &l[..];
+            while !rest.is_empty() {
+                // The run of stacks adjacent in memory that `rest` starts
+                // with.
+                let mut n = 1;
+                while n < rest.len() && rest[n].guard == rest[n - 1].bottom + size {
+                    n += 1;
+                }
+                let (run, tail) = rest.split_at(n);
+                rest = tail;
+                let cut = run.len().min(listed.saturating_sub(CLEAN_RESERVE));
+                if cut < UNMAP_RUN {
+                    kept.extend_from_slice(run);
+                    continue;
+                }
+                let (gone, stay) = run.split_at(cut);
+                listed -= cut;
+                runs.push(gone.to_vec());
+                kept.extend_from_slice(stay);
+            }
+            *l = kept;
+            runs
         };
-        clean.sort_unstable_by_key(|s| s.bottom);
-        let mut listed = clean.len();
         let mut unmapped = 0;
         let mut stopped = false;
-        let mut kept: Vec<RawStack> = Vec::with_capacity(CLEAN_RESERVE + UNMAP_RUN);
-        let mut rest = &clean[..];
-        while !rest.is_empty() {
-            // The run of stacks adjacent in memory that `rest` starts with.
-            let mut n = 1;
-            while n < rest.len() && rest[n].guard == rest[n - 1].bottom + size {
-                n += 1;
-            }
-            let (run, tail) = rest.split_at(n);
-            rest = tail;
-            let cut = run.len().min(listed.saturating_sub(CLEAN_RESERVE));
+        let mut back = Vec::new();
+        for gone in runs {
             stopped = stopped || stop();
-            if cut < UNMAP_RUN || stopped {
-                kept.extend_from_slice(run);
-                continue;
-            }
-            let (gone, stay) = run.split_at(cut);
             debug_assert!(
                 gone.iter()
                     .all(|s| !s.dirty && !s.in_canary_slab && s.canary == 0)
             );
-            let (start, end) = (gone[0].guard, gone[cut - 1].bottom + size);
-            debug_assert_eq!(end - start, cut * (size + page));
+            let (start, end) = (gone[0].guard, gone[gone.len() - 1].bottom + size);
+            debug_assert_eq!(end - start, gone.len() * (size + page));
             // SAFETY: `start..end` covers exactly the guard pages and
             // usable memory of `gone`'s stacks, adjacent in one or more
             // live slab mappings (a stack is unmapped only here, once:
             // invariant 2). They are off every list, so bound to no task
-            // (invariant 1) and used by nothing; dropping them from the
-            // lists below ends the last reference to their addresses.
-            if unsafe { libc::munmap(start as *mut _, end - start) } == 0 {
-                listed -= cut;
-                unmapped += cut;
-                kept.extend_from_slice(stay);
+            // (invariant 1) and used by nothing; `gone` is the last record
+            // of their addresses, and it is dropped below.
+            if !stopped && unsafe { libc::munmap(start as *mut _, end - start) } == 0 {
+                unmapped += gone.len();
             } else {
-                kept.extend_from_slice(run);
+                // Stopped for work, or the split was refused (the
+                // mappings limit): the run stays, listed again.
+                back.extend(gone);
             }
         }
-        drop(clean);
         let mut l = self.clean.lock();
-        l.extend(kept);
+        l.extend(back);
         shrink(&mut l);
         drop(l);
         for shard in self.shards.iter() {
