@@ -404,6 +404,34 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "goro: IO operation timed out")
 }
 
+/// Writes `e` into `ring`'s submission queue under its lock `sq`; false
+/// (the lock released) if the queue is full.
+fn push_entry(ring: &IoUring, sq: &Mutex<()>, e: &squeue::Entry) -> bool {
+    let _g = sq.lock();
+    // SAFETY: the submission lock gives exclusive access to the queue's
+    // user side.
+    let mut q = unsafe { ring.submission_shared() };
+    // SAFETY: every entry goro pushes points only at memory that outlives
+    // its operation: an `Op`'s heap buffers, kept alive by the reference in
+    // `user_data` until the completion is reaped, or at nothing (polls,
+    // cancels, removals).
+    if unsafe { q.push(e) }.is_ok() {
+        return true;
+    }
+    q.sync();
+    false
+}
+
+/// A worker's submission of a full queue, on the spot.
+fn submit_full(ring: &IoUring) {
+    if let Err(err) = ring.submit()
+        && err.raw_os_error() == Some(libc::EBUSY)
+    {
+        // Too many completions pending: let a reaper catch up.
+        std::thread::yield_now();
+    }
+}
+
 impl Uring {
     pub(super) fn new(workers: usize) -> io::Result<Uring> {
         if std::env::var_os("GORO_IO_URING_FAIL").is_some() {
@@ -471,29 +499,10 @@ impl Uring {
     /// other thread, which wakes the reactor owner to submit for it.
     fn push(&self, e: squeue::Entry) {
         let worker = crate::context::worker().is_some();
-        loop {
-            {
-                let _g = self.sq.lock();
-                // SAFETY: the submission lock gives exclusive access to the
-                // queue's user side.
-                let mut sq = unsafe { self.ring.submission_shared() };
-                // SAFETY: every entry goro pushes points only at memory that
-                // outlives its operation: an `Op`'s heap buffers, kept alive
-                // by the reference in `user_data` until the completion is
-                // reaped, or at nothing (polls, cancels).
-                if unsafe { sq.push(&e) }.is_ok() {
-                    break;
-                }
-                sq.sync();
-                if worker {
-                    if let Err(err) = self.ring.submit()
-                        && err.raw_os_error() == Some(libc::EBUSY)
-                    {
-                        // Too many completions pending: let a reaper catch up.
-                        std::thread::yield_now();
-                    }
-                    continue;
-                }
+        while !push_entry(&self.ring, &self.sq, &e) {
+            if worker {
+                submit_full(&self.ring);
+                continue;
             }
             // Not a worker: the lock is released, so that workers can push
             // and submit meanwhile.
@@ -748,23 +757,8 @@ impl OpRing {
     /// next round; any other worker (a migratable coroutine's cancel)
     /// submits at once, since the owner may be asleep.
     fn push(&self, e: squeue::Entry) {
-        loop {
-            let _g = self.sq.lock();
-            // SAFETY: the submission lock gives exclusive access to the
-            // queue's user side.
-            let mut sq = unsafe { self.ring.submission_shared() };
-            // SAFETY: as in `Uring::push`: an entry points only at an
-            // `Op`'s heap buffers, kept alive by the reference in its
-            // `user_data` until the completion is reaped, or at nothing.
-            if unsafe { sq.push(&e) }.is_ok() {
-                break;
-            }
-            sq.sync();
-            if let Err(err) = self.ring.submit()
-                && err.raw_os_error() == Some(libc::EBUSY)
-            {
-                std::thread::yield_now();
-            }
+        while !push_entry(&self.ring, &self.sq, &e) {
+            submit_full(&self.ring);
         }
         self.gate.mark();
         let here = crate::context::worker().map(|w| w.index);
