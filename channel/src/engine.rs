@@ -185,6 +185,22 @@ pub(crate) enum Side {
 const QUIET_RECV: u8 = 1;
 const QUIET_SEND: u8 = 2;
 
+/// Messages a drained buffer may keep room for; above this, the buffer
+/// that a burst grew is given back once it is empty (an unbounded channel
+/// that once held 32k messages would otherwise keep that room, 24 bytes a
+/// park token, for as long as it lives).
+const BUF_KEEP: usize = 1024;
+
+/// Takes the oldest buffered message. Call under the lock.
+#[inline]
+fn take_buffered<T>(buf: &mut VecDeque<T>) -> Option<T> {
+    let v = buf.pop_front()?;
+    if buf.is_empty() && buf.capacity() > BUF_KEEP {
+        buf.shrink_to(BUF_KEEP);
+    }
+    Some(v)
+}
+
 /// Queues a waiter's packet. A queue's first allocation holds one entry,
 /// not `VecDeque`'s default four: most channels never have more than one
 /// waiter (an idle receiver), and a million parked receivers save 16 MB.
@@ -670,7 +686,7 @@ impl<T> Chan<T> {
             let mut st = self.lock();
             // 1. The buffer has a message; refill the freed slot from a
             //    waiting sender, keeping FIFO order.
-            if let Some(v) = st.buf.pop_front() {
+            if let Some(v) = take_buffered(&mut st.buf) {
                 let refilled = if st.sendq.is_empty() {
                     None
                 } else {
@@ -873,7 +889,7 @@ impl<T> Chan<T> {
         loop {
             let mut st = self.lock();
             let old = Self::take_watch(&mut st, Side::Recv, *id);
-            if let Some(v) = st.buf.pop_front() {
+            if let Some(v) = take_buffered(&mut st.buf) {
                 let refilled = if st.sendq.is_empty() {
                     None
                 } else {
@@ -1212,6 +1228,19 @@ mod tests {
         assert_eq!(c.recv(Deadline::Now), Ok(1));
         assert_eq!(c.recv(Deadline::Now), Ok(2));
         assert_eq!(c.recv(Deadline::Now), Err(RecvTimeoutError::Timeout));
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_room_back() {
+        let c = Chan::<u64>::new(None);
+        for i in 0..(8 * BUF_KEEP as u64) {
+            assert!(c.send(i, Deadline::Now).is_ok());
+        }
+        assert!(c.state.lock().buf.capacity() >= 8 * BUF_KEEP);
+        for i in 0..(8 * BUF_KEEP as u64) {
+            assert_eq!(c.recv(Deadline::Now), Ok(i));
+        }
+        assert!(c.state.lock().buf.capacity() <= BUF_KEEP);
     }
 
     #[test]
