@@ -319,3 +319,34 @@ fn config_after_start_says_so() {
         assert!(err.to_string().contains("already started"));
     });
 }
+
+/// The hook's worker filter never rules out a coroutine's thread: every
+/// coroutine, on every worker, gets "maybe" from
+/// `reactor::may_be_in_coroutine` (a "no" there would make the hook pass
+/// a coroutine's blocking socket call straight through and block its
+/// worker).
+#[test]
+fn every_worker_passes_the_worker_filter() {
+    support::within("every worker passes the worker filter", || {
+        let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+        let threads = Arc::new(threads);
+        let hs: Vec<_> = (0..2_000)
+            .map(|_| {
+                let threads = threads.clone();
+                goro::spawn(move || {
+                    assert!(goro::reactor::may_be_in_coroutine());
+                    assert!(goro::reactor::in_coroutine());
+                    threads.lock().unwrap().insert(std::thread::current().id());
+                    goro::yield_now();
+                    assert!(goro::reactor::may_be_in_coroutine());
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert!(!goro::reactor::in_coroutine());
+        let seen = threads.lock().unwrap().len();
+        assert!(seen >= 1, "no worker ran a coroutine");
+    });
+}

@@ -13,8 +13,9 @@
 //! - `curl`: 200 concurrent libcurl transfers (8 KiB each) against an
 //!   in-process HTTP server.
 //! - `redis`: 1,000 sync `redis` connections doing `INCR` for 3 s, from
-//!   1,000 coroutines and then from 1,000 OS threads, each in its own
-//!   process so their memory is measured apart (needs `redis-server`).
+//!   1,000 coroutines (private stacks, then shared stacks) and then from
+//!   1,000 OS threads, each in its own process so their memory is
+//!   measured apart (needs `redis-server`).
 //!
 //! Everything runs on 2 workers (`GORO_WORKERS` is not read: the demo
 //! sets it).
@@ -40,8 +41,9 @@ fn main() {
         "sleep" => sleep(),
         "curl" => curl(),
         "redis" => redis(),
-        "redis-coroutines" => redis_load(true),
-        "redis-threads" => redis_load(false),
+        "redis-coroutines" => redis_load(Clients::Coroutines),
+        "redis-shared" => redis_load(Clients::SharedStacks),
+        "redis-threads" => redis_load(Clients::Threads),
         other => {
             eprintln!("unknown part {other:?}: use echo, sleep, curl, redis or all");
             std::process::exit(2);
@@ -255,7 +257,7 @@ fn redis() {
         return;
     };
     let exe = std::env::current_exe().unwrap();
-    for kind in ["redis-coroutines", "redis-threads"] {
+    for kind in ["redis-coroutines", "redis-shared", "redis-threads"] {
         let out = std::process::Command::new(&exe)
             .arg(kind)
             .env("DEMO_REDIS_PORT", port.to_string())
@@ -279,7 +281,18 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn redis_load(coroutines: bool) {
+/// What runs the redis clients.
+#[derive(Clone, Copy, PartialEq)]
+enum Clients {
+    /// Coroutines on private stacks (the default).
+    Coroutines,
+    /// Coroutines on shared stacks (`Builder::shared_stack`).
+    SharedStacks,
+    /// OS threads.
+    Threads,
+}
+
+fn redis_load(kind: Clients) {
     const CLIENTS: usize = 1000;
     const RUN: Duration = Duration::from_secs(3);
     let port: u16 = std::env::var("DEMO_REDIS_PORT").unwrap().parse().unwrap();
@@ -313,7 +326,13 @@ fn redis_load(coroutines: bool) {
     let mut joins: Vec<Box<dyn FnOnce()>> = Vec::new();
     for i in 0..CLIENTS {
         let (body, client) = (body.clone(), client.clone());
-        if coroutines {
+        if kind == Clients::SharedStacks {
+            let h = goro_runtime::Builder::new()
+                .shared_stack()
+                .spawn(move || body(i, client))
+                .unwrap();
+            joins.push(Box::new(move || h.join().unwrap()));
+        } else if kind == Clients::Coroutines {
             let h = goro_runtime::go!(move || body(i, client));
             joins.push(Box::new(move || h.join().unwrap()));
         } else {
@@ -327,6 +346,7 @@ fn redis_load(coroutines: bool) {
     go.store(true, Ordering::Release);
     std::thread::sleep(RUN / 2);
     let mid = rss_kib();
+    let saved = goro_runtime::stats().saved_stack_bytes;
     std::thread::sleep(RUN / 2);
     stop.store(true, Ordering::Relaxed);
     for j in joins {
@@ -334,14 +354,22 @@ fn redis_load(coroutines: bool) {
     }
     let total = ops.load(Ordering::Relaxed);
     println!(
-        "redis: {CLIENTS} sync connections on {}: {:.0} INCR/s, memory {:.1} MiB above the start ({:.1} KiB per client)",
-        if coroutines {
-            "coroutines (2 workers)"
-        } else {
-            "OS threads"
+        "redis: {CLIENTS} sync connections on {}: {:.0} INCR/s, memory {:.1} MiB above the start ({:.1} KiB per client{})",
+        match kind {
+            Clients::Coroutines => "coroutines (2 workers)",
+            Clients::SharedStacks => "shared-stack coroutines (2 workers)",
+            Clients::Threads => "OS threads",
         },
         total as f64 / RUN.as_secs_f64(),
         mid.saturating_sub(base) as f64 / 1024.0,
         mid.saturating_sub(base) as f64 / CLIENTS as f64,
+        if kind == Clients::SharedStacks {
+            format!(
+                ", of which saved stacks {:.1} KiB",
+                saved as f64 / 1024.0 / CLIENTS as f64
+            )
+        } else {
+            String::new()
+        },
     );
 }

@@ -5,6 +5,9 @@
 //!
 //! 1. `WORKER` is set once, when a worker thread starts, and points at that
 //!    worker's leaked, thread-owned state for the rest of the process.
+//!    The same call marks the thread in the worker filter
+//!    (`worker_threads.rs`), before the worker resumes any coroutine, so
+//!    that the filter's "not a worker" proves that `CURRENT` is null.
 //! 2. `CURRENT` is non-null exactly while a worker is inside
 //!    `Coroutine::resume` for that task; the worker holds a strong reference
 //!    to the task for that whole time, so the pointer stays valid.
@@ -43,6 +46,7 @@ pub(crate) fn worker() -> Option<&'static WorkerLocal> {
 
 /// Marks this thread as the worker that owns `local` (invariant 1).
 pub(crate) fn set_worker(local: &'static WorkerLocal) {
+    crate::worker_threads::mark_this_thread();
     WORKER.with(|w| w.set(local));
 }
 

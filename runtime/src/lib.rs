@@ -119,6 +119,7 @@ mod task;
 pub mod testing;
 mod timer;
 mod wake_latch;
+mod worker_threads;
 
 pub use blocking::blocking;
 pub use bridge::block_on;

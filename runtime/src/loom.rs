@@ -17,7 +17,9 @@
 //!   worker's `searching` flag (`scheduler/idle.rs`, `Searchers`);
 //! - the reactor's wake-up latch (`wake_latch.rs`);
 //! - io_uring's submission gate and op-ring watch
-//!   (`reactor/submit_gate.rs`, `reactor/ring_watch.rs`).
+//!   (`reactor/submit_gate.rs`, `reactor/ring_watch.rs`);
+//! - the hook's worker filter (`worker_threads.rs`; its model runs on a
+//!   local set of marks, since the process-wide one is a `const` static).
 //!
 //! # What stays on std, and why
 //!
@@ -43,7 +45,9 @@ pub(crate) mod sync {
     pub(crate) use parking_lot::Mutex;
 
     pub(crate) mod atomic {
-        pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+        pub(crate) use std::sync::atomic::{
+            AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
+        };
     }
 }
 
@@ -55,7 +59,9 @@ pub(crate) mod thread {
 #[cfg(loom)]
 pub(crate) mod sync {
     pub(crate) mod atomic {
-        pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+        pub(crate) use loom::sync::atomic::{
+            AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
+        };
     }
 
     /// loom's mutex with parking_lot's interface (no poisoning).

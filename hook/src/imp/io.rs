@@ -622,9 +622,10 @@ enum Fast {
 }
 
 /// Classifies a call on `fd` with one load of its flags word and, only
-/// for a tracked blocking socket the hook has not made non-blocking, one
-/// thread-local load (which, in position-independent code, the compiler
-/// treats as a call: it makes the hook save its arguments). Everything
+/// for a tracked blocking socket the hook has not made non-blocking, the
+/// runtime's worker filter (the thread pointer and one shared word, no
+/// thread-local read: that, in position-independent code, the compiler
+/// treats as a call, which makes the hook save its arguments). Everything
 /// else that may call a function is left to the emulation, so that a hook
 /// ends in a tail jump, to the original or to the emulation.
 #[inline(always)]
@@ -643,7 +644,10 @@ fn fast_check(fd: c_int) -> Fast {
         // find out whether to park (a coroutine) or poll (a thread).
         return Fast::Emulate(st);
     }
-    if in_coroutine() {
+    // The exact answer is a thread-local read, which would make the hook
+    // save its arguments; the worker filter reads none, and a thread it
+    // cannot rule out (a worker) is decided out of line.
+    if goro_runtime::reactor::may_be_in_coroutine() {
         Fast::Slow
     } else {
         Fast::Pass

@@ -109,6 +109,26 @@ pub fn in_coroutine() -> bool {
     crate::context::in_coroutine()
 }
 
+/// A cheaper, one-sided [`in_coroutine`]: `false` proves the caller is not
+/// inside a coroutine (it is no worker thread); `true` means "maybe", and
+/// the caller asks [`in_coroutine`]. It reads no thread-local, only the
+/// thread pointer and one shared word, so a check built on it compiles
+/// without the argument spills a thread-local read costs in
+/// position-independent code. This is the plain-thread fast path of the
+/// hook (`goro-hook`'s `fast_check`).
+///
+/// ```
+/// // A plain thread of a program whose runtime has not started is no
+/// // worker, though a `true` here would not be wrong, only slower.
+/// if goro::reactor::may_be_in_coroutine() {
+///     assert!(!goro::reactor::in_coroutine());
+/// }
+/// ```
+#[inline(always)]
+pub fn may_be_in_coroutine() -> bool {
+    crate::worker_threads::may_be_worker()
+}
+
 /// Which readiness to wait for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interest {
