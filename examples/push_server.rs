@@ -503,34 +503,9 @@ fn session(hub: &Arc<Hub>, stream: TcpStream) -> io::Result<()> {
     stream.set_read_timeout(Some(hub.cfg.idle_timeout))?;
     stream.set_write_timeout(Some(hub.cfg.write_timeout))?;
     let mut lines = Lines::default();
-    // Log in: the first line must be `LOGIN <user> <room>`.
-    let Some(first) = lines.next(&stream)? else {
+    let Some((client, mut rooms)) = login(hub, &stream, &mut lines)? else {
         return Ok(());
     };
-    let mut w = first.split_whitespace();
-    let (name, room): (Box<str>, Box<str>) = match (w.next(), w.next(), w.next(), w.next()) {
-        (Some("LOGIN"), Some(u), Some(r), None) => (u.into(), r.into()),
-        _ => {
-            (&stream).write_all(b"ERR login first: LOGIN <user> <room>\n")?;
-            return Ok(());
-        }
-    };
-    let (tx, rx) = chan::bounded(hub.cfg.queue);
-    let client = Arc::new(Client {
-        id: hub.next_id.fetch_add(1, Ordering::Relaxed),
-        name,
-        stream: stream.try_clone()?,
-        tx,
-        rx,
-        flushing: AtomicBool::new(false),
-    });
-    if let Some(old) = hub.users.lock().insert(client.name.clone(), client.clone()) {
-        let _ = old.stream.shutdown(Shutdown::Both); // newest login wins
-    }
-    let mut rooms: Vec<Box<str>> = vec![room.clone()];
-    hub.join(&client, &room);
-    hub.push_str(&client, &format!("OK {}\n", client.name));
-
     let result = (|| -> io::Result<()> {
         while let Some(line) = lines.next(&stream)? {
             if command(hub, &client, &mut rooms, &line) == Flow::Stop {
@@ -560,7 +535,53 @@ fn session(hub: &Arc<Hub>, stream: TcpStream) -> io::Result<()> {
     result
 }
 
-/// Handles one command line of a logged-in client.
+/// A logged-in client and the rooms it is in.
+type LoggedIn = (Arc<Client>, Vec<Box<str>>);
+
+/// Reads the first line, which must be `LOGIN <user> <room>`, and logs the
+/// client in: `None` if the connection ended or sent something else.
+/// Never inlined, like [`command`]: its temporaries then live in a frame
+/// that is gone while the session waits for the next line, so they are
+/// not part of what a parked session keeps (with shared stacks, its saved
+/// frames).
+#[inline(never)]
+fn login(
+    hub: &Arc<Hub>,
+    stream: &TcpStream,
+    lines: &mut Lines,
+) -> io::Result<Option<LoggedIn>> {
+    let Some(first) = lines.next(stream)? else {
+        return Ok(None);
+    };
+    let mut w = first.split_whitespace();
+    let (name, room): (Box<str>, Box<str>) = match (w.next(), w.next(), w.next(), w.next()) {
+        (Some("LOGIN"), Some(u), Some(r), None) => (u.into(), r.into()),
+        _ => {
+            (&*stream).write_all(b"ERR login first: LOGIN <user> <room>\n")?;
+            return Ok(None);
+        }
+    };
+    let (tx, rx) = chan::bounded(hub.cfg.queue);
+    let client = Arc::new(Client {
+        id: hub.next_id.fetch_add(1, Ordering::Relaxed),
+        name,
+        stream: stream.try_clone()?,
+        tx,
+        rx,
+        flushing: AtomicBool::new(false),
+    });
+    if let Some(old) = hub.users.lock().insert(client.name.clone(), client.clone()) {
+        let _ = old.stream.shutdown(Shutdown::Both); // newest login wins
+    }
+    let rooms: Vec<Box<str>> = vec![room.clone()];
+    hub.join(&client, &room);
+    hub.push_str(&client, &format!("OK {}\n", client.name));
+    Ok(Some((client, rooms)))
+}
+
+/// Handles one command line of a logged-in client. Never inlined (see
+/// [`login`]).
+#[inline(never)]
 fn command(hub: &Hub, c: &Arc<Client>, rooms: &mut Vec<Box<str>>, line: &str) -> Flow {
     let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
     match cmd {
