@@ -61,9 +61,9 @@
 //!    targets), far beyond what can happen between two loads a few
 //!    nanoseconds apart.
 //! 9. Async operations and readiness waits do not queue packets: they
-//!    leave a `Watch` (a `Waker`) in `recv_watch`/`send_watch`, in the
-//!    same critical section as their failed attempt, and try again when
-//!    woken. Every unlock whose hint says a receive (a send) may succeed
+//!    leave a `Watch` (a `Waker`) in the channel's watches (`recv` or
+//!    `send`, boxed on first use), in the same critical section as their
+//!    failed attempt, and try again when woken. Every unlock whose hint says a receive (a send) may succeed
 //!    wakes the first receive (send) watcher, except on the side where
 //!    that critical section itself registered one; closing wakes all of
 //!    them. Every change that makes an operation possible ends with such
@@ -86,6 +86,7 @@ use goro_runtime::park;
 use crate::err::{RecvError, RecvTimeoutError, SendError, SendTimeoutError};
 use crate::lock::{SpinGuard, SpinLock};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::wait_queue::WaitQueue;
 use crate::waiter::{Handoff, Kind, OwnedPacket, Packet, PacketPtr, Status, Waiter};
 
 /// How long a blocking operation may wait.
@@ -154,16 +155,25 @@ struct State<T> {
     reserved: usize,
     closed: bool,
     rx_gone: bool,
-    sendq: VecDeque<PacketPtr<T>>,
-    recvq: VecDeque<PacketPtr<T>>,
+    sendq: WaitQueue<PacketPtr<T>>,
+    recvq: WaitQueue<PacketPtr<T>>,
+    /// Async operations' and readiness waiters' watches (invariant 9),
+    /// boxed on first use: most channels never have one, and every
+    /// channel's header is part of what a parked coroutine costs.
+    watch: Option<Box<Watches>>,
+}
+
+/// The watches of one channel (invariant 9).
+#[derive(Default)]
+struct Watches {
     /// Async receivers (and readiness waiters) to wake when a receive may
-    /// succeed (invariant 9).
-    recv_watch: Vec<Watch>,
+    /// succeed.
+    recv: Vec<Watch>,
     /// Async senders (and readiness waiters) to wake when a send may
-    /// succeed (invariant 9).
-    send_watch: Vec<Watch>,
+    /// succeed.
+    send: Vec<Watch>,
     /// Source of `Watch::id`s.
-    watch_ids: u64,
+    ids: u64,
 }
 
 /// A waker left on a channel by an operation that did not wait in a queue
@@ -201,22 +211,17 @@ fn take_buffered<T>(buf: &mut VecDeque<T>) -> Option<T> {
     Some(v)
 }
 
-/// Queues a waiter's packet. A queue's first allocation holds one entry,
-/// not `VecDeque`'s default four: most channels never have more than one
-/// waiter (an idle receiver), and a million parked receivers save 16 MB.
-/// Call under the lock.
+/// Queues a waiter's packet (a channel's first waiter on a side is kept
+/// inline: `wait_queue.rs`). Call under the lock.
 #[inline]
-fn enqueue<T>(q: &mut VecDeque<PacketPtr<T>>, p: PacketPtr<T>) {
-    if q.capacity() == 0 {
-        q.reserve_exact(1);
-    }
+fn enqueue<T>(q: &mut WaitQueue<PacketPtr<T>>, p: PacketPtr<T>) {
     q.push_back(p);
 }
 
 /// Pops entries until one can be claimed (invariant 3). Call under the
 /// lock. The returned packet stays valid until the caller finishes it.
 #[inline]
-fn claim_first<T>(q: &mut VecDeque<PacketPtr<T>>) -> Option<PacketPtr<T>> {
+fn claim_first<T>(q: &mut WaitQueue<PacketPtr<T>>) -> Option<PacketPtr<T>> {
     while let Some(p) = q.pop_front() {
         // SAFETY: the packet was in the queue and we hold its lock, so its
         // owner has not freed it (waiter.rs invariant 4).
@@ -229,8 +234,8 @@ fn claim_first<T>(q: &mut VecDeque<PacketPtr<T>>) -> Option<PacketPtr<T>> {
 
 /// Whether `q` holds an undecided entry of a waiter other than `own`.
 /// Call under the lock.
-fn has_live_peer<T>(q: &VecDeque<PacketPtr<T>>, own: &Waiter) -> bool {
-    q.iter().any(|p| {
+fn has_live_peer<T>(q: &WaitQueue<PacketPtr<T>>, own: &Waiter) -> bool {
+    q.any(|p| {
         // SAFETY: queued and under the lock, as in `claim_first`.
         let p = unsafe { p.get() };
         !p.belongs_to(own) && p.waiter().is_waiting()
@@ -239,17 +244,15 @@ fn has_live_peer<T>(q: &VecDeque<PacketPtr<T>>, own: &Waiter) -> bool {
 
 /// Removes `owned`'s packet from `q` if it is still there (searching from
 /// the back, where a recent registration usually is). Call under the lock.
-fn remove<T>(q: &mut VecDeque<PacketPtr<T>>, owned: &OwnedPacket<T>) {
-    if let Some(i) = q.iter().rposition(|e| e.is(owned)) {
-        q.remove(i);
-    }
+fn remove<T>(q: &mut WaitQueue<PacketPtr<T>>, owned: &OwnedPacket<T>) {
+    q.remove_last(|e| e.is(owned));
 }
 
 /// Claims every packet of `q` that can be claimed, emptying it. Call under
 /// the lock; finish the returned packets after unlocking.
-fn claim_all<T>(q: &mut VecDeque<PacketPtr<T>>) -> Vec<PacketPtr<T>> {
+fn claim_all<T>(q: &mut WaitQueue<PacketPtr<T>>) -> Vec<PacketPtr<T>> {
     let mut claimed = Vec::new();
-    for p in q.drain(..) {
+    for p in q.take_all() {
         // SAFETY: queued and under the lock, as in `claim_first`.
         if unsafe { p.get() }.claim() {
             claimed.push(p);
@@ -413,7 +416,11 @@ impl<T> Drop for Locked<'_, T> {
             let version = (word & !HINT_FLAGS).wrapping_add(HINT_VERSION);
             self.chan.hint.store(version | hint, Ordering::Release);
         }
-        if st.recv_watch.is_empty() && st.send_watch.is_empty() {
+        if st
+            .watch
+            .as_ref()
+            .is_none_or(|w| w.recv.is_empty() && w.send.is_empty())
+        {
             // SAFETY: dropped once, here, and never used after.
             unsafe { ManuallyDrop::drop(&mut self.st) };
             return;
@@ -422,17 +429,17 @@ impl<T> Drop for Locked<'_, T> {
         let closed = st.closed;
         let rx_gone = st.rx_gone;
         let quiet = self.quiet;
-        let st = &mut *self.st;
+        let w = self.st.watch.as_deref_mut().expect("watches checked above");
         let mut wake: Vec<Waker> = Vec::new();
         if closed {
-            wake.extend(st.recv_watch.drain(..).map(|w| w.waker));
-        } else if hint & RECV_MAY != 0 && quiet & QUIET_RECV == 0 && !st.recv_watch.is_empty() {
-            wake.push(st.recv_watch.remove(0).waker);
+            wake.extend(w.recv.drain(..).map(|w| w.waker));
+        } else if hint & RECV_MAY != 0 && quiet & QUIET_RECV == 0 && !w.recv.is_empty() {
+            wake.push(w.recv.remove(0).waker);
         }
         if closed || rx_gone {
-            wake.extend(st.send_watch.drain(..).map(|w| w.waker));
-        } else if hint & SEND_MAY != 0 && quiet & QUIET_SEND == 0 && !st.send_watch.is_empty() {
-            wake.push(st.send_watch.remove(0).waker);
+            wake.extend(w.send.drain(..).map(|w| w.waker));
+        } else if hint & SEND_MAY != 0 && quiet & QUIET_SEND == 0 && !w.send.is_empty() {
+            wake.push(w.send.remove(0).waker);
         }
         // SAFETY: dropped once, here, and never used after.
         unsafe { ManuallyDrop::drop(&mut self.st) };
@@ -491,11 +498,9 @@ impl<T> Chan<T> {
                 reserved: 0,
                 closed: false,
                 rx_gone: false,
-                sendq: VecDeque::new(),
-                recvq: VecDeque::new(),
-                recv_watch: Vec::new(),
-                send_watch: Vec::new(),
-                watch_ids: 0,
+                sendq: WaitQueue::new(),
+                recvq: WaitQueue::new(),
+                watch: None,
             }),
             hint: AtomicUsize::new(if cap_n > 0 { SEND_MAY } else { 0 }),
             cap: cap_n,
@@ -822,9 +827,10 @@ impl<T> Chan<T> {
     /// Takes `id`'s watch off `side` if it is still there.
     fn take_watch(st: &mut State<T>, side: Side, id: Option<u64>) -> Option<Watch> {
         let id = id?;
+        let w = st.watch.as_deref_mut()?;
         let list = match side {
-            Side::Recv => &mut st.recv_watch,
-            Side::Send => &mut st.send_watch,
+            Side::Recv => &mut w.recv,
+            Side::Send => &mut w.send,
         };
         let i = list.iter().position(|w| w.id == id)?;
         Some(list.remove(i))
@@ -839,14 +845,15 @@ impl<T> Chan<T> {
         old: Option<Watch>,
         waker: &Waker,
     ) {
+        let ws = st.watch.get_or_insert_with(Box::default);
         let watch = match old {
             Some(w) if w.waker.will_wake(waker) => w,
             _ => {
                 let n = match *id {
                     Some(n) => n,
                     None => {
-                        st.watch_ids += 1;
-                        st.watch_ids
+                        ws.ids += 1;
+                        ws.ids
                     }
                 };
                 Watch {
@@ -858,11 +865,11 @@ impl<T> Chan<T> {
         *id = Some(watch.id);
         match side {
             Side::Recv => {
-                st.recv_watch.push(watch);
+                ws.recv.push(watch);
                 st.quiet |= QUIET_RECV;
             }
             Side::Send => {
-                st.send_watch.push(watch);
+                ws.send.push(watch);
                 st.quiet |= QUIET_SEND;
             }
         }
@@ -1011,7 +1018,7 @@ impl<T> Chan<T> {
             Side::Recv => {
                 !st.buf.is_empty()
                     || st.closed
-                    || st.sendq.iter().any(|p| {
+                    || st.sendq.any(|p| {
                         // SAFETY: queued and under the lock, as in `claim_first`.
                         unsafe { p.get() }.waiter().is_waiting()
                     })
@@ -1020,7 +1027,7 @@ impl<T> Chan<T> {
                 st.closed
                     || st.rx_gone
                     || self.has_room(&st)
-                    || st.recvq.iter().any(|p| {
+                    || st.recvq.any(|p| {
                         // SAFETY: as above.
                         unsafe { p.get() }.waiter().is_waiting()
                     })

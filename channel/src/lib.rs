@@ -31,6 +31,7 @@ mod select;
 mod select_macro;
 mod time;
 mod timer;
+mod wait_queue;
 mod waiter;
 
 pub use err::{

@@ -72,10 +72,22 @@ const RETURNED: u8 = 8;
 pub(crate) struct Packet<T> {
     state: AtomicU8,
     result: UnsafeCell<Option<std::thread::Result<T>>>,
-    /// The first panic raised by a coroutine-local's destructor.
-    teardown: UnsafeCell<Option<PanicPayload>>,
     waiter: UnsafeCell<Option<Unparker>>,
-    scope: UnsafeCell<Option<Arc<ScopeData>>>,
+    /// What few coroutines have, boxed so that the others pay one word
+    /// (the packet is part of every task header, hence of what every
+    /// parked coroutine costs). Written at spawn (the scope) and by the
+    /// coroutine before `DONE` (the teardown panic), like the fields it
+    /// replaces; taken by whoever ends the packet.
+    rare: UnsafeCell<Option<Box<Rare>>>,
+}
+
+/// The rarely used part of a [`Packet`].
+#[derive(Default)]
+struct Rare {
+    /// The first panic raised by a coroutine-local's destructor.
+    teardown: Option<PanicPayload>,
+    /// The scope a scoped coroutine belongs to.
+    scope: Option<Arc<ScopeData>>,
 }
 
 impl<T> Packet<T> {
@@ -83,9 +95,28 @@ impl<T> Packet<T> {
         Packet {
             state: AtomicU8::new(0),
             result: UnsafeCell::new(None),
-            teardown: UnsafeCell::new(None),
             waiter: UnsafeCell::new(None),
-            scope: UnsafeCell::new(scope),
+            rare: UnsafeCell::new(scope.map(|scope| {
+                Box::new(Rare {
+                    teardown: None,
+                    scope: Some(scope),
+                })
+            })),
+        }
+    }
+
+    /// Takes the teardown panic and the scope.
+    ///
+    /// # Safety
+    ///
+    /// As for the fields it takes: the caller is the side that may touch
+    /// `rare` now (the coroutine before `DONE`, or the one that ends the
+    /// packet).
+    unsafe fn take_rare(&self) -> (Option<PanicPayload>, Option<Arc<ScopeData>>) {
+        // SAFETY: the caller's.
+        match unsafe { (*self.rare.get()).take() } {
+            Some(r) => (r.teardown, r.scope),
+            None => (None, None),
         }
     }
 
@@ -112,14 +143,15 @@ impl<T> Packet<T> {
     /// first panic a local's destructor raised.
     pub(crate) fn complete(&self, panicked: bool, teardown: Option<PanicPayload>) {
         let unhandled = panicked || teardown.is_some();
-        // SAFETY: invariant 2: only the coroutine writes, before DONE.
-        unsafe { *self.teardown.get() = teardown };
+        if let Some(p) = teardown {
+            // SAFETY: invariant 2: only the coroutine writes, before DONE.
+            unsafe { (*self.rare.get()).get_or_insert_with(Box::default).teardown = Some(p) };
+        }
         let prev = self.state.fetch_or(DONE, Ordering::AcqRel);
         if prev & DETACHED != 0 {
             // SAFETY: invariant 5: the handle is gone; ending the packet
             // is ours. The result was taken already (invariant 3).
-            let (teardown, scope) =
-                unsafe { ((*self.teardown.get()).take(), (*self.scope.get()).take()) };
+            let (teardown, scope) = unsafe { self.take_rare() };
             if let Some(p) = teardown {
                 drop_quietly(p);
             }
@@ -158,7 +190,7 @@ impl<T> Packet<T> {
                 (*self.result.get())
                     .take()
                     .expect("goro: coroutine result taken twice"),
-                (*self.teardown.get()).take(),
+                (*self.rare.get()).as_mut().and_then(|r| r.teardown.take()),
             )
         }
     }
@@ -173,13 +205,8 @@ impl<T> Packet<T> {
     unsafe fn end(&self) {
         // SAFETY: the caller is the one side that ends the packet, after
         // DONE (invariants 2 and 5).
-        let (result, teardown, scope) = unsafe {
-            (
-                (*self.result.get()).take(),
-                (*self.teardown.get()).take(),
-                (*self.scope.get()).take(),
-            )
-        };
+        let (result, (teardown, scope)) =
+            unsafe { ((*self.result.get()).take(), self.take_rare()) };
         let unhandled_panic = matches!(result, Some(Err(_))) || teardown.is_some();
         let dropped = catch_unwind(AssertUnwindSafe(move || {
             drop(result);
