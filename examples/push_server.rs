@@ -189,7 +189,8 @@ type Line = Arc<str>;
 /// One logged-in client, shared by its reader, its writer and pushers.
 struct Client {
     id: u64,
-    name: Box<str>,
+    /// Shared with the key of `Hub::users` (one allocation, not two).
+    name: Arc<str>,
     /// The connection (a clone of the reader's handle): written by the
     /// writer coroutine, shut down to kick the client.
     stream: TcpStream,
@@ -216,7 +217,7 @@ struct Counters {
 pub struct Hub {
     cfg: Config,
     next_id: AtomicU64,
-    users: Mutex<HashMap<Box<str>, Arc<Client>>>,
+    users: Mutex<HashMap<Arc<str>, Arc<Client>>>,
     rooms: Mutex<HashMap<Box<str>, Members>>,
     counters: Counters,
     baseline_rss: usize,
@@ -545,16 +546,12 @@ type LoggedIn = (Arc<Client>, Vec<Box<str>>);
 /// not part of what a parked session keeps (with shared stacks, its saved
 /// frames).
 #[inline(never)]
-fn login(
-    hub: &Arc<Hub>,
-    stream: &TcpStream,
-    lines: &mut Lines,
-) -> io::Result<Option<LoggedIn>> {
+fn login(hub: &Arc<Hub>, stream: &TcpStream, lines: &mut Lines) -> io::Result<Option<LoggedIn>> {
     let Some(first) = lines.next(stream)? else {
         return Ok(None);
     };
     let mut w = first.split_whitespace();
-    let (name, room): (Box<str>, Box<str>) = match (w.next(), w.next(), w.next(), w.next()) {
+    let (name, room): (Arc<str>, Box<str>) = match (w.next(), w.next(), w.next(), w.next()) {
         (Some("LOGIN"), Some(u), Some(r), None) => (u.into(), r.into()),
         _ => {
             (&*stream).write_all(b"ERR login first: LOGIN <user> <room>\n")?;

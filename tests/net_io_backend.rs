@@ -129,10 +129,10 @@ fn config_io_wins_over_the_environment() {
 }
 
 /// Coroutines on a shared stack read into buffers on that stack while
-/// they park: on io_uring the kernel must never write at those addresses
-/// (another coroutine's frames are there while the reader is parked), so
-/// every reader still gets its own bytes, including after a timed-out,
-/// cancelled read.
+/// they park: nothing may write at those addresses while the reader is
+/// parked (another coroutine's frames are there), so every reader still
+/// gets its own bytes, including after a timed-out read. (On io_uring they
+/// wait for readiness rather than lend the kernel a ring buffer.)
 #[test]
 fn shared_stack_coroutines_read_their_own_bytes() {
     support::within("shared-stack readers", || {

@@ -625,11 +625,16 @@ impl Reactor {
     /// caller a coroutine (threads use readiness: no worker flushes for
     /// them, and they would pay an `io_uring_enter` per operation) outside
     /// a testing bubble (a bubble judges a member's socket wait by polling
-    /// the socket, which an operation in flight would hide).
+    /// the socket, which an operation in flight would hide) and on a
+    /// private stack. A shared-stack coroutine waits for readiness
+    /// instead: an operation in flight holds a ring buffer (its own
+    /// buffer may be evicted with its frames), and a shared-stack
+    /// coroutine is there to park in as few bytes as it can.
     fn ring(&self) -> Option<&uring::OpRing> {
         match &self.backend {
             Backend::Uring(u)
-                if crate::context::current_task().is_some_and(|t| t.bubble.is_none()) =>
+                if crate::context::current_task()
+                    .is_some_and(|t| t.bubble.is_none() && !t.frames.is_shared()) =>
             {
                 u.op_ring()
             }

@@ -123,13 +123,16 @@
 //!   read the completion); a send copies the caller's bytes in before the
 //!   push. The caller's slice is therefore only touched by the coroutine
 //!   itself, while it runs, on its own stack or heap.
-//! - This is what makes the backend sound for coroutines on a **shared
-//!   stack** (`Builder::shared_stack`): while such a coroutine is parked
-//!   its frames are copied away and the stack holds another coroutine's
-//!   frames, so a buffer on its stack is *not* at its address while the
-//!   operation is in flight. Lending the kernel that address would let it
-//!   write into a stranger's frames. No address of a coroutine's stack is
-//!   ever put in an entry (accept's address buffer is in the `Op` too).
+//! - This is also what keeps the backend sound for coroutines on a
+//!   **shared stack** (`Builder::shared_stack`): while such a coroutine is
+//!   parked its frames are copied away and the stack holds another
+//!   coroutine's frames, so a buffer on its stack is *not* at its address
+//!   while the operation is in flight. Lending the kernel that address
+//!   would let it write into a stranger's frames. No address of a
+//!   coroutine's stack is ever put in an entry (accept's address buffer is
+//!   in the `Op` too). Shared-stack coroutines do not use the op rings at
+//!   all today (`Reactor::ring`): they wait for readiness, so that a parked
+//!   one holds no operation buffer either.
 //! - **Timeouts** are the waiter's: it parks with the deadline, and when
 //!   that passes it pushes `IORING_OP_ASYNC_CANCEL` for its operation and
 //!   keeps waiting, without a deadline, for the operation's own completion
