@@ -24,8 +24,10 @@
 //!    fd is one the hook never made non-blocking, when the fd is not a
 //!    socket the hook saw created (`fdtable.rs`), when the program made
 //!    the fd non-blocking itself, or when a timeout of zero asks not to
-//!    wait. Nothing starts the runtime: "in a coroutine" is one inline
-//!    thread-local read and the runtime is running whenever it is true.
+//!    wait. Nothing starts the runtime: "in a coroutine" is the runtime's
+//!    worker filter (the thread pointer against a word of worker marks,
+//!    inline) and, on a worker, one thread-local read; the runtime is
+//!    running whenever it is true.
 //! 2. **No recursion.** The hook's own calls to functions it defines go to
 //!    the originals. The runtime's calls (`epoll_wait` in the idle worker,
 //!    the reactor's `eventfd` writes) go through the hooks but always pass
