@@ -108,12 +108,18 @@ fn a_fresh_coroutine_saves_no_stale_bytes() {
             let c = spawn(Box::new(move || park_with_unwritten_slot(&rx_c)));
             support::eventually("the second to park", || goro::stats().parked >= 2);
             // Starting it evicted the scribbler: what is saved is the
-            // scribbler's frames.
+            // scribbler's frames, packed once the worker goes idle.
+            support::eventually("the scribbler's frames to be packed", || {
+                goro::stats().stack_packs >= 1
+            });
             let first = goro::stats().saved_stack_bytes;
             // A third evicts the second, whose frames are then measured.
             let (tx_d, rx_d) = chan::bounded::<()>(0);
             let d = spawn(Box::new(move || rx_d.recv().is_ok()));
             support::eventually("the third to park", || goro::stats().parked >= 3);
+            support::eventually("the second's frames to be packed", || {
+                goro::stats().stack_packs >= 2
+            });
             let s = goro::stats();
             assert_eq!(s.stack_copy_outs, 2, "{s:?}");
             // The second's frames are the scribbler's plus the unwritten
@@ -132,6 +138,63 @@ fn a_fresh_coroutine_saves_no_stale_bytes() {
             for h in [a, c, d] {
                 assert!(h.join().unwrap());
             }
+        },
+    );
+}
+
+/// A pair that keeps evicting each other from one shared stack copies its
+/// frames plainly and packs nothing while it runs; once both are parked
+/// and the worker goes idle, their frames are packed (and no more than
+/// the two sets of frames there are).
+#[test]
+fn a_busy_pair_copies_plainly_and_packs_at_rest() {
+    support::run_in_child(
+        "a_busy_pair_copies_plainly_and_packs_at_rest",
+        &[
+            ("GORO_WORKERS", "1"),
+            ("GORO_SHARED_STACKS_PER_WORKER", "1"),
+        ],
+        || {
+            const ROUNDS: u64 = 2_000;
+            let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+            let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+            let (stop_tx, stop_rx) = chan::bounded::<()>(0);
+            let shared = goro::Builder::new().shared_stack();
+            let a = shared
+                .clone()
+                .spawn(move || {
+                    for i in 0..ROUNDS {
+                        ping_tx.send(i).unwrap();
+                        assert_eq!(pong_rx.recv().unwrap(), i);
+                    }
+                    stop_rx.recv().is_ok()
+                })
+                .unwrap();
+            let b = shared
+                .spawn(move || {
+                    for _ in 0..ROUNDS {
+                        let i = ping_rx.recv().unwrap();
+                        pong_tx.send(i).unwrap();
+                    }
+                    true
+                })
+                .unwrap();
+            assert!(b.join().unwrap());
+            let s = goro::stats();
+            assert!(s.stack_copy_outs >= ROUNDS, "{s:?}");
+            // Packing happens only at rest (the worker idled while main
+            // joined, at most a few times) or for a coroutine that stayed
+            // evicted through 8 others' evictions: never per switch here.
+            assert!(
+                s.stack_packs < s.stack_copy_outs / 10,
+                "a busy pair packed its frames on most switches: {s:?}"
+            );
+            support::eventually("the parked one's frames to be packed", || {
+                let s = goro::stats();
+                s.parked >= 1 && s.stack_packs >= 1 && s.saved_stack_bytes > 0
+            });
+            stop_tx.send(()).unwrap();
+            assert!(a.join().unwrap());
         },
     );
 }

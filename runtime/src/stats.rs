@@ -80,6 +80,11 @@ pub struct Stats {
     pub stack_copy_ins: u64,
     /// ...and the bytes so copied.
     pub stack_copy_in_bytes: u64,
+    /// Times saved frames were packed (zero words left out, repeats
+    /// shortened) because their coroutine stayed off its stack: a copy out
+    /// is plain at first, and packed only if the coroutine is still parked
+    /// after its worker evicted a few others or went idle.
+    pub stack_packs: u64,
     /// The IO backend the reactor runs: `"io_uring"` or `"epoll"`
     /// ([`Config::io`](crate::Config::io), `GORO_IO`).
     pub io_backend: &'static str,
@@ -221,6 +226,7 @@ pub fn stats() -> Stats {
         parked += w.counters.parked.load(Ordering::Relaxed);
         saved += w.counters.saved_stack_bytes.load(Ordering::Relaxed);
         s.stack_copy_outs += w.counters.copy_outs.load(Ordering::Relaxed);
+        s.stack_packs += w.counters.packs.load(Ordering::Relaxed);
         s.stack_copy_out_bytes += w.counters.copy_out_bytes.load(Ordering::Relaxed);
         s.stack_copy_ins += w.counters.copy_ins.load(Ordering::Relaxed);
         s.stack_copy_in_bytes += w.counters.copy_in_bytes.load(Ordering::Relaxed);

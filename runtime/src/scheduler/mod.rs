@@ -103,6 +103,8 @@ pub(crate) struct WorkerCounters {
     pub(crate) copy_out_bytes: AtomicU64,
     pub(crate) copy_ins: AtomicU64,
     pub(crate) copy_in_bytes: AtomicU64,
+    /// ...and the saved frames packed after they stayed evicted.
+    pub(crate) packs: AtomicU64,
     // The runtime metrics of `Stats::per_worker` (`stats.rs` documents
     // what each counts). All single writer, this worker: `bump`.
     /// Coroutine resumes.

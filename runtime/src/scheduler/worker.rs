@@ -520,6 +520,10 @@ impl WorkerLocal {
         if self.counters().ready_depth.load(Ordering::Relaxed) != 0 {
             self.counters().ready_depth.store(0, Ordering::Relaxed);
         }
+        // Frames evicted from shared stacks as plain copies are packed:
+        // what is parked now stays parked a while (`stack/shared.rs`,
+        // step 4).
+        shared::compact_all(self.counters());
         // Pooled stacks beyond the reserve give their pages back while
         // there is nothing to run (stack pool invariant 7).
         stack::scavenge(&|| self.work_visible());

@@ -53,11 +53,17 @@
 //!    its neighbours sleep). Otherwise `S`'s owner, if any, is evicted
 //!    (unless it lends: then the coroutine waits, step 6), and the
 //!    coroutine's frames are restored. Eviction copies
-//!    `[sp - margin, top)`, packed (`pack`: zero words left out, repeated
-//!    words as one-byte references; a parked receive's 560 bytes take
-//!    about 280); restoring writes the same bytes back at the same
-//!    addresses. The buffer is kept while the coroutine runs, so a
-//!    pair that keeps evicting each other allocates nothing.
+//!    `[sp - margin, top)` as it is, a plain copy; restoring writes the
+//!    same bytes back at the same addresses. The buffer is kept while the
+//!    coroutine runs, so a pair that keeps evicting each other allocates
+//!    nothing and copies at memory speed. Each worker lists its last
+//!    [`PLAIN_KEEP`] plain copies; one that falls off the list while its
+//!    coroutine is still evicted, and every one left when the worker goes
+//!    idle, is *packed* (`pack`: zero words left out, repeated words as
+//!    one-byte references; a parked receive's 560 bytes take about 280)
+//!    and its buffer shrunk to fit. So coroutines that come back quickly
+//!    never pay for packing, and those that stay parked (an idle
+//!    connection, a million receivers) keep only their packed bytes.
 //! 5. Finish: the coroutine gives up ownership and frees its buffer.
 //! 6. A coroutine that waits for a lender's stack is kept in the stack's
 //!    `waiting` list; after every switch-out of the owner that leaves it
@@ -190,11 +196,17 @@ pub(crate) struct Frames {
     /// The stack's top minus the stack pointer at its last suspension
     /// (protocol step 3); stacks are at most `MAX_STACK_SIZE` (1 GiB).
     sp_off: Cell<u32>,
-    /// Bytes of frames that `buf` holds, packed; 0 when the frames are on
-    /// the stack (or the coroutine never ran).
+    /// Bytes of frames that `buf` holds (the length on the stack), with
+    /// [`PLAIN`] set while `buf` holds them as a plain copy rather than
+    /// packed; 0 when the frames are on the stack (or the coroutine never
+    /// ran).
     saved: Cell<u32>,
     /// Nesting count of lending calls in progress (`lend`).
-    lending: Cell<u32>,
+    lending: Cell<u16>,
+    /// The worker's eviction count at this coroutine's last eviction
+    /// (wrapping): tells [`compact`] whether an entry of the worker's
+    /// plain-copy list is still this coroutine's current eviction.
+    evicted_at: Cell<u16>,
 }
 
 impl Frames {
@@ -206,6 +218,7 @@ impl Frames {
             sp_off: Cell::new(0),
             saved: Cell::new(0),
             lending: Cell::new(0),
+            evicted_at: Cell::new(0),
         }
     }
 
@@ -257,6 +270,15 @@ impl Frames {
 
     fn lends(&self) -> bool {
         self.lending.get() > 0
+    }
+
+    /// Takes the buffer out (null, 0 if none): the caller owns it, a
+    /// `Box<[u8]>` of that many bytes.
+    fn take_buf(&self) -> (*mut u8, usize) {
+        (
+            self.buf.replace(std::ptr::null_mut()),
+            self.cap.replace(0) as usize,
+        )
     }
 
     /// Frees the buffer; returns its size in bytes.
@@ -532,9 +554,88 @@ fn bind(set: &'static Set, worker: usize) -> Option<&'static SharedStack> {
     Some(s)
 }
 
-/// Copies `old`'s frames out of `s` into its buffer, packed
-/// ([`pack`]).
-fn evict(old: &Task, s: &SharedStack, counters: &WorkerCounters) {
+/// Set in [`Frames::saved`] while the buffer holds a plain copy.
+const PLAIN: u32 = 1 << 31;
+/// Plain copies a worker keeps before it packs the oldest (step 4).
+const PLAIN_KEEP: usize = 8;
+
+/// Gives `f`'s buffer room for `need` bytes, keeping it if it has, else
+/// taking the worker's spare buffer if that is large enough (the one the
+/// last packing shrank away from), else a new one.
+fn reserve(f: &Frames, need: usize, counters: &WorkerCounters) {
+    reserve_from(f, need, counters, true);
+}
+
+/// [`reserve`], taking the spare buffer only if `spare` says so.
+fn reserve_from(f: &Frames, need: usize, counters: &WorkerCounters, spare: bool) {
+    if (f.cap.get() as usize) >= need {
+        return;
+    }
+    let old = f.free_buf();
+    let (b, cap) = match spare
+        .then(|| SPARE.with(|s| s.take_if_fits(need)))
+        .flatten()
+    {
+        Some(spare) => spare,
+        None => {
+            let cap = buffer_size(need);
+            (
+                Box::into_raw(vec![0u8; cap].into_boxed_slice()).cast::<u8>(),
+                cap,
+            )
+        }
+    };
+    f.buf.set(b);
+    f.cap.set(cap as u32);
+    bump_held(&counters.saved_stack_bytes, cap as i64 - old as i64);
+}
+
+/// One buffer a worker keeps between a packing that shrank a frames
+/// buffer and the next eviction, which takes it: the plain copies rotate
+/// through the same few allocations instead of freeing and allocating one
+/// per eviction.
+struct Spare {
+    buf: Cell<*mut u8>,
+    cap: Cell<usize>,
+}
+
+impl Spare {
+    /// Takes the spare buffer if it holds at least `need` bytes.
+    fn take_if_fits(&self, need: usize) -> Option<(*mut u8, usize)> {
+        (!self.buf.get().is_null() && self.cap.get() >= need)
+            .then(|| (self.buf.replace(std::ptr::null_mut()), self.cap.replace(0)))
+    }
+
+    /// Keeps `buf` (of `cap` bytes, from `Box<[u8]>`) as the spare,
+    /// freeing the one it held.
+    fn put(&self, buf: *mut u8, cap: usize) {
+        self.free();
+        self.buf.set(buf);
+        self.cap.set(cap);
+    }
+
+    fn free(&self) {
+        let p = self.buf.replace(std::ptr::null_mut());
+        if !p.is_null() {
+            let cap = self.cap.replace(0);
+            // SAFETY: a spare buffer came from `Box::<[u8]>::into_raw`
+            // with `cap` bytes (`Frames::take_buf`) and is null again
+            // now, so freed once.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, cap)) });
+        }
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        self.free();
+    }
+}
+
+/// Copies `old`'s frames out of `s` into its buffer, as they are (step
+/// 4): a plain copy, which [`compact`] packs later if `old` is still
+/// evicted by then.
+fn evict(old: &Arc<Task>, s: &SharedStack, counters: &WorkerCounters) {
     let f = &old.frames;
     let top = s.raw.top;
     let start = f.sp(s).saturating_sub(margin()).max(s.raw.bottom).min(top) & !15;
@@ -544,35 +645,105 @@ fn evict(old: &Task, s: &SharedStack, counters: &WorkerCounters) {
         top.is_multiple_of(16) && len.is_multiple_of(8),
         "stack top not aligned"
     );
+    // The oldest plain copy is packed first, so that the buffer it gives
+    // up can take this one.
+    let oldest = PLAIN_COPIES.with_borrow_mut(|q| {
+        if q.len() >= PLAIN_KEEP {
+            q.pop_front()
+        } else {
+            None
+        }
+    });
+    if let Some((t, at)) = oldest {
+        compact(&t, at, counters);
+    }
+    reserve(f, len, counters);
     // SAFETY: `start..top` lies in the usable part of `s`, which is mapped
     // and which nothing else uses now: `old` is suspended and its frames
-    // are what is there (it is the owner). Both ends are 8-aligned.
-    let frames = unsafe { std::slice::from_raw_parts(start as *const u64, len / 8) };
-    SCRATCH.with_borrow_mut(|packed| {
-        pack(frames, packed);
-        let need = packed.len();
-        if (f.cap.get() as usize) < need {
-            let old = f.free_buf();
-            let cap = buffer_size(need);
-            let b = Box::into_raw(vec![0u8; cap].into_boxed_slice());
-            f.buf.set(b.cast::<u8>());
-            f.cap.set(cap as u32);
-            bump_held(&counters.saved_stack_bytes, cap as i64 - old as i64);
-        }
-        // SAFETY: `buf` holds `cap` bytes (at least `need`), owned by this
-        // task's frames, touched only by its home worker (task invariant
-        // 2); `packed` is this thread's scratch, a different allocation.
-        unsafe { std::ptr::copy_nonoverlapping(packed.as_ptr(), f.buf.get(), need) };
-    });
-    f.saved.set(len as u32);
+    // are what is there (it is the owner). `buf` holds at least `len`
+    // bytes, owned by this task's frames and touched only by its home
+    // worker (task invariant 2); the two do not overlap (heap, stack).
+    unsafe { std::ptr::copy_nonoverlapping(start as *const u8, f.buf.get(), len) };
+    f.saved.set(len as u32 | PLAIN);
+    let at = EVICTIONS.get().wrapping_add(1);
+    EVICTIONS.set(at);
+    f.evicted_at.set(at);
     bump(&counters.copy_outs, 1);
     bump(&counters.copy_out_bytes, len as u64);
+    PLAIN_COPIES.with_borrow_mut(|q| q.push_back((old.clone(), at)));
+}
+
+/// Packs the frames of `t`'s eviction number `at`, if they are still a
+/// plain copy in its buffer (`t` has not been restored since), and shrinks
+/// the buffer to the packed size. Called on `t`'s home worker.
+fn compact(t: &Task, at: u16, counters: &WorkerCounters) {
+    let f = &t.frames;
+    let saved = f.saved.get();
+    if saved & PLAIN == 0 || f.evicted_at.get() != at {
+        return;
+    }
+    let len = (saved & !PLAIN) as usize;
+    WORDS.with_borrow_mut(|words| {
+        words.clear();
+        words.resize(len / 8, 0);
+        // SAFETY: `buf` holds the plain copy of `len` bytes (`evict`),
+        // owned by `t`'s frames, touched only by this, its home worker
+        // (task invariant 2), while `t` is evicted (so not running);
+        // `words` is this thread's scratch, `len` bytes long.
+        unsafe { std::ptr::copy_nonoverlapping(f.buf.get(), words.as_mut_ptr().cast::<u8>(), len) };
+        SCRATCH.with_borrow_mut(|packed| {
+            pack(words, packed);
+            let need = packed.len();
+            // Shrink to the packed size (a new buffer; the plain copy's
+            // becomes the spare for the next eviction), or grow in the
+            // rare case that packing added more (two tag bits a word) than
+            // it saved.
+            if buffer_size(need) < f.cap.get() as usize {
+                let (b, cap) = f.take_buf();
+                bump_held(&counters.saved_stack_bytes, -(cap as i64));
+                reserve_from(f, need, counters, false);
+                SPARE.with(|s| s.put(b, cap));
+            } else {
+                reserve(f, need, counters);
+            }
+            // SAFETY: `buf` holds at least `need` bytes (just above),
+            // owned as before; `packed` is this thread's scratch.
+            unsafe { std::ptr::copy_nonoverlapping(packed.as_ptr(), f.buf.get(), need) };
+        });
+    });
+    f.saved.set(len as u32);
+    bump(&counters.packs, 1);
+}
+
+/// Packs every plain copy the calling worker keeps (a worker about to
+/// sleep: what is parked then stays parked for a while, and takes its
+/// packed size).
+pub(crate) fn compact_all(counters: &WorkerCounters) {
+    while let Some((t, at)) = PLAIN_COPIES.with_borrow_mut(|q| q.pop_front()) {
+        compact(&t, at, counters);
+    }
 }
 
 thread_local! {
-    /// Where `evict` packs frames before it knows their packed size (one
-    /// per worker thread; as large as the largest eviction so far).
+    /// Where packing writes frames before it knows their packed size (one
+    /// per worker thread; as large as the largest packing so far).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// A plain copy, 8-aligned for packing (buffers are byte arrays).
+    static WORDS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// This worker's evictions, counted (wrapping).
+    static EVICTIONS: Cell<u16> = const { Cell::new(0) };
+    /// The coroutines this worker evicted as plain copies, oldest first,
+    /// with the eviction each entry is for (at most `PLAIN_KEEP`, and none
+    /// once the worker has gone idle).
+    static PLAIN_COPIES: RefCell<VecDeque<(Arc<Task>, u16)>> =
+        const { RefCell::new(VecDeque::new()) };
+    /// See [`Spare`].
+    static SPARE: Spare = const {
+        Spare {
+            buf: Cell::new(std::ptr::null_mut()),
+            cap: Cell::new(0),
+        }
+    };
 }
 
 /// Bits of a literal's slot in the table of recent literals ([`pack`]).
@@ -647,7 +818,8 @@ fn unpack(packed: &[u8], frames: &mut [u64]) {
 /// Copies `task`'s frames (if it has any saved) back into `s`.
 fn restore(task: &Task, s: &SharedStack, counters: &WorkerCounters) {
     let f = &task.frames;
-    let len = f.saved.replace(0) as usize;
+    let saved = f.saved.replace(0);
+    let len = (saved & !PLAIN) as usize;
     if len == 0 {
         // A fresh task (every other one that does not own the stack was
         // evicted, so has frames saved): clear where its first frames
@@ -664,7 +836,13 @@ fn restore(task: &Task, s: &SharedStack, counters: &WorkerCounters) {
     // so those bytes are nobody's now and get exactly the contents they
     // had when `task` switched out.
     let frames = unsafe { std::slice::from_raw_parts_mut((s.raw.top - len) as *mut u64, len / 8) };
-    unpack(b, frames);
+    if saved & PLAIN != 0 {
+        // SAFETY: the plain copy is `len` bytes at the start of `buf`, and
+        // `frames` is `len` bytes of the stack (the same bytes as above).
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), frames.as_mut_ptr().cast::<u8>(), len) };
+    } else {
+        unpack(b, frames);
+    }
     bump(&counters.copy_ins, 1);
     bump(&counters.copy_in_bytes, len as u64);
 }
