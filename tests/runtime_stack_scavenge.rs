@@ -94,16 +94,18 @@ fn burst_then_settle(shared: bool) {
     support::eventually("RSS to fall back after the burst", || {
         rss_bytes() < before + (8 << 20)
     });
-    // A second burst reuses the pool: it does not grow past the peak.
+    // A second burst reuses the pool: it does not stay grown past the
+    // peak. (Under light guards a sweep may still be unmapping the first
+    // burst's clean stacks, which it holds off the lists meanwhile, when
+    // this burst spawns: the burst then maps new ones, and for a moment
+    // the pool counts both, until the unmapping ends.)
     let again: Vec<_> = (0..BURST).map(|_| goro::go!(|| touch_stack(64))).collect();
     for h in again {
         h.join().unwrap();
     }
-    assert!(
-        goro::stats().stacks <= stacks_at_peak + 256,
-        "the pool grew from {stacks_at_peak} to {} stacks for a burst of the same size",
-        goro::stats().stacks
-    );
+    support::eventually("the pool to be back within its peak", || {
+        goro::stats().stacks <= stacks_at_peak + 256
+    });
     if !shared && light_guards() {
         // The stacks beyond the reserves were unmapped after the sweep
         // (`stack/pool.rs`, invariant 9): the pool holds fewer than at
