@@ -34,8 +34,9 @@ fn stats_count_saved_frames_and_copies() {
             // One stack: all but its owner are saved on the heap.
             assert_eq!(s1.stack_copy_outs, N - 1, "{s1:?}");
             assert!(s1.stack_copy_out_bytes >= (N - 1) * 64, "{s1:?}");
-            // Frames are packed (zeros and repeats left out), so the
-            // buffers hold less than was copied, but never much more.
+            // Frames are held as plain copies until packed (zeros and
+            // repeats left out), so the buffers never hold much more than
+            // was copied, and less once packed.
             assert!(s1.saved_stack_bytes > 0, "{s1:?}");
             assert!(
                 s1.saved_stack_bytes <= s1.stack_copy_out_bytes * 33 / 32 + (N - 1) * 16,

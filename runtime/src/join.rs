@@ -113,7 +113,9 @@ impl<T> Packet<T> {
     /// `rare` now (the coroutine before `DONE`, or the one that ends the
     /// packet).
     unsafe fn take_rare(&self) -> (Option<PanicPayload>, Option<Arc<ScopeData>>) {
-        // SAFETY: the caller's.
+        // SAFETY: the caller is the side that may touch `rare` now (this
+        // function's contract), so nothing else reads or writes it while
+        // it is taken.
         match unsafe { (*self.rare.get()).take() } {
             Some(r) => (r.teardown, r.scope),
             None => (None, None),

@@ -188,8 +188,9 @@ pub(crate) struct Frames {
     /// leaked and 8-aligned, so bit 0 tells them apart). One word, not
     /// two: this header is most of what a parked coroutine costs.
     place: Cell<usize>,
-    /// Its frames while evicted, packed (`pack`), in a boxed `[u8]` of
-    /// `cap` bytes; null if none yet. Kept (stale) while it runs.
+    /// Its frames while evicted, a plain copy or packed (`pack`; which,
+    /// [`PLAIN`] in `saved` says), in a boxed `[u8]` of `cap` bytes; null
+    /// if none yet. Kept (stale) while it runs.
     buf: Cell<*mut u8>,
     /// Capacity of `buf` in bytes.
     cap: Cell<u32>,
