@@ -425,6 +425,71 @@ fn push_entry(ring: &IoUring, sq: &Mutex<()>, e: &squeue::Entry) -> bool {
     false
 }
 
+/// A worker's op ring of `sq` entries (and `cq` completions) whose task
+/// work does not interrupt the worker (`IORING_SETUP_COOP_TASKRUN`, Linux
+/// 5.19), or, where the kernel refuses that flag, one that does.
+///
+/// Task work is how a request that had to wait (a receive on an empty
+/// socket) finishes: the kernel queues it to the thread that submitted the
+/// request. By default, queueing it sends that thread an inter-processor
+/// interrupt if it is running, and every such interrupt takes the
+/// process's signal lock on its way back to user space (`get_signal`): on
+/// the kv_server benchmark with one worker that was about a fifth of the
+/// worker's samples, most of it spinning on that lock (BENCHMARKS.md,
+/// "Cooperative task work"). With the flag the work waits for the
+/// thread's next entry into the kernel, and no later than its next timer
+/// tick. That is safe for op rings because of who is waiting:
+///
+/// - The requests of an op ring are its worker's coroutines' (module
+///   docs, step 6), and only that worker runs them. While it runs
+///   anything else they could not run anyway; when its queues run dry its
+///   round submits or, if the ring's `IORING_SQ_TASKRUN` flag says task
+///   work is pending, enters the kernel to run it ([`needs_enter`], also
+///   in the search before sleeping).
+/// - A worker that sleeps is still woken for it: `TWA_SIGNAL_NO_IPI` skips
+///   only the interrupt of a *running* thread, and wakes an interruptible
+///   sleep, which both of a worker's sleeps are (`futex` in
+///   `thread::park`, `io_uring_enter` waiting on the main ring).
+///
+/// The main ring keeps interrupting: its polls are submitted by whichever
+/// worker flushes the queue (`submit_gate.rs`), often for another
+/// worker's waiter, and a busy submitter should not hold that wake-up.
+/// The kernel keeps one task-work list per thread, though, and notifies
+/// only when the list goes from empty to not, so a main-ring completion
+/// queued behind a pending op-ring one waits with it: for no longer than
+/// the submitter's next system call (its next round, when its queues run
+/// dry) or its next timer tick, the same bound as a coroutine that runs
+/// without switching puts on its worker's other coroutines. (Cancels that
+/// another worker submits for a migratable coroutine that moved away,
+/// step 6, put task work on that other worker the same way.)
+fn op_ring(sq: u32, cq: u32) -> io::Result<IoUring> {
+    match IoUring::builder()
+        .setup_cqsize(cq)
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .build(sq)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            IoUring::builder().setup_cqsize(cq).build(sq)
+        }
+        r => r,
+    }
+}
+
+/// Whether `ring` has task work pending that only an entry into the kernel
+/// runs (see [`op_ring`]); always false on a kernel without the flag,
+/// and false while another thread holds the submission lock `sq` (it is
+/// pushing; the next round looks again).
+fn needs_enter(ring: &IoUring, sq: &Mutex<()>) -> bool {
+    let Some(_g) = sq.try_lock() else {
+        return false;
+    };
+    // SAFETY: the submission lock gives exclusive access to the queue's
+    // user side. (The view stores the tail back when dropped, so it must
+    // never be made without the lock: it would undo a concurrent push.)
+    unsafe { ring.submission_shared() }.taskrun()
+}
+
 /// A worker's submission of a full queue, on the spot.
 fn submit_full(ring: &IoUring) {
     if let Err(err) = ring.submit()
@@ -441,15 +506,14 @@ impl Uring {
             // A forced refusal, for testing the fallback.
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
-        let ring: IoUring = IoUring::builder()
+        // The main ring interrupts as usual (see `op_ring`).
+        let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .build(SQ_ENTRIES)?;
         let ops = (0..workers.max(1))
             .map(|index| {
                 Ok(OpRing {
-                    ring: IoUring::builder()
-                        .setup_cqsize(OP_CQ_ENTRIES)
-                        .build(OP_SQ_ENTRIES)?,
+                    ring: op_ring(OP_SQ_ENTRIES, OP_CQ_ENTRIES)?,
                     sq: Mutex::new(()),
                     cq: Mutex::new(()),
                     gate: SubmitGate::new(),
@@ -561,7 +625,10 @@ impl Uring {
         self.ops
             .get(index)
             .filter(|r| r.inflight.load(Ordering::Relaxed) > 0)
-            .map_or(0, OpRing::reap)
+            .map_or(0, |r| {
+                r.run_task_work();
+                r.reap()
+            })
     }
 
     /// Worker `index` is about to sleep (its sleep state published): if
@@ -784,7 +851,17 @@ impl OpRing {
     /// Submits, then reaps if nobody else is; returns completions reaped.
     fn round(&self) -> usize {
         self.submit();
+        self.run_task_work();
         self.reap()
+    }
+
+    /// Enters the kernel if completions of this ring wait there as task
+    /// work (see [`op_ring`]); a submission in the same round did that
+    /// already, so this costs a load of the ring's flags.
+    fn run_task_work(&self) {
+        if needs_enter(&self.ring, &self.sq) {
+            let _ = self.ring.submitter().submit();
+        }
     }
 
     /// Completes every operation in the completion queue, unless another
