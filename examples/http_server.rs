@@ -363,14 +363,22 @@ pub fn handle(site: &Site, mut conn: TcpStream) -> io::Result<()> {
     }
 }
 
-/// Accepts connections forever, one coroutine per connection.
+/// Accepts connections forever, one coroutine per connection, started on
+/// the workers in turn (`Builder::worker`: a coroutine stays where it
+/// starts).
 pub fn serve(site: Arc<Site>, listener: TcpListener) -> io::Result<()> {
-    for conn in listener.incoming() {
+    let workers = goro::stats().workers;
+    for (i, conn) in listener.incoming().enumerate() {
         let conn = conn?;
         let site = site.clone();
-        goro::go!(move || {
+        let spawned = goro::Builder::new().worker(i % workers).spawn(move || {
             let _ = handle(&site, conn);
         });
+        if let Err(e) = spawned {
+            // No memory for the coroutine: the connection is closed, the
+            // server goes on.
+            eprintln!("http_server: dropping a connection: {e}");
+        }
     }
     Ok(())
 }

@@ -1021,15 +1021,24 @@ pub fn handle(db: &Db, mut conn: TcpStream) -> io::Result<()> {
     }
 }
 
-/// Accepts connections forever, one coroutine per connection.
+/// Accepts connections forever, one coroutine per connection, started on
+/// the workers in turn (`Builder::worker`: a coroutine stays where it
+/// starts, and connection handlers left to start beside this loop would
+/// all share its worker).
 pub fn serve(db: Arc<Db>, listener: TcpListener) -> io::Result<()> {
-    for conn in listener.incoming() {
+    let workers = goro::stats().workers;
+    for (i, conn) in listener.incoming().enumerate() {
         let conn = conn?;
         let db = db.clone();
-        goro::go!(move || {
+        let spawned = goro::Builder::new().worker(i % workers).spawn(move || {
             // A failed connection ends only its own coroutine.
             let _ = handle(&db, conn);
         });
+        if let Err(e) = spawned {
+            // No memory for the coroutine: the connection is closed, the
+            // server goes on.
+            eprintln!("kv_server: dropping a connection: {e}");
+        }
     }
     Ok(())
 }

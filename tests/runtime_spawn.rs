@@ -350,3 +350,73 @@ fn every_worker_passes_the_worker_filter() {
         assert!(seen >= 1, "no worker ran a coroutine");
     });
 }
+
+/// The worker a coroutine runs on, by its thread's name.
+fn worker_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_string()
+}
+
+/// `Builder::worker(i)` starts the coroutine on worker `i` (modulo the
+/// worker count), from a coroutine and from a plain thread, and it is
+/// still there after it parks; a spawn loop of them spreads evenly even
+/// though every child parks at once (left to the scheduler, children of
+/// a spawner that keeps running start beside it).
+#[test]
+fn a_coroutine_starts_on_the_worker_it_was_given() {
+    support::within("Builder::worker placement", || {
+        let n = goro::stats().workers;
+        let check = move |i: usize| {
+            goro::Builder::new()
+                .worker(i)
+                .spawn(move || {
+                    let first = worker_name();
+                    goro::sleep(Duration::from_millis(1));
+                    goro::yield_now();
+                    (first, worker_name())
+                })
+                .unwrap()
+        };
+        // From a plain thread (the test's), including indexes past the end.
+        let hs: Vec<_> = (0..3 * n).map(|i| (i % n, check(i))).collect();
+        for (i, h) in hs {
+            let (first, after) = h.join().unwrap();
+            assert_eq!(first, format!("goro-worker-{i}"));
+            assert_eq!(after, first, "a coroutine moved after parking");
+        }
+        // From a coroutine.
+        let from_co = goro::go!(move || {
+            let hs: Vec<_> = (0..2 * n).map(|i| (i % n, check(i))).collect();
+            hs.into_iter()
+                .map(|(i, h)| (i, h.join().unwrap().0))
+                .collect::<Vec<_>>()
+        });
+        for (i, first) in from_co.join().unwrap() {
+            assert_eq!(first, format!("goro-worker-{i}"));
+        }
+        // Many parked at once, spread evenly.
+        let counts: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
+        let (tx, rx) = goro::chan::bounded::<()>(0);
+        let hs: Vec<_> = (0..64 * n)
+            .map(|i| {
+                let (counts, rx) = (counts.clone(), rx.clone());
+                goro::Builder::new()
+                    .worker(i)
+                    .spawn(move || {
+                        let name = worker_name();
+                        let w: usize = name.trim_start_matches("goro-worker-").parse().unwrap();
+                        counts[w].fetch_add(1, Ordering::Relaxed);
+                        let _ = rx.recv();
+                    })
+                    .unwrap()
+            })
+            .collect();
+        drop(rx);
+        drop(tx);
+        for h in hs {
+            h.join().unwrap();
+        }
+        for (w, c) in counts.iter().enumerate() {
+            assert_eq!(c.load(Ordering::Relaxed), 64, "worker {w}");
+        }
+    });
+}

@@ -52,6 +52,7 @@ pub struct Builder {
     migratable: bool,
     unguarded_stack: bool,
     shared_stack: Option<bool>,
+    worker: Option<usize>,
     bubble: Option<Arc<crate::testing::Bubble>>,
 }
 
@@ -158,6 +159,57 @@ impl Builder {
     /// ```
     pub unsafe fn migratable(mut self) -> Builder {
         self.migratable = true;
+        self
+    }
+
+    /// Starts the coroutine on worker `index` (modulo the number of
+    /// workers) instead of wherever the scheduler would start it.
+    ///
+    /// A coroutine stays on the worker that first runs it (unless
+    /// [`migratable`](Builder::migratable)), so where it starts decides,
+    /// for its whole life, which coroutines share a thread and a core with
+    /// it. The scheduler starts a coroutine on its spawner's worker unless
+    /// that worker is backed up, which keeps partners that talk to each
+    /// other together, but an accept loop spawning a long-lived handler
+    /// per connection then keeps every connection on the worker it runs on
+    /// (its handlers start while it waits for the next connection), and
+    /// the other workers sit idle. Spreading such handlers over the
+    /// workers, round robin, is what this is for:
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let listener = goro::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = listener.local_addr().unwrap();
+    /// let workers = goro::stats().workers;
+    /// let server = goro::go!(move || {
+    ///     for (i, conn) in listener.incoming().take(4).enumerate() {
+    ///         let mut conn = conn.unwrap();
+    ///         goro::Builder::new()
+    ///             .worker(i % workers)
+    ///             .spawn(move || {
+    ///                 let mut b = [0; 1];
+    ///                 while conn.read(&mut b).unwrap() == 1 {
+    ///                     conn.write_all(&b).unwrap();
+    ///                 }
+    ///             })
+    ///             .unwrap();
+    ///     }
+    /// });
+    /// for _ in 0..4 {
+    ///     let mut c = goro::net::TcpStream::connect(addr).unwrap();
+    ///     c.write_all(b"x").unwrap();
+    ///     let mut b = [0; 1];
+    ///     c.read_exact(&mut b).unwrap();
+    ///     assert_eq!(&b, b"x");
+    /// }
+    /// server.join().unwrap();
+    /// ```
+    ///
+    /// The coroutine waits in that worker's queue even when another worker
+    /// is idle. Inside a testing bubble ([`goro::testing`](crate::testing))
+    /// the bubble decides and this is ignored.
+    pub fn worker(mut self, index: usize) -> Builder {
+        self.worker = Some(index);
         self
     }
 
@@ -306,6 +358,8 @@ impl Builder {
         let handle = unsafe { JoinHandle::new(task.clone(), id) };
         if let Some(b) = bubble {
             b.spawned(task);
+        } else if let Some(i) = self.worker {
+            rt.push_fresh_on(task, i % rt.workers.len());
         } else if rt.push_fresh(task) {
             yield_now();
         }

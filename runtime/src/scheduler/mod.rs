@@ -289,6 +289,23 @@ impl Shared {
         backlog
     }
 
+    /// Queues a fresh task for worker `index` alone (`Builder::worker`):
+    /// homed there before it starts, so no queue treats it as stealable,
+    /// and delivered through the worker's inbox like a pinned wake-up.
+    pub(crate) fn push_fresh_on(&self, task: Arc<Task>, index: usize) {
+        task.set_home(index as u32);
+        match context::worker() {
+            Some(w) if std::ptr::eq(w.shared, self) => {
+                w.counters().spawned.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                self.outside_spawned.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.workers[index].inbox.push(task);
+        self.wake_worker(index);
+    }
+
     /// Wakes worker `index` if it sleeps (it has pinned work in its inbox).
     pub(crate) fn wake_worker(&self, index: usize) {
         std::sync::atomic::fence(Ordering::SeqCst);
