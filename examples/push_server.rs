@@ -627,12 +627,21 @@ fn command(hub: &Hub, c: &Arc<Client>, rooms: &mut Vec<Box<str>>, line: &str) ->
     Flow::Go
 }
 
-/// Accepts connections forever, a coroutine each.
+/// Accepts connections forever, a coroutine each, started on the workers
+/// in turn (`Builder::worker`: a coroutine stays where it starts).
 pub fn serve(hub: Arc<Hub>, listener: TcpListener) -> io::Result<()> {
-    for conn in listener.incoming() {
+    let workers = goro::stats().workers;
+    for (i, conn) in listener.incoming().enumerate() {
         let conn = conn?;
         let hub = hub.clone();
-        goro::go!(move || serve_conn(hub, conn));
+        let spawned = goro::Builder::new()
+            .worker(i % workers)
+            .spawn(move || serve_conn(hub, conn));
+        if let Err(e) = spawned {
+            // No memory for the coroutine: the connection is closed, the
+            // gateway goes on.
+            eprintln!("push_server: dropping a connection: {e}");
+        }
     }
     Ok(())
 }

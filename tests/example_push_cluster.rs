@@ -172,7 +172,7 @@ fn every_member_on_every_gateway_gets_each_message_once() {
 #[test]
 fn a_gateway_without_its_redis_fails_to_start_with_an_error() {
     support::within("cluster mode, no Redis", || {
-        let port = clients::free_port(); // nothing listens there
+        let (_held, port) = clients::refusing_port();
         let cc = ClusterConfig::new(format!("127.0.0.1:{port}"), "x");
         let err = Hub::with_cluster(push_server::Config::default(), cc)
             .err()

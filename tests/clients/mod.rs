@@ -114,6 +114,24 @@ impl Drop for Server {
     }
 }
 
+/// A loopback port where nothing listens, held for as long as the socket
+/// lives: bound but not listening, so a connect there is refused, and no
+/// other test running meanwhile can be given the port (a released "free"
+/// port can be, and then a connect reaches that test's server).
+pub fn refusing_port() -> (socket2::Socket, u16) {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    s.bind(&any.into()).expect("bind 127.0.0.1:0");
+    let port = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("a bound port");
+    (s, port)
+}
+
 /// A free loopback port (bound, then released: the caller's server binds
 /// it next; the window is small and a clash fails loudly, never hangs).
 pub fn free_port() -> u16 {
