@@ -13,9 +13,10 @@
 //!    call said `WouldBlock` (see `goro_runtime::reactor`, invariant 2).
 //!    Nothing is cleared, so a readiness edge can never be lost between the
 //!    call and the wait, and the common case (data already there) costs
-//!    exactly one system call. On the io_uring backend, stream reads,
-//!    writes and accepts from coroutines (`PollFd::recv`, `send`,
-//!    `accept`) complete through the ring instead; the runtime's
+//!    exactly one system call. (The one exception, a drained mark that
+//!    is set only if no edge came since the read began, is below.) On the
+//!    io_uring backend, stream reads, writes and accepts from coroutines
+//!    (`PollFd::recv`, `send`, `accept`) complete through the ring instead; the runtime's
 //!    `reactor/uring.rs` argues why no data is lost to a timeout and why
 //!    no buffer of the caller's is ever lent to the kernel. Everything
 //!    else still follows the sequence protocol, with readiness from polls
@@ -35,13 +36,13 @@
 //!    with `EAGAIN` (kind `WouldBlock`), exactly the error std reports on
 //!    Linux.
 //!
-//! Rejected: skipping the `recv` after a short read (tokio clears read
-//! readiness when a read returns less than asked, which saves the one
-//! `recv` per wait that says `EAGAIN`). A short read does not prove the next
-//! one would block: an end of file (or a reset) that arrived with the last
-//! data is still pending and sends no further edge, so the reader would
-//! wait forever. Tokio can do it because its readiness keeps a sticky
-//! "read closed" bit; the runtime's reactor reports only sequence numbers.
+//! On epoll, a stream read that returned less than it asked marks the
+//! socket drained, and the next read waits for the next edge without a
+//! `recv` that would say `EAGAIN` (tokio does the same). That cannot lose
+//! an end of file or an error that came with the last data, because a
+//! hang-up edge turns the saving off for good, nor a datagram, because
+//! only stream sockets are marked: `goro_runtime`'s `reactor/read_seq.rs`
+//! argues it, with a model check.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};

@@ -20,6 +20,9 @@
 //!   (`reactor/submit_gate.rs`, `reactor/ring_watch.rs`);
 //! - the hook's worker filter (`worker_threads.rs`; its model runs on a
 //!   local set of marks, since the process-wide one is a `const` static).
+//! - epoll's drained mark on the read sequence (`reactor/read_seq.rs`,
+//!   written against a small `Word` trait that std's and loom's atomics
+//!   both implement, since the reactor's sources stay on std).
 //!
 //! # What stays on std, and why
 //!

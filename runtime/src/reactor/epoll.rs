@@ -25,7 +25,8 @@ const WAKE_KEY: u64 = u64::MAX;
 /// Events taken per `epoll_wait`.
 const EVENTS_PER_POLL: usize = 1024;
 /// What every fd is registered for: both directions, edge-triggered.
-const FD_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+const FD_EVENTS: u32 =
+    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET) as u32;
 
 pub(super) struct Epoll {
     epoll: OwnedFd,
@@ -37,7 +38,9 @@ pub(super) struct Epoll {
 }
 
 /// Readiness reported for one registration key: `(key, readable, writable)`.
-pub(super) type Ready = (u64, bool, bool);
+/// `(key, readable, writable, hang-up)`: the last is `EPOLLHUP`,
+/// `EPOLLERR`, `EPOLLRDHUP` or `EPOLLPRI` (`read_seq.rs`).
+pub(super) type Ready = (u64, bool, bool, bool);
 
 impl Epoll {
     pub(super) fn new() -> io::Result<Epoll> {
@@ -148,7 +151,8 @@ impl Epoll {
             let readable =
                 flags & ((libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 | err) != 0;
             let writable = flags & (libc::EPOLLOUT as u32 | err) != 0;
-            deliver((key, readable, writable));
+            let hup = flags & ((libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 | err) != 0;
+            deliver((key, readable, writable, hup));
         }
         Some(())
     }

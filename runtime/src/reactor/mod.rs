@@ -39,7 +39,9 @@
 //!    `WouldBlock` waits until the sequence moves. An edge that arrives
 //!    between the syscall and the wait has already moved it, so no edge is
 //!    lost and no flag needs clearing. A bump wakes every waiter of that
-//!    direction; each re-checks.
+//!    direction; each re-checks. On epoll the read sequence also carries
+//!    a "drained" mark that lets a stream read after a short read wait
+//!    without its `recv` (`read_seq.rs`); an edge clears it as it bumps.
 //! 3. Dropping a `Registration` deletes the fd from epoll, marks the
 //!    source closed and wakes every waiter, all before returning, so the
 //!    owner can close the fd only after nobody waits on it and no event for
@@ -90,6 +92,7 @@ use crate::park::{self, Unparker};
 use crate::scheduler;
 
 mod epoll;
+mod read_seq;
 mod ring_watch;
 mod submit_gate;
 mod uring;
@@ -165,6 +168,24 @@ struct Source {
     drained: AtomicBool,
 }
 
+/// Whether `fd` is a stream socket (`SO_TYPE`); false if that cannot be
+/// told.
+fn is_stream(fd: RawFd) -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: an int-sized out-parameter for SO_TYPE.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    r == 0 && ty == libc::SOCK_STREAM
+}
+
 /// Why [`Source::wait`] stopped without readiness.
 enum Ended {
     Closed,
@@ -198,7 +219,17 @@ impl Source {
 
     /// An edge in `dir`: bump the sequence, wake the waiters.
     fn ready(&self, dir: usize) {
-        self.seq[dir].fetch_add(1, Ordering::AcqRel);
+        self.ready_with(dir, false);
+    }
+
+    /// [`Source::ready`] for an edge that may report a hang-up (epoll):
+    /// the read word follows `read_seq.rs`'s rule.
+    fn ready_with(&self, dir: usize, hup: bool) {
+        if dir == 0 {
+            read_seq::edge(&self.seq[0], hup);
+        } else {
+            self.seq[1].fetch_add(1, Ordering::AcqRel);
+        }
         self.wake(dir);
     }
 
@@ -522,13 +553,13 @@ impl Reactor {
     }
 
     /// A readiness edge for `key`.
-    fn deliver(&self, key: u64, readable: bool, writable: bool) {
+    fn deliver(&self, key: u64, readable: bool, writable: bool, hup: bool) {
         let Some(source) = self.source_of(key) else {
             return;
         };
         for (dir, ready) in [readable, writable].into_iter().enumerate() {
             if ready {
-                source.ready(dir);
+                source.ready_with(dir, hup);
             }
         }
     }
@@ -563,9 +594,9 @@ impl Reactor {
         match &self.backend {
             Backend::Epoll(e) => {
                 let mut n = 0;
-                e.poll(timeout, |(key, r, w)| {
+                e.poll(timeout, |(key, r, w, hup)| {
                     n += 1;
-                    self.deliver(key, r, w);
+                    self.deliver(key, r, w, hup);
                 });
                 n
             }
@@ -847,10 +878,22 @@ impl Registration {
                 }
             }
             let seen = self.seq(Interest::Readable);
+            // epoll: the last read drained the socket and no edge came
+            // since, so this one would say EAGAIN (`read_seq.rs`).
+            let epoll = matches!(r.backend, Backend::Epoll(_));
+            if epoll && read_seq::skip(seen) && !buf.is_empty() {
+                let d = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                self.wait(Interest::Readable, seen, d)?;
+                continue;
+            }
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
             let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n >= 0 {
-                return Ok(n as usize);
+                let n = n as usize;
+                if epoll && n > 0 && n < buf.len() {
+                    read_seq::short_read(&self.source.seq[0], seen, || is_stream(self.fd));
+                }
+                return Ok(n);
             }
             let e = io::Error::last_os_error();
             match e.kind() {
