@@ -226,18 +226,28 @@ fn reads_complete_after_the_workers_slept() {
     }
 }
 
+/// Runs `body` (watched as `what`) in a child process of test `name` with
+/// `GORO_IO=io` on two workers, and returns the backend the child ran on;
+/// in the child itself, runs `body` and returns `None`.
+fn on_backend(name: &str, what: &str, io: &str, body: fn()) -> Option<String> {
+    if support::in_child(name) {
+        support::within(what, body);
+        println!("backend={}", goro::stats().io_backend);
+        return None;
+    }
+    Some(backend_in_child(
+        name,
+        &[("GORO_IO", io), ("GORO_WORKERS", "2")],
+    ))
+}
+
 #[test]
 fn ring_reads_complete_after_the_workers_slept() {
     let name = "ring_reads_complete_after_the_workers_slept";
-    if support::in_child(name) {
-        support::within(
-            "reads on sleeping workers",
-            reads_complete_after_the_workers_slept,
-        );
-        println!("backend={}", goro::stats().io_backend);
+    let what = "reads on sleeping workers";
+    let Some(b) = on_backend(name, what, "uring", reads_complete_after_the_workers_slept) else {
         return;
-    }
-    let b = backend_in_child(name, &[("GORO_IO", "uring"), ("GORO_WORKERS", "2")]);
+    };
     assert_eq!(b, if uring_works() { "io_uring" } else { "epoll" });
 }
 
@@ -290,12 +300,9 @@ fn many_echoes_at_once() {
 #[test]
 fn many_echoes_at_once_each_get_their_own_bytes() {
     let name = "many_echoes_at_once_each_get_their_own_bytes";
-    if support::in_child(name) {
-        support::within("1,500 echoes at once", many_echoes_at_once);
-        println!("backend={}", goro::stats().io_backend);
+    let Some(b) = on_backend(name, "1,500 echoes at once", "uring", many_echoes_at_once) else {
         return;
-    }
-    let b = backend_in_child(name, &[("GORO_IO", "uring"), ("GORO_WORKERS", "2")]);
+    };
     assert_eq!(b, if uring_works() { "io_uring" } else { "epoll" });
 }
 
@@ -404,11 +411,9 @@ fn short_reads_then_the_rest() {
 #[test]
 fn epoll_short_reads_lose_nothing() {
     let name = "epoll_short_reads_lose_nothing";
-    if support::in_child(name) {
-        support::within("short reads on epoll", short_reads_then_the_rest);
-        println!("backend={}", goro::stats().io_backend);
+    let what = "short reads on epoll";
+    let Some(b) = on_backend(name, what, "epoll", short_reads_then_the_rest) else {
         return;
-    }
-    let b = backend_in_child(name, &[("GORO_IO", "epoll"), ("GORO_WORKERS", "2")]);
+    };
     assert_eq!(b, "epoll");
 }

@@ -856,8 +856,9 @@ impl OpRing {
     }
 
     /// Enters the kernel if completions of this ring wait there as task
-    /// work (see [`op_ring`]); a submission in the same round did that
-    /// already, so this costs a load of the ring's flags.
+    /// work (see [`op_ring`]). A submission in the same round ran it
+    /// already, so usually this only takes the uncontended submission
+    /// lock and reads the ring's flags.
     fn run_task_work(&self) {
         if needs_enter(&self.ring, &self.sq) {
             let _ = self.ring.submitter().submit();

@@ -274,14 +274,10 @@ impl Shared {
     /// Queues a task that has not started (spawn). Returns whether the
     /// spawning coroutine should yield (`WorkerLocal::push_fresh`).
     pub(crate) fn push_fresh(&self, task: Arc<Task>) -> bool {
-        let backlog = match context::worker() {
-            Some(w) if std::ptr::eq(w.shared, self) => {
-                w.counters().spawned.fetch_add(1, Ordering::Relaxed);
-                w.push_fresh(task)
-            }
-            _ => {
+        let backlog = match self.count_spawn() {
+            Some(w) => w.push_fresh(task),
+            None => {
                 self.injector.push(task);
-                self.outside_spawned.fetch_add(1, Ordering::Relaxed);
                 false
             }
         };
@@ -294,16 +290,24 @@ impl Shared {
     /// and delivered through the worker's inbox like a pinned wake-up.
     pub(crate) fn push_fresh_on(&self, task: Arc<Task>, index: usize) {
         task.set_home(index as u32);
+        self.count_spawn();
+        self.workers[index].inbox.push(task);
+        self.wake_worker(index);
+    }
+
+    /// Counts a spawn: on the spawning worker of this runtime, which it
+    /// returns, or as a spawn from outside the workers.
+    fn count_spawn(&self) -> Option<&'static WorkerLocal> {
         match context::worker() {
             Some(w) if std::ptr::eq(w.shared, self) => {
                 w.counters().spawned.fetch_add(1, Ordering::Relaxed);
+                Some(w)
             }
             _ => {
                 self.outside_spawned.fetch_add(1, Ordering::Relaxed);
+                None
             }
         }
-        self.workers[index].inbox.push(task);
-        self.wake_worker(index);
     }
 
     /// Wakes worker `index` if it sleeps (it has pinned work in its inbox).
